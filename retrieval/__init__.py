@@ -4,7 +4,15 @@ search, and grounded prompt building with numbered citations."""
 from retrieval.embedder import Embedder
 from retrieval.prompt import NO_CONTEXT_ANSWER, GroundedPrompt, build_grounded_prompt
 from retrieval.search import Hit, Retriever
-from retrieval.store import Chunk, CourseNotFoundError, CourseStore, InvalidCourseNameError, SourceInfo
+from retrieval.store import (
+    Chunk,
+    CourseNotFoundError,
+    CourseStore,
+    EmbedderMismatchError,
+    InvalidCourseNameError,
+    SourceInfo,
+    SourceNotFoundError,
+)
 
 __all__ = [
     "NO_CONTEXT_ANSWER",
@@ -12,10 +20,12 @@ __all__ = [
     "CourseNotFoundError",
     "CourseStore",
     "Embedder",
+    "EmbedderMismatchError",
     "GroundedPrompt",
     "Hit",
     "InvalidCourseNameError",
     "Retriever",
     "SourceInfo",
+    "SourceNotFoundError",
     "build_grounded_prompt",
 ]

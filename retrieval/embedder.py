@@ -26,6 +26,7 @@ class Embedder:
             raise FileNotFoundError(f"Embedding model folder {self.folder} does not exist.")
         self.model = SentenceTransformer(str(self.folder), device=device, local_files_only=True)
         self.tokenizer = self.model.tokenizer
+        self._counter = _untruncated_backend(self.tokenizer)
         self.batch_size = batch_size
         self.name = self.folder.name if self.folder.name != "model" else self.folder.parent.name
         # Text beyond this many tokens is truncated by the model: chunks must fit inside it.
@@ -33,7 +34,9 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` without special tokens, as the splitter measures chunks."""
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        if self._counter is not None:
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def embed(self, texts: list[str], *, show_progress: bool = False) -> list[list[float]]:
         """Unit-length embeddings, one per text, in order."""
@@ -47,3 +50,20 @@ class Embedder:
             show_progress_bar=show_progress,
         )
         return vectors.tolist()
+
+
+def _untruncated_backend(tokenizer):
+    """A copy of the fast (Rust) tokenizer without truncation or padding, or None for a slow one.
+
+    The model's own copy truncates to its window, which would make every long text count as
+    "fits"; the copy also counts without the per-call Python overhead and length warnings.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter

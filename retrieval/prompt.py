@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 
 from retrieval.search import Hit
@@ -28,19 +30,25 @@ class GroundedPrompt:
     sources: list[Hit]
 
 
+# Any spelling of an opening or closing source tag: "<source", "</SOURCE >", "< / source".
+SOURCE_TAG = re.compile(r"<(\s*/?\s*source)", re.IGNORECASE)
+
+
 def quote_source(n: int, hit: Hit) -> str:
     """One source, delimited so the model reads it as quoted material."""
     pages = str(hit.page) if hit.page == hit.page_end else f"{hit.page}-{hit.page_end}"
-    # Neutralise anything in the text that could close the delimiter early.
-    body = hit.text.replace("<source", "&lt;source").replace("</source>", "&lt;/source&gt;")
-    return f'<source n="{n}" file="{hit.source}" pages="{pages}">\n{body}\n</source>'
+    # Neutralise anything in the text, or in the file name, that could close the delimiter early.
+    body = SOURCE_TAG.sub(r"&lt;\1", hit.text)
+    file = html.escape(" ".join(hit.source.split()), quote=True)  # one line, no quote or bracket
+    return f'<source n="{n}" file="{file}" pages="{pages}">\n{body}\n</source>'
 
 
 def format_sources(hits: list[Hit]) -> str:
     return "\n\n".join(quote_source(n, hit) for n, hit in enumerate(hits, start=1))
 
 
-def build_grounded_prompt(question: str, hits: list[Hit], *, system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
+def build_grounded_prompt(question: str, hits: list[Hit], *,
+                          system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.
 
     Callers check for an empty ``hits`` first and answer ``NO_CONTEXT_ANSWER`` instead.

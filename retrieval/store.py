@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 COURSE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 MANIFEST_PREFIX = "src:"
 SCHEMA_KEY = "tutor_schema"
+EMBEDDER_KEY = "tutor_embedder"  # the model that made the course's vectors
 
 
 class CourseNotFoundError(LookupError):
@@ -34,6 +35,29 @@ class CourseNotFoundError(LookupError):
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         listing = ", ".join(known) if known else "none yet"
         super().__init__(f"Unknown course {course!r}.{hint} Known courses: {listing}.")
+
+
+class SourceNotFoundError(LookupError):
+    """The course has no such file; the message suggests near matches."""
+
+    def __init__(self, course: str, source: str, known: list[str]):
+        self.course, self.source, self.known = course, source, known
+        close = difflib.get_close_matches(source, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        super().__init__(f"Course {course!r} has no source {source!r}.{hint} "
+                         "List its files with `tutor sources --course COURSE`.")
+
+
+class EmbedderMismatchError(ValueError):
+    """A course indexed by one embedding model, written to with another."""
+
+    def __init__(self, course: str, stored: str, given: str):
+        self.course, self.stored, self.given = course, stored, given
+        super().__init__(
+            f"Course {course!r} was indexed with the embedding model {stored!r}, but {given!r} is "
+            f"configured. Vectors of different models cannot be mixed: configure {stored!r} again, or "
+            f"remove the course (`tutor remove --course {course}`) and ingest it again."
+        )
 
 
 class InvalidCourseNameError(ValueError):
@@ -125,13 +149,21 @@ class CourseStore:
                 raise
             raise CourseNotFoundError(course, self.courses()) from None
 
-    def _collection_or_create(self, course: str):
+    def _collection_or_create(self, course: str, embedder: str | None = None):
         return self.client.get_or_create_collection(
             check_course_name(course),
             configuration={"hnsw": {"space": "cosine"}},
-            metadata={SCHEMA_KEY: 1},
+            metadata={SCHEMA_KEY: 1, **({EMBEDDER_KEY: embedder} if embedder else {})},
             embedding_function=None,
         )
+
+    def check_embedder(self, course: str, embedder: str) -> None:
+        """Raise EmbedderMismatchError if ``course`` exists and was indexed with another model."""
+        if check_course_name(course) not in self.courses():
+            return
+        stored = (self._collection(course).metadata or {}).get(EMBEDDER_KEY)
+        if stored is not None and stored != embedder:
+            raise EmbedderMismatchError(course, str(stored), embedder)
 
     def require_course(self, course: str) -> None:
         """Raise CourseNotFoundError (listing the known courses) unless ``course`` exists."""
@@ -182,13 +214,16 @@ class CourseStore:
 
     # -- writes ----------------------------------------------------------------------
     def replace_source(self, course: str, source: str, chunks: list[Chunk], embeddings: list[list[float]],
-                       pages: int) -> None:
-        """Make ``chunks`` the live content of ``source``, replacing any earlier version."""
+                       pages: int, embedder: str | None = None) -> None:
+        """Make ``chunks`` the live content of ``source``, replacing any earlier version.
+
+        ``embedder`` names the model that made ``embeddings``; a new course records it.
+        """
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings for {source}.")
         file_hash = chunks[0].file_hash if chunks else "empty"
         version = _version(source, file_hash)
-        collection = self._collection_or_create(course)
+        collection = self._collection_or_create(course, embedder)
         ids = [f"{version}:{c.index}" for c in chunks]
         metadatas = [{**asdict(c), "course": course, "version": version} for c in chunks]
         for meta in metadatas:
@@ -208,10 +243,7 @@ class CourseStore:
         collection = self._collection(course)
         entry = self._manifest(collection).get(source)
         if entry is None:
-            known = sorted(self._manifest(collection))
-            close = difflib.get_close_matches(source, known, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise LookupError(f"Course {course!r} has no source {source!r}.{hint}")
+            raise SourceNotFoundError(course, source, sorted(self._manifest(collection)))
         with self._manifest_lock:
             self._write_manifest(collection, source, None)
         collection.delete(where={"source": source})
@@ -236,6 +268,20 @@ class CourseStore:
         """Chunks stored for ``course``, live or not (used by tests and repair checks)."""
         return self._collection(course).count()
 
+    def chunks(self, course: str, source: str | None = None) -> list[Chunk]:
+        """The live chunks of ``course`` (of one ``source`` if given), by source and index."""
+        collection = self._collection(course)
+        live = self._live_versions(collection)
+        if not live:
+            return []
+        where: dict = {"version": {"$in": live}}
+        if source is not None:
+            where = {"$and": [where, {"source": source}]}
+        result = collection.get(where=where, include=["documents", "metadatas"])
+        pairs = zip(result["documents"], result["metadatas"], strict=True)
+        found = [_chunk(text, meta) for text, meta in pairs]
+        return sorted(found, key=lambda chunk: (chunk.source, chunk.index))
+
     def query(self, course: str, embedding: list[float], k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` live chunks nearest to ``embedding``, with cosine similarity."""
         collection = self._collection(course)
@@ -251,7 +297,10 @@ class CourseStore:
         hits = []
         for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
                                         result["distances"][0], strict=True):
-            chunk = Chunk(text=text, source=meta["source"], page_start=meta["page_start"],
-                          page_end=meta["page_end"], index=meta["index"], file_hash=meta["file_hash"])
-            hits.append((chunk, 1.0 - float(distance)))
+            hits.append((_chunk(text, meta), 1.0 - float(distance)))
         return hits
+
+
+def _chunk(text: str, meta: dict) -> Chunk:
+    return Chunk(text=text, source=meta["source"], page_start=meta["page_start"], page_end=meta["page_end"],
+                 index=meta["index"], file_hash=meta["file_hash"])

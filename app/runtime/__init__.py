@@ -25,8 +25,17 @@ __all__ = [
 
 
 def load_runtime(model: str | None, *, data_dir, backend: str = "hf", **options) -> Runtime:
-    """Build the runtime for ``model`` (a folder, a GGUF file, or None for the default)."""
+    """Build the runtime for ``model`` (a folder, a GGUF file, or None for the default).
+
+    A folder that ``tutor quantize`` wrote (GPTQ) loads through the "gptq" backend even as "hf".
+    """
     from app.runtime.base import BACKENDS
+
+    if backend == "hf" and model is not None:
+        from app.runtime.gptq import quantization_method
+
+        if quantization_method(model) == "gptq":
+            backend = "gptq"
 
     if backend not in BACKENDS:
         from app.runtime.base import import_backend

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.runtime.base import (
@@ -14,6 +15,7 @@ from app.runtime.base import (
     register_backend,
 )
 from app.runtime.models import resolve_llm_folder
+from app.runtime.streaming import cut_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ class HFRuntime:
         device: "cpu", "cuda", or "auto" (GPU when there is one).
         dtype: "float32", "bfloat16" or "float16"; float32 is the safe CPU default.
         batch_size: the most sequences run through the model at once.
+        load_in_bits: 4 or 8 to quantise the weights with bitsandbytes while loading; None keeps them.
     """
 
     def __init__(
@@ -38,9 +41,10 @@ class HFRuntime:
         device: str = "auto",
         dtype: str = "float32",
         batch_size: int = 16,
+        load_in_bits: int | None = None,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         started = time.perf_counter()
         self.folder = resolve_llm_folder(model, data_dir)
@@ -51,13 +55,31 @@ class HFRuntime:
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=getattr(torch, dtype))
-        self.model.to(self.device).eval()
+        self.model = self._load_model(getattr(torch, dtype), load_in_bits)
         self.batch_size = batch_size
         # One forward pass at a time: the model is shared by the server's worker threads.
         self.lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
+
+    def _load_model(self, dtype, load_in_bits: int | None):
+        """The model in eval mode on ``self.device``; the GPTQ backend loads its own way."""
+        from transformers import AutoModelForCausalLM
+
+        if load_in_bits is None:
+            return AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype).to(self.device).eval()
+        if load_in_bits not in (4, 8):
+            raise ValueError(f"load_in_bits is {load_in_bits}; use 4 or 8 (bitsandbytes), or None.")
+        from transformers import AutoConfig, BitsAndBytesConfig
+
+        config = AutoConfig.from_pretrained(self.folder)
+        if (getattr(config, "quantization_config", None) or {}).get("quant_method") == "gguf":
+            del config.quantization_config  # a converted GGUF folder's note: its saved weights are plain
+        quantization = BitsAndBytesConfig(load_in_4bit=load_in_bits == 4, load_in_8bit=load_in_bits == 8,
+                                          bnb_4bit_compute_dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(self.folder, config=config, dtype=dtype,
+                                                    device_map=str(self.device),
+                                                    quantization_config=quantization).eval()
 
     @property
     def max_length(self) -> int:
@@ -114,8 +136,62 @@ class HFRuntime:
         return GenerationResult(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(ids),
                                 finish_reason=finish)
 
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Yield the answer's text piece by piece while one request generates.
+
+        Generation runs in a thread holding the model lock; closing the iterator early
+        (a client that disconnects) stops it at the next token.
+        """
+        from transformers import TextIteratorStreamer
+
+        prompt = self.format_chat(request.messages)
+        encoded = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancelled = threading.Event()
+        failures: list[BaseException] = []
+        options = {"do_sample": request.temperature > 0, "max_new_tokens": request.max_new_tokens}
+        if request.temperature > 0:
+            options["temperature"] = request.temperature
+        if request.stop:
+            options.update(stop_strings=request.stop, tokenizer=self.tokenizer)
+
+        def run() -> None:
+            import torch
+
+            try:
+                with self.lock, torch.inference_mode():
+                    self.model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
+                                        streamer=streamer, stopping_criteria=[_StopWhenSet(cancelled)],
+                                        **options)
+            except BaseException as error:  # re-raised in the consuming thread below
+                failures.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="hf-stream", daemon=True)
+        worker.start()
+        try:
+            yield from cut_at_stop(streamer, request.stop)
+        finally:
+            cancelled.set()
+            worker.join()
+        if failures:
+            raise failures[0]
+
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
         from app.runtime.scoring import score_continuations
 
         with self.lock:
             return score_continuations(self, requests)
+
+
+class _StopWhenSet:
+    """A generation stopping criterion that fires once ``event`` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = self.event.is_set()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)

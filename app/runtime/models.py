@@ -103,6 +103,9 @@ def convert_gguf(gguf: Path, models_dir: Path) -> Path:
     # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
+    # The GGUF origin is not a quantisation of the saved weights: drop it so 4-bit loads work.
+    if hasattr(fresh.config, "quantization_config"):
+        del fresh.config.quantization_config
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     fresh.save_pretrained(partial)

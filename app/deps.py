@@ -1,0 +1,46 @@
+"""Dependencies for routes: the long-lived objects the lifespan put on ``app.state``.
+
+Routes use only these aliases, so tests swap in fakes with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from app.errors import ServiceNotReadyError
+from app.runtime import Runtime
+from app.settings import Settings
+from retrieval import CourseStore, Retriever
+
+
+def _loaded(request: Request, name: str) -> Any:
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        raise ServiceNotReadyError(
+            f"The server is not ready: its {name} is not loaded. Wait for start-up to finish and retry."
+        )
+    return value
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_runtime(request: Request) -> Runtime:
+    return _loaded(request, "runtime")
+
+
+def get_store(request: Request) -> CourseStore:
+    return _loaded(request, "store")
+
+
+def get_retriever(request: Request) -> Retriever:
+    return _loaded(request, "retriever")
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+StoreDep = Annotated[CourseStore, Depends(get_store)]
+RetrieverDep = Annotated[Retriever, Depends(get_retriever)]

@@ -1,0 +1,1 @@
+"""Multiple-choice answering: letter extraction, log-likelihood scoring, metrics, the engine and routes."""

@@ -1,0 +1,109 @@
+"""Evaluate the MCQ engine on a JSONL file of questions (the schema of ``shared/data/mcq``).
+
+Each line: ``{"id", "question", "choices": [...], "answer_index"?, "answer_key"?, "labels"?, "subject"?}``.
+Labels and gold answers are optional; without gold only the no-letter rate is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction
+from app.mcq.letters import LETTERS
+from app.mcq.metrics import aggregate
+
+logger = logging.getLogger(__name__)
+
+
+class MCQFileError(ValueError):
+    """A questions file that cannot be read as MCQ JSONL."""
+
+
+@dataclass
+class EvalSummary:
+    """What one evaluation run measured."""
+
+    file: str
+    method: str
+    prompt_format: str
+    questions: int
+    acc: float | None
+    acc_norm: float | None
+    no_letter_rate: float | None
+    seconds: float
+    questions_per_second: float
+
+
+def _gold_index(row: dict, choices: list[str], where: str) -> int | None:
+    if row.get("answer_index") is not None:
+        index = int(row["answer_index"])
+    elif row.get("answer_key") is not None:
+        labels = row.get("labels") or list(LETTERS[: len(choices)])
+        if row["answer_key"] not in labels:
+            raise MCQFileError(f"{where}: answer_key {row['answer_key']!r} is not one of the labels "
+                               f"{labels}.")
+        index = labels.index(row["answer_key"])
+    else:
+        return None
+    if not 0 <= index < len(choices):
+        raise MCQFileError(f"{where}: the gold answer {index} is outside its {len(choices)} choices.")
+    return index
+
+
+def parse_row(row: dict, where: str) -> MCQItem:
+    """One JSONL row as an MCQItem; ``where`` (file:line) names the row in errors."""
+    question, choices = row.get("question"), row.get("choices")
+    if not isinstance(question, str) or not isinstance(choices, list) or not choices:
+        raise MCQFileError(f"{where}: each row needs a 'question' string and a non-empty 'choices' list.")
+    choices = [str(choice) for choice in choices]
+    return MCQItem(question=question, choices=choices, id=str(row.get("id", where)),
+                   answer=_gold_index(row, choices, where))
+
+
+def read_mcq_jsonl(path: Path, limit: int | None = None) -> list[MCQItem]:
+    """The first ``limit`` questions of a JSONL file (all when None)."""
+    if not path.is_file():
+        raise MCQFileError(f"Questions file {path} does not exist.")
+    items = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if limit is not None and len(items) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise MCQFileError(f"{path}:{number}: not valid JSON ({error.msg}).") from error
+            items.append(parse_row(row, f"{path}:{number}"))
+    return items
+
+
+def result_row(item: MCQItem, prediction: MCQPrediction) -> dict:
+    """One line of the per-item results file."""
+    return {"id": item.id, "gold": None if item.answer is None else LETTERS[item.answer],
+            "answer": prediction.letter, "answer_norm": prediction.letter_norm, "correct": prediction.correct,
+            "logliks": prediction.logliks, "raw_text": prediction.raw_text, "reason": prediction.reason}
+
+
+def evaluate_file(engine: MCQEngine, path: Path, options: MCQOptions, *, limit: int | None = None,
+                  out: Path | None = None) -> EvalSummary:
+    """Answer every question of ``path``, write per-item results to ``out``, and summarise."""
+    items = read_mcq_jsonl(path, limit)
+    started = time.perf_counter()
+    predictions = engine.answer(items, options, progress=lambda done: logger.info("%d/%d", done, len(items)))
+    seconds = time.perf_counter() - started
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as handle:
+            for item, prediction in zip(items, predictions, strict=True):
+                handle.write(json.dumps(result_row(item, prediction)) + "\n")
+    metrics = aggregate([p.outcome() for p in predictions])
+    return EvalSummary(file=str(path), method=options.method, prompt_format=options.format_name,
+                       questions=len(items), acc=metrics["acc"], acc_norm=metrics["acc_norm"],
+                       no_letter_rate=metrics["no_letter_rate"], seconds=round(seconds, 3),
+                       questions_per_second=round(len(items) / seconds, 3) if seconds > 0 else 0.0)

@@ -1,0 +1,1 @@
+"""An OpenAI-compatible API: each course is a model, ``tutor/<course>``, answering with citations."""

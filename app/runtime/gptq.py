@@ -1,0 +1,66 @@
+"""The GPTQ backend: a folder that ``tutor quantize`` (GPTQModel) wrote, loaded through GPTQModel.
+
+Everything but loading is the HF backend's: GPTQModel returns the transformers model with its
+linear layers swapped for packed int4/int8 kernels, so generation and scoring run unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from app.runtime.base import register_backend
+from app.runtime.hf import HFRuntime
+
+logger = logging.getLogger(__name__)
+
+# GPTQModel's CPU thread pool fails on small machines unless its worker count is set (2 on two cores).
+MIN_CPU_WORKERS, MAX_CPU_WORKERS = 2, 8
+
+
+class GPTQNotInstalledError(ImportError):
+    """The folder is GPTQ-quantised but the optional GPTQModel package is missing."""
+
+
+def quantization_method(folder: str | Path) -> str | None:
+    """The ``quant_method`` in a model folder's config.json (e.g. "gptq"), or None for plain weights."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    method = (config.get("quantization_config") or {}).get("quant_method")
+    return str(method).lower() if method else None
+
+
+def import_gptqmodel():
+    """Import GPTQModel with this machine's settings, or explain how to install it."""
+    workers = max(MIN_CPU_WORKERS, min(os.cpu_count() or MIN_CPU_WORKERS, MAX_CPU_WORKERS))
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(workers))
+    try:
+        import gptqmodel
+    except ImportError as error:
+        raise GPTQNotInstalledError(
+            "Loading or writing a GPTQ model needs the optional GPTQModel package; install it with "
+            "`pip install -e .[quant]` (gptqmodel 7.6.0, which matches torch 2.13)."
+        ) from error
+    return gptqmodel
+
+
+@register_backend("gptq")
+class GPTQRuntime(HFRuntime):
+    """A GPTQ-quantised folder served like any HF folder (see ``HFRuntime`` for the arguments)."""
+
+    def _load_model(self, dtype, load_in_bits: int | None):
+        if load_in_bits is not None:
+            raise ValueError(
+                f"{self.folder} is already GPTQ-quantised; load it without load_in_bits={load_in_bits}."
+            )
+        gptqmodel = import_gptqmodel()
+        import torch
+
+        if self.device.type == "cuda" and dtype == torch.float32:
+            dtype = torch.float16  # GPTQ's GPU kernels compute in half precision
+        wrapper = gptqmodel.GPTQModel.load(str(self.folder), device=str(self.device), dtype=dtype)
+        return wrapper.model.eval()

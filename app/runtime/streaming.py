@@ -1,0 +1,57 @@
+"""Helpers shared by the backends that stream text piece by piece."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from app.runtime.base import GenerationRequest
+
+
+def cut_at_stop(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:
+    """Pass text pieces through, ending the stream before the first stop string.
+
+    Text that could still be the start of a stop string is held back until the
+    next piece shows whether it is one, so no part of a stop string is ever sent.
+
+    >>> list(cut_at_stop(["Ans", "wer\\nQue", "stion: x"], ["\\nQuestion:"]))
+    ['Ans', 'wer']
+    """
+    if not stops:
+        yield from (piece for piece in pieces if piece)
+        return
+    pending = ""
+    for piece in pieces:
+        pending += piece
+        positions = [pending.find(stop) for stop in stops if stop in pending]
+        if positions:
+            if head := pending[: min(positions)]:
+                yield head
+            return
+        keep = _longest_stop_prefix_suffix(pending, stops)
+        if ready := pending[: len(pending) - keep]:
+            yield ready
+        pending = pending[len(pending) - keep :]
+    if pending:
+        yield pending
+
+
+def _longest_stop_prefix_suffix(text: str, stops: list[str]) -> int:
+    """Length of the longest end of ``text`` that is the beginning of a stop string."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+def stream_text(runtime: object, request: GenerationRequest) -> Iterator[str]:
+    """The runtime's token stream, or its whole answer at once for a backend that cannot stream."""
+    stream = getattr(runtime, "stream", None)
+    if stream is not None:
+        yield from stream(request)
+        return
+    [result] = runtime.generate([request])
+    if result.text:
+        yield result.text

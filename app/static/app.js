@@ -1,0 +1,247 @@
+// The student page: pick a course, ask (the answer streams in from POST /v1/ask/stream),
+// open a citation, or answer a multiple-choice question with POST /v1/mcq. No build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const LETTERS = "ABCDEFGHIJ";
+const KEY_STORAGE = "tutor-api-key";
+
+function headers() {
+  const result = { "Content-Type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) result["X-API-Key"] = key;
+  return result;
+}
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.detail || response.statusText;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+async function loadCourses() {
+  const response = await fetch("/v1/courses", { headers: headers() });
+  if (!response.ok) {
+    setStatus(await errorText(response), true);
+    return;
+  }
+  const { courses } = await response.json();
+  const select = $("course");
+  select.replaceChildren(...courses.map((course) => {
+    const option = document.createElement("option");
+    option.value = course.name;
+    option.textContent = `${course.name} (${course.sources} files)`;
+    return option;
+  }));
+  setStatus(courses.length ? "" : "No course yet: ask your instructor to upload one.");
+}
+
+// --- Ask -----------------------------------------------------------------------------
+
+let citations = [];
+
+function showCitation(n) {
+  const citation = citations.find((c) => c.n === n);
+  if (!citation) return;
+  $("detail-title").textContent = `[${citation.n}] ${citation.source}`;
+  $("detail-meta").textContent = `Page ${citation.page} · relevance ${citation.score.toFixed(2)}`;
+  $("detail-excerpt").textContent = citation.excerpt;
+  $("citation-detail").hidden = false;
+  document.querySelectorAll("#citations button").forEach((button) => {
+    button.classList.toggle("selected", Number(button.dataset.n) === n);
+  });
+}
+
+function citationButton(n, label, className) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.dataset.n = String(n);
+  button.textContent = label;
+  button.addEventListener("click", () => showCitation(n));
+  return button;
+}
+
+function renderCitations() {
+  $("citations").replaceChildren(...citations.map((c) => {
+    const item = document.createElement("li");
+    item.append(citationButton(c.n, `[${c.n}] ${c.source}, p. ${c.page}`, "citation"));
+    return item;
+  }));
+}
+
+// The finished answer, with each [n] it cites turned into a button that opens that source.
+function renderAnswer(text) {
+  const known = new Set(citations.map((c) => c.n));
+  const parts = text.split(/(\[\d+\])/);
+  $("answer").replaceChildren(...parts.map((part) => {
+    const match = part.match(/^\[(\d+)\]$/);
+    if (match && known.has(Number(match[1]))) return citationButton(Number(match[1]), part, "cite");
+    return document.createTextNode(part);
+  }));
+}
+
+// Yields the JSON payload of each server-sent event of a fetch response.
+async function* serverEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
+      if (data) yield JSON.parse(data);
+    }
+  }
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question) return;
+  $("ask-button").disabled = true;
+  $("citation-detail").hidden = true;
+  $("answer").textContent = "";
+  $("answer").classList.add("streaming");
+  citations = [];
+  renderCitations();
+  setStatus("Searching the course…");
+  let answer = "";
+  try {
+    const response = await fetch("/v1/ask/stream", {
+      method: "POST", headers: headers(),
+      body: JSON.stringify({ course: $("course").value, question }),
+    });
+    if (!response.ok) throw new Error(await errorText(response));
+    for await (const message of serverEvents(response)) {
+      if (message.type === "citations") {
+        citations = message.citations;
+        renderCitations();
+        setStatus("Writing the answer…");
+      } else if (message.type === "delta") {
+        answer += message.text;
+        $("answer").textContent = answer;
+      } else if (message.type === "done") {
+        renderAnswer(message.answer);
+        setStatus(`Answered in ${message.timings.total_s.toFixed(1)} s.`);
+      } else if (message.type === "error") {
+        throw new Error(message.detail);
+      }
+    }
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    $("answer").classList.remove("streaming");
+    $("ask-button").disabled = false;
+  }
+}
+
+// --- Multiple choice -------------------------------------------------------------------
+
+function addOption(text = "") {
+  const count = $("mcq-options").children.length;
+  if (count >= LETTERS.length) return;
+  const row = document.createElement("label");
+  row.className = "option";
+  const letter = document.createElement("span");
+  letter.className = "letter";
+  letter.textContent = LETTERS[count];
+  const input = document.createElement("input");
+  input.type = "text";
+  input.value = text;
+  input.placeholder = `Option ${LETTERS[count]}`;
+  row.append(letter, input);
+  $("mcq-options").append(row);
+}
+
+// The chosen letter, then one bar per option: its probability among the options (softmax of the
+// log-likelihoods), with the log-likelihood itself on hover.
+function renderScores(result, options) {
+  const chosen = document.createElement("p");
+  chosen.className = "chosen";
+  const index = result.answer ? LETTERS.indexOf(result.answer) : -1;
+  chosen.textContent = index >= 0 ? `Answer: ${result.answer} — ${options[index]}`
+    : `No answer: ${result.reason || "the model named no option."}`;
+  const rows = (result.scores || []).map((score, i) => {
+    const row = document.createElement("div");
+    row.className = "score" + (score.letter === result.answer ? " best" : "");
+    row.title = `${options[i]} (log-likelihood ${score.loglik.toFixed(2)})`;
+    const letter = document.createElement("span");
+    letter.textContent = score.letter;
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.style.width = `${Math.max(1, Math.round(100 * score.prob))}%`;
+    bar.append(fill);
+    const value = document.createElement("span");
+    value.textContent = `${(100 * score.prob).toFixed(1)} %`;
+    row.append(letter, bar, value);
+    return row;
+  });
+  $("mcq-result").replaceChildren(chosen, ...rows);
+}
+
+async function answerMcq(event) {
+  event.preventDefault();
+  const choices = [...$("mcq-options").querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
+  if (choices.length < 2) {
+    setStatus("Give at least two options.", true);
+    return;
+  }
+  const request = { question: $("mcq-question").value.trim(), choices, method: "loglik" };
+  if ($("mcq-context").checked && $("course").value) {
+    Object.assign(request, { course: $("course").value, use_context: true });
+  }
+  $("mcq-button").disabled = true;
+  setStatus("Scoring the options…");
+  try {
+    const response = await fetch("/v1/mcq", { method: "POST", headers: headers(), body: JSON.stringify(request) });
+    if (!response.ok) throw new Error(await errorText(response));
+    renderScores(await response.json(), choices);
+    setStatus("");
+  } catch (error) {
+    setStatus(error.message, true);
+  } finally {
+    $("mcq-button").disabled = false;
+  }
+}
+
+// --- Wiring ------------------------------------------------------------------------------
+
+function showMode(mode) {
+  for (const name of ["ask", "mcq"]) {
+    const active = name === mode;
+    $(`${name}-panel`).hidden = !active;
+    $(`mode-${name}`).classList.toggle("active", active);
+    $(`mode-${name}`).setAttribute("aria-selected", String(active));
+  }
+  setStatus("");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
+  $("api-key").addEventListener("change", () => {
+    localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+    loadCourses();
+  });
+  $("ask-form").addEventListener("submit", ask);
+  $("mcq-form").addEventListener("submit", answerMcq);
+  $("add-option").addEventListener("click", () => addOption());
+  $("mode-ask").addEventListener("click", () => showMode("ask"));
+  $("mode-mcq").addEventListener("click", () => showMode("mcq"));
+  for (let i = 0; i < 4; i += 1) addOption();
+  loadCourses();
+});

@@ -1,0 +1,39 @@
+"""Tutoring routes: ask, list courses, health. Model and index work runs in worker threads,
+so the event loop stays free (``/health`` answers while an answer is being generated)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import RetrieverDep, RuntimeDep, SettingsDep, StoreDep
+from app.tutoring import service
+from app.tutoring.schemas import AskRequest, AskResponse, CoursesResponse, HealthResponse
+
+router = APIRouter(tags=["tutoring"])
+
+ERROR_RESPONSES = {
+    404: {"description": "Unknown course; the detail lists the known ones."},
+    422: {"description": "Invalid request; the detail names the field and the limit."},
+    503: {"description": "The model or the index is not loaded."},
+}
+
+
+@router.post("/v1/ask", response_model=AskResponse, responses=ERROR_RESPONSES)
+async def ask(request: AskRequest, retriever: RetrieverDep, runtime: RuntimeDep,
+              settings: SettingsDep) -> AskResponse:
+    """Answer a question from a course's material, citing the pages used as [n]."""
+    return await run_in_threadpool(service.answer_question, request, retriever=retriever, runtime=runtime,
+                                   settings=settings)
+
+
+@router.get("/v1/courses", response_model=CoursesResponse, responses={503: ERROR_RESPONSES[503]})
+async def courses(store: StoreDep) -> CoursesResponse:
+    """The courses the tutor can answer from, with their sizes."""
+    return await run_in_threadpool(service.list_courses, store)
+
+
+@router.get("/health", response_model=HealthResponse, responses={503: ERROR_RESPONSES[503]})
+async def health(runtime: RuntimeDep, store: StoreDep) -> HealthResponse:
+    """200 once the model and the index are loaded, 503 before."""
+    return await run_in_threadpool(service.health, runtime, store)

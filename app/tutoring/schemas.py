@@ -1,0 +1,77 @@
+"""Request and response models of the tutoring routes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+# Bounds that do not depend on settings; the settings-dependent ones (question length,
+# max_new_tokens) are checked by the service against the server's Settings.
+MAX_TOP_K = 20
+MAX_TEMPERATURE = 2.0
+
+
+# A student's question about one course.
+class AskRequest(BaseModel):
+    course: str = Field(..., min_length=1, description="The course to answer from (see GET /v1/courses).")
+    question: str = Field(..., description="The student's question, in plain text.")
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K,
+                              description="Chunks to retrieve (default TUTOR_TOP_K).")
+    max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate "
+                                       "(default and upper bound TUTOR_MAX_NEW_TOKENS).")
+    temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 answers greedily; "
+                               "higher values sample more freely.")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"course": "sample-course", "question": "What does Newton's first law say?", "top_k": 4}
+    ]}}
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, question: str) -> str:
+        question = question.strip()
+        if not question:
+            raise ValueError("The question is empty; write the question you want answered.")
+        return question
+
+
+# One numbered source the answer may cite as [n], with where to find it.
+class Citation(BaseModel):
+    n: int = Field(..., description="The number the answer uses to cite this source, as [n].")
+    source: str = Field(..., description="The course file the excerpt comes from.")
+    page: int = Field(..., description="The (1-based) page where the excerpt starts.")
+    score: float = Field(..., description="Cosine similarity between the question and the excerpt.")
+    excerpt: str = Field(..., description="The start of the retrieved text.")
+
+
+# How long each stage of answering took, in seconds.
+class Timings(BaseModel):
+    retrieval_s: float
+    generation_s: float
+    total_s: float
+
+
+# The tutor's answer with the sources it was given.
+class AskResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    model: str = Field(..., description="The model that generated the answer.")
+    timings: Timings
+
+
+# A stored course and its size.
+class CourseInfo(BaseModel):
+    name: str
+    sources: int = Field(..., description="Files ingested into the course.")
+    chunks: int = Field(..., description="Live chunks across those files.")
+
+
+# Every course the tutor can answer from.
+class CoursesResponse(BaseModel):
+    courses: list[CourseInfo]
+
+
+# Readiness: the model and the index are loaded.
+class HealthResponse(BaseModel):
+    status: str = Field(..., description='"ok" when the model and the index are loaded.')
+    model: str
+    courses: int = Field(..., description="How many courses the index holds.")

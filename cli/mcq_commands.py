@@ -1,0 +1,84 @@
+"""`tutor eval mcq`: answer a JSONL file of multiple-choice questions and report accuracy."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from app.mcq.engine import MCQEngine
+    from app.mcq.evaluate import EvalSummary
+    from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def build_engine(settings: Settings, *, use_context: bool) -> MCQEngine:
+    """The runtime named by the settings, and a retriever only when course context is wanted."""
+    from app.mcq.engine import MCQEngine
+    from app.runtime import load_runtime
+    from cli.ingest_commands import open_embedder, open_store
+    from retrieval import Retriever
+
+    runtime = load_runtime(settings.model, data_dir=settings.data_dir, device=settings.device,
+                           dtype=settings.dtype)
+    retriever = Retriever(open_store(settings), open_embedder(settings)) if use_context else None
+    return MCQEngine(runtime, retriever)
+
+
+def print_summary(summary: EvalSummary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    name = Path(summary.file).name
+    table = Table(title=f"MCQ evaluation of {name} ({summary.method}, {summary.prompt_format})")
+    for column in ("questions", "accuracy", "acc_norm", "no letter", "questions/s", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(str(summary.questions), share(summary.acc), share(summary.acc_norm),
+                  share(summary.no_letter_rate), f"{summary.questions_per_second:.2f}",
+                  f"{summary.seconds:.1f}")
+    Console().print(table)
+
+
+def eval_mcq(
+    file: Path = typer.Argument(..., help="A JSONL file of questions (the schema of shared/data/mcq)."),
+    method: str = typer.Option("loglik", help="loglik (score each option) or generate (extract a letter)."),
+    course: str | None = typer.Option(None, help="The course to retrieve context from (with --use-context)."),
+    use_context: bool = typer.Option(False, "--use-context", help="Put the course's top passages first."),
+    prompt_format: str | None = typer.Option(None, help="loglik: lm-eval (default) or letters; "
+                                             "generate: chat-letter (default) or chat-reason."),
+    limit: int | None = typer.Option(None, min=1, help="Answer only the first N questions."),
+    out: Path | None = typer.Option(None, help="Per-item results JSONL (default: "
+                                    "<FILE stem>.<method>.results.jsonl in the current folder)."),
+    model: str | None = typer.Option(None, help="LLM: an HF model folder or a .gguf file (TUTOR_MODEL)."),
+) -> None:
+    """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
+    from app.errors import InvalidRequestError
+    from app.mcq.engine import MCQOptions, check_options
+    from app.mcq.evaluate import MCQFileError, evaluate_file
+    from cli.ingest_commands import build_settings
+
+    if method not in ("loglik", "generate"):
+        raise typer.BadParameter(f"Unknown method {method!r}; use loglik or generate.", param_hint="--method")
+    options = MCQOptions(method=method, prompt_format=prompt_format, course=course, use_context=use_context)
+    settings = build_settings(model=model)
+    try:
+        check_options(options)
+        options.top_k, options.min_score = settings.top_k, settings.min_score
+        engine = build_engine(settings, use_context=use_context)
+        target = out or Path(f"{file.stem}.{method}.results.jsonl")
+        summary = evaluate_file(engine, file, options, limit=limit, out=target)
+    except (InvalidRequestError, MCQFileError) as error:
+        raise typer.BadParameter(str(error)) from None
+    print_summary(summary)
+    logger.info("Per-item results written to %s.", target)
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    eval_app.command("mcq")(eval_mcq)

@@ -1,0 +1,159 @@
+"""`tutor train sft|dpo|sweep`, `tutor merge` and `tutor eval preferences`: thin wrappers over `training/`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+train_app = typer.Typer(help="Train adapters from YAML recipes: SFT, DPO, and sweeps.", no_args_is_help=True)
+
+SET_HELP = (
+    "Override a recipe value, key=value (dotted for sections, e.g. adapter.r=8); repeatable. "
+    "Precedence: defaults < recipe < these."
+)
+
+
+def _overrides(settings: list[str], output_dir: str | None, max_steps: int | None) -> list[str]:
+    extra = [f"output_dir={output_dir}"] if output_dir else []
+    extra += [f"max_steps={max_steps}"] if max_steps is not None else []
+    return [*settings, *extra]
+
+
+def _run(task: str, recipe_path: Path, overrides: list[str]) -> None:
+    from app.settings import get_settings
+    from training.errors import TrainingError
+    from training.recipes import load_recipe
+
+    try:
+        recipe = load_recipe(recipe_path, overrides, task=task)
+        recipe.data_dir = recipe.data_dir or str(get_settings().data_dir)
+        if task == "sft":
+            from training.sft import run_sft
+
+            adapter = run_sft(recipe)
+        else:
+            from training.dpo import run_dpo
+
+            adapter = run_dpo(recipe)
+    except TrainingError as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(f"Adapter: {adapter}\nSummary: {recipe.output_path / 'summary.md'}")
+
+
+@train_app.command("sft")
+def train_sft(
+    recipe: Path = typer.Argument(..., help="A YAML recipe, e.g. configs/sft.yaml."),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    output_dir: str | None = typer.Option(None, help="Where the run writes (same as --set output_dir=...)."),
+    max_steps: int | None = typer.Option(
+        None, help="Stop after this many updates (same as --set max_steps=...)."
+    ),
+) -> None:
+    """Supervised fine-tuning of a LoRA/DoRA/QLoRA adapter."""
+    _run("sft", recipe, _overrides(set_, output_dir, max_steps))
+
+
+@train_app.command("dpo")
+def train_dpo(
+    recipe: Path = typer.Argument(..., help="A YAML recipe, e.g. configs/dpo.yaml."),
+    set_: list[str] = typer.Option([], "--set", "-s", help=SET_HELP),
+    output_dir: str | None = typer.Option(None, help="Where the run writes (same as --set output_dir=...)."),
+    max_steps: int | None = typer.Option(
+        None, help="Stop after this many updates (same as --set max_steps=...)."
+    ),
+) -> None:
+    """DPO (sigmoid, IPO, hinge, conservative) of a LoRA/DoRA/QLoRA adapter; resumes when it can."""
+    _run("dpo", recipe, _overrides(set_, output_dir, max_steps))
+
+
+@train_app.command("sweep")
+def train_sweep(sweep: Path = typer.Argument(..., help="A sweep file, e.g. configs/sweep.yaml.")) -> None:
+    """Run a grid of recipes on a data subset; writes a table ranked by validation reward accuracy."""
+    from training.errors import TrainingError
+    from training.sweep import load_sweep, run_sweep
+
+    try:
+        spec = load_sweep(sweep)
+        ranked = run_sweep(spec)
+    except TrainingError as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo((Path(spec.output_dir) / "results.md").read_text(encoding="utf-8") if ranked else "No runs.")
+
+
+def merge(
+    adapter: Path = typer.Argument(
+        ..., help="The adapter folder a training run wrote (<output_dir>/adapter)."
+    ),
+    out: Path = typer.Option(..., "--out", help="The merged model folder to create."),
+    base: str | None = typer.Option(None, help="Base model (folder or .gguf); default: the adapter's own."),
+) -> None:
+    """Merge an adapter into its base model: a full folder that `tutor serve --model DIR` loads."""
+    from app.runtime import ModelNotFoundError
+    from app.settings import get_settings
+    from training.errors import TrainingError
+    from training.merge import merge_adapter
+
+    try:
+        folder = merge_adapter(adapter, out, base=base, data_dir=get_settings().data_dir)
+    except (TrainingError, ModelNotFoundError) as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(f"Merged model: {folder}")
+
+
+def eval_preferences(
+    model: str = typer.Argument(
+        ..., help="An adapter folder, an HF model folder or a .gguf file; 'default' for the packaged model."
+    ),
+    data: Path = typer.Argument(
+        ..., help="Preference pairs in any supported format (e.g. a run's data/test.jsonl)."
+    ),
+    reference: str | None = typer.Option(
+        None,
+        help="Reference model; default: the adapter's base with the adapter disabled, or the packaged model.",
+    ),
+    beta: float = typer.Option(0.1, help="DPO beta that scales rewards."),
+    limit: int | None = typer.Option(None, help="Score only the first N pairs."),
+    batch_size: int = typer.Option(4, help="Sequences per forward pass."),
+    out: Path | None = typer.Option(None, help="Also write the metrics to this JSON file."),
+    chat: bool = typer.Option(
+        True, help="Frame plain-text prompts with the chat template (as training does)."
+    ),
+) -> None:
+    """Reward accuracy, margins, rewards, log-probabilities, policy and reference alignment."""
+    from app.runtime import ModelNotFoundError
+    from app.settings import get_settings
+    from training.errors import TrainingError
+    from training.metrics import evaluate_preferences
+
+    try:
+        metrics = evaluate_preferences(
+            None if model == "default" else model,
+            data,
+            reference,
+            beta=beta,
+            limit=limit,
+            batch_size=batch_size,
+            data_dir=get_settings().data_dir,
+            chat=chat,
+        )
+    except (TrainingError, ModelNotFoundError) as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    text = json.dumps(metrics.to_dict(), indent=2)
+    if out:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text)
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.command("merge")(merge)
+    eval_app.command("preferences")(eval_preferences)

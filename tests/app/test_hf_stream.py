@@ -1,0 +1,37 @@
+"""Integration: HFRuntime.stream on the real default model, against its own generate()."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.runtime import GenerationRequest
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
+
+
+def test_stream_yields_pieces_that_add_up_to_the_generated_text(runtime):
+    request = GenerationRequest(messages=MESSAGES, max_new_tokens=20)
+    pieces = list(runtime.stream(request))
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == runtime.generate([request])[0].text
+
+
+def test_stream_ends_before_a_stop_string(runtime):
+    full = runtime.generate([GenerationRequest(messages=MESSAGES, max_new_tokens=20)])[0].text
+    stop = full.split()[3]  # a word in the middle of the greedy answer
+    streamed = "".join(runtime.stream(GenerationRequest(messages=MESSAGES, max_new_tokens=20, stop=[stop])))
+    assert stop not in streamed
+    assert streamed.strip() == full[: full.index(stop)].strip()
+
+
+def test_closing_a_stream_early_stops_generation_and_frees_the_model(runtime):
+    stream = runtime.stream(GenerationRequest(messages=MESSAGES, max_new_tokens=400))
+    assert next(stream)
+    closing = time.perf_counter()
+    stream.close()  # what a client that disconnects causes
+    assert time.perf_counter() - closing < 2.0, "generation went on after the stream was closed"
+    assert not runtime.lock.locked()

@@ -1,0 +1,51 @@
+"""`load_runtime` sends a GPTQ folder to the GPTQ backend, and HFRuntime loads bitsandbytes weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import app.runtime.base
+from app.runtime import load_runtime
+from app.runtime.gptq import quantization_method
+
+
+def write_config(folder, quantization=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": "llama"}
+    if quantization:
+        config["quantization_config"] = quantization
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_quantization_method_reads_the_folder_config(tmp_path):
+    assert quantization_method(write_config(tmp_path / "plain")) is None
+    assert quantization_method(write_config(tmp_path / "q", {"quant_method": "GPTQ", "bits": 4})) == "gptq"
+    assert quantization_method(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize(("quantization", "expected"), [(None, "hf"), ({"quant_method": "gptq"}, "gptq"),
+                                                         ({"quant_method": "gguf"}, "hf")])
+def test_load_runtime_picks_the_gptq_backend_for_gptq_folders(tmp_path, monkeypatch, quantization, expected):
+    chosen = []
+    for name in ("hf", "gptq"):
+        fake = lambda model, n=name, **options: chosen.append(n)  # noqa: E731
+        monkeypatch.setitem(app.runtime.base.BACKENDS, name, fake)
+    load_runtime(str(write_config(tmp_path / "m", quantization)), data_dir=tmp_path)
+    assert chosen == [expected]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("bits", [4, 8])
+def test_hf_runtime_loads_the_default_model_in_bitsandbytes_bits(models_data_dir, bits):
+    pytest.importorskip("bitsandbytes")
+    from app.runtime import GenerationRequest
+
+    runtime = load_runtime(None, data_dir=models_data_dir, device="cpu", load_in_bits=bits)
+    layer = type(runtime.model.model.layers[0].self_attn.q_proj).__name__
+    assert layer == {4: "Linear4bit", 8: "Linear8bitLt"}[bits]
+    [result] = runtime.generate([GenerationRequest(messages=[{"role": "user", "content": "What is energy?"}],
+                                                   max_new_tokens=6)])
+    assert result.completion_tokens > 0 and result.text

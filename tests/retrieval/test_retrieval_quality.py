@@ -1,0 +1,73 @@
+"""Retrieval on real course material with the real embedder: the right page and lecture come back."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from retrieval import Retriever
+from tests.retrieval.conftest import sample_course_questions
+from tests.retrieval.physics_questions import PHYSICS_QUESTIONS
+
+logger = logging.getLogger(__name__)
+
+pytestmark = pytest.mark.integration
+DEFAULT_MIN_SCORE = 0.25  # app.settings.Settings.min_score
+
+
+def test_questions_md_lists_answered_and_not_covered_questions():
+    answered, not_covered = sample_course_questions()
+    assert len(answered) >= 15 and len(not_covered) >= 5
+
+
+def answers(hit, item) -> bool:
+    return hit.source == item.source and hit.page <= item.page <= hit.page_end
+
+
+@pytest.mark.parametrize("item", sample_course_questions()[0], ids=lambda item: item.question[:40])
+def test_sample_course_question_finds_its_page_in_the_top_three(sample_store, embedder, item):
+    hits = Retriever(sample_store, embedder).search("sample-course", item.question, k=3,
+                                                    min_score=DEFAULT_MIN_SCORE)
+    assert any(answers(hit, item) for hit in hits), hits
+
+
+def test_sample_course_questions_mostly_find_their_page_first(sample_store, embedder):
+    retriever = Retriever(sample_store, embedder)
+    answered, _ = sample_course_questions()
+    first = [answers(retriever.search("sample-course", item.question, k=1)[0], item) for item in answered]
+    assert sum(first) >= len(answered) - 2, f"{sum(first)} of {len(answered)} found their page first"
+
+
+def test_the_demo_question_cites_the_page_with_newtons_first_law(sample_store, embedder):
+    retriever = Retriever(sample_store, embedder)
+    [best] = retriever.search("sample-course", "What does Newton's first law say?", k=1)
+    assert (best.source, best.page) == ("mechanics.pdf", 1)
+    assert "first law says that an object at rest stays at rest" in " ".join(best.text.split())
+
+
+def test_default_min_score_keeps_course_questions_and_drops_unrelated_ones(sample_store, embedder):
+    retriever = Retriever(sample_store, embedder)
+    answered, not_covered = sample_course_questions()
+    relevant = [retriever.search("sample-course", q.question, k=1)[0].score for q in answered]
+    unrelated = [retriever.search("sample-course", q, k=1)[0].score for q in not_covered]
+    logger.info("Top scores: relevant %.2f-%.2f, unrelated %.2f-%.2f.", min(relevant), max(relevant),
+                min(unrelated), max(unrelated))
+    assert max(unrelated) < DEFAULT_MIN_SCORE < min(relevant)
+
+
+def test_physics_questions_find_their_lecture_in_the_top_four(physics_store, embedder):
+    retriever = Retriever(physics_store, embedder)
+    found = []
+    for question, lecture in PHYSICS_QUESTIONS:
+        sources = [hit.source for hit in retriever.search("physics", question, k=4)]
+        found.append(lecture in sources)
+        if lecture not in sources:
+            logger.warning("%r: expected %s, got %s", question, lecture, sources)
+    assert len(PHYSICS_QUESTIONS) >= 10 and sum(found) >= len(PHYSICS_QUESTIONS) - 2
+
+
+def test_unrelated_questions_score_below_the_default_min_score_on_the_physics_notes(physics_store, embedder):
+    retriever = Retriever(physics_store, embedder)
+    _, not_covered = sample_course_questions()
+    assert all(retriever.search("physics", q, k=4, min_score=DEFAULT_MIN_SCORE) == [] for q in not_covered)

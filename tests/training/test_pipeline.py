@@ -1,0 +1,88 @@
+"""The pipeline's up-to-date checks and its report, with stand-in stage work (no models)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.pipeline import PipelineError, PipelineRecipe, load_pipeline_recipe, run_stage, write_report
+
+
+def test_stage_runs_once_then_skips_until_an_input_or_setting_changes(tmp_path):
+    data, output = tmp_path / "pairs.jsonl", tmp_path / "out" / "model"
+    data.write_text("one\n")
+    runs = []
+
+    def work():
+        runs.append(1)
+        output.mkdir(parents=True)
+        (output / "weights").write_text(str(len(runs)))
+
+    def stage(settings):
+        return run_stage(tmp_path / "out", "dpo", settings, [data], [output], work)
+
+    assert stage({"beta": 0.1}) is True
+    assert stage({"beta": 0.1}) is False
+    data.write_text("two\n")
+    assert stage({"beta": 0.1}) is True
+    assert stage({"beta": 0.2}) is True
+    assert (output / "weights").read_text() == "3"  # the old output was removed before rerunning
+
+
+def test_stage_reruns_when_its_output_was_deleted_or_forced(tmp_path):
+    output = tmp_path / "report.md"
+    runs = []
+
+    def work():
+        runs.append(1)
+        output.write_text("report")
+
+    assert run_stage(tmp_path, "report", {}, [], [output], work)
+    output.unlink()
+    assert run_stage(tmp_path, "report", {}, [], [output], work)
+    assert run_stage(tmp_path, "report", {}, [], [output], work, force=True)
+    assert len(runs) == 3
+
+
+def test_a_failed_stage_leaves_no_stamp_so_it_runs_again(tmp_path):
+    output = tmp_path / "quantized"
+
+    def fail():
+        raise RuntimeError("gate")
+
+    with pytest.raises(RuntimeError):
+        run_stage(tmp_path, "quantize", {}, [], [output], fail)
+    assert not (tmp_path / ".stamps" / "quantize.json").exists()
+
+
+def test_report_has_the_comparison_table_and_one_plot_per_metric(tmp_path):
+    rows = [
+        {"name": "base", "model": "/m/base", "size_mb": 538.0, "load_seconds": 0.4, "tokens_per_second": 30.0,
+         "perplexity": 12.0, "mcqa_accuracy": 0.6, "reward_accuracy": None},
+        {"name": "quantized", "model": "/m/q", "size_mb": 120.0, "load_seconds": 3.0,
+         "tokens_per_second": 28.0, "perplexity": 12.9, "mcqa_accuracy": 0.59, "reward_accuracy": 0.55},
+    ]
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(json.dumps(rows))
+    write_report(evaluation, tmp_path / "report.md")
+    report = (tmp_path / "report.md").read_text()
+    assert "| metric | base | quantized |" in report and "| perplexity | 12 | 12.9 |" in report
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    metrics = ("size_mb", "load_seconds", "tokens_per_second", "perplexity", "mcqa_accuracy",
+               "reward_accuracy")
+    assert plots == sorted(f"{key}.png" for key in metrics)
+    assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
+    assert "![perplexity](plots/perplexity.png)" in report
+
+
+def test_recipe_needs_a_calibration_source_to_quantise(tmp_path):
+    with pytest.raises(PipelineError, match="calibration"):
+        PipelineRecipe(quantize={"bits": 4})
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("output_dir: runs/p\nevaluation: {texts: notes.txt, text_limit: 8}\n")
+    recipe = load_pipeline_recipe(path)
+    assert recipe.evaluation.text_limit == 8 and recipe.sft is None
+    path.write_text("outptu_dir: x\n")
+    with pytest.raises(PipelineError, match="outptu_dir"):
+        load_pipeline_recipe(path)

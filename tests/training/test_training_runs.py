@@ -1,0 +1,163 @@
+"""CI-sized runs on a 2-layer cut-down model: SFT then DPO from the SFT adapter, reload, evaluate,
+merge, resume, a sweep, and a recipe under `accelerate launch` in one CPU process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from training.recipes import load_recipe
+
+pytestmark = pytest.mark.integration
+
+FAST = {"max_steps": "3", "eval_steps": "3", "save_steps": "3", "logging_steps": "1", "max_length": "64"}
+
+
+def tiny_recipe(name: str, model: Path, out: Path, *extra: str):
+    """A tiny recipe with few steps; ``extra`` key=value items replace the fast defaults."""
+    settings = {**FAST, **dict(item.split("=", 1) for item in extra)}
+    overrides = [f"model={model}", f"output_dir={out}", *(f"{k}={v}" for k, v in settings.items())]
+    return load_recipe(REPO_ROOT / "configs" / name, overrides)
+
+
+@pytest.fixture(scope="module")
+def sft_run(tiny_model_dir, tmp_path_factory) -> Path:
+    from training.sft import run_sft
+
+    return run_sft(tiny_recipe("tiny_sft.yaml", tiny_model_dir, tmp_path_factory.mktemp("sft")))
+
+
+@pytest.fixture(scope="module")
+def dpo_run(tiny_model_dir, sft_run, tmp_path_factory) -> Path:
+    from training.dpo import run_dpo
+
+    return run_dpo(
+        tiny_recipe(
+            "tiny_dpo.yaml", tiny_model_dir, tmp_path_factory.mktemp("dpo"), f"init_adapter={sft_run}"
+        )
+    )
+
+
+def summary_of(adapter: Path) -> dict:
+    return json.loads((adapter.parent / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_sft_logs_loss_changes_the_adapter_and_writes_its_record(sft_run):
+    summary = summary_of(sft_run)
+    assert summary["steps"] == 3 and summary["loss"]["first_step"] == 1
+    assert summary["trainable_changed"] == 1.0
+    assert summary["eval_loss"]["last"] < summary["eval_loss"]["first"]
+    for name in (
+        "adapter/adapter_model.safetensors",
+        "training_log.jsonl",
+        "loss.png",
+        "summary.md",
+        "data/train.jsonl",
+        "recipe.yaml",
+    ):
+        assert (sft_run.parent / name).exists(), name
+
+
+def test_dpo_from_the_sft_adapter_learns_and_evaluates_on_reload(dpo_run, sft_run):
+    from training.metrics import evaluate_preferences
+
+    summary = summary_of(dpo_run)
+    assert summary["trainable_changed"] == 1.0 and "loss" in summary
+    assert summary["eval_rewards/accuracies"]["first"] == 0.0  # policy == reference before training
+    assert (dpo_run.parent / "reward_accuracy.png").exists()
+    config = json.loads((dpo_run / "adapter_config.json").read_text(encoding="utf-8"))
+    assert not (dpo_run / "ref").exists() and config["r"] == 8
+    # Reload from disk; the reference is the SFT adapter (the reference the run trained against).
+    validation = dpo_run.parent / "data" / "validation.jsonl"
+    metrics = evaluate_preferences(dpo_run, validation, reference=sft_run, batch_size=8)
+    assert metrics.pairs == summary["splits"]["validation"]
+    assert metrics.reward_accuracy == pytest.approx(summary["eval_rewards/accuracies"]["last"], abs=0.01)
+    assert metrics.mean_margin == pytest.approx(summary["eval_rewards/margins"]["last"], abs=0.05)
+
+
+def test_merged_model_gives_the_adapter_model_logits(sft_run, tmp_path):
+    import torch
+
+    from training.merge import merge_adapter
+    from training.metrics import load_scoring_model
+
+    merged = merge_adapter(sft_run, tmp_path / "merged")
+    ids = torch.tensor([[1, 504, 3458, 314, 253, 2361, 30]])
+    adapter_model, _ = load_scoring_model(sft_run, None)
+    merged_model, _ = load_scoring_model(merged, None)
+    with torch.no_grad():
+        expected, got = adapter_model(input_ids=ids).logits, merged_model(input_ids=ids).logits
+    assert torch.allclose(expected, got, atol=1e-3)
+
+
+def test_dpo_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
+    from training.dpo import run_dpo
+
+    out = tmp_path / "resume"
+    run_dpo(tiny_recipe("tiny_dpo.yaml", tiny_model_dir, out, "save_steps=1", "max_steps=1", "split=[1,0,0]"))
+    adapter = run_dpo(
+        tiny_recipe("tiny_dpo.yaml", tiny_model_dir, out, "save_steps=1", "max_steps=2", "split=[1,0,0]")
+    )
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    steps = [entry["step"] for entry in log if "loss" in entry]
+    assert summary_of(adapter)["steps"] == 2 and steps == [1, 2]
+
+
+def test_sweep_ranks_runs_and_lists_refused_combinations(tiny_model_dir, tmp_path):
+    import yaml
+
+    from training.sweep import load_sweep, run_sweep
+
+    sweep = yaml.safe_load((REPO_ROOT / "configs" / "tiny_sweep.yaml").read_text(encoding="utf-8"))
+    sweep["base"] = str(REPO_ROOT / "configs" / "tiny_dpo.yaml")
+    sweep["grid"] = {"loss": ["sigmoid", "ipo"], "label_smoothing": [0.1]}
+    sweep["overrides"] = [
+        f"model={tiny_model_dir}",
+        "max_steps=1",
+        "eval_steps=1",
+        "max_length=64",
+        "split=[0.5,0.5,0]",
+    ]
+    sweep["output_dir"] = str(tmp_path / "sweep")
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep), encoding="utf-8")
+    ranked = run_sweep(load_sweep(tmp_path / "sweep.yaml"))
+    assert len(ranked) == 2
+    refused = [row for row in ranked if row["score"] is None]
+    assert [(r["loss"], r["label_smoothing"]) for r in refused] == [("ipo", 0.1)]
+    assert ranked[0]["score"] is not None and ranked[0]["loss"] == "sigmoid"
+    assert (tmp_path / "sweep" / "results.md").read_text(encoding="utf-8").startswith("| run |")
+
+
+def test_recipe_runs_under_accelerate_launch_in_one_cpu_process(tiny_model_dir, tmp_path):
+    out = tmp_path / "accelerate"
+    command = [
+        str(Path(sys.executable).with_name("accelerate")),
+        "launch",
+        "--config_file",
+        str(REPO_ROOT / "configs" / "accelerate" / "cpu_single.yaml"),
+        "-m",
+        "cli.main",
+        "train",
+        "dpo",
+        str(REPO_ROOT / "configs" / "tiny_dpo.yaml"),
+        "--set",
+        f"model={tiny_model_dir}",
+        "--set",
+        "max_steps=1",
+        "--set",
+        "max_length=64",
+        "--set",
+        "split=[1,0,0]",
+        "--output-dir",
+        str(out),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["steps"] == 1

@@ -1,0 +1,71 @@
+"""Test helpers of the deployment: a Chroma server process and a runtime fake that streams."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from app.runtime import GenerationRequest
+from tests.utils.fakes import FakeRuntime
+from tests.utils.server import free_port
+
+
+@dataclass
+class StreamingFakeRuntime(FakeRuntime):
+    """A FakeRuntime that also streams its answer word by word."""
+
+    streamed: list[GenerationRequest] = field(default_factory=list)
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        self.streamed.append(request)
+        words = self.answer.split(" ")
+        yield from (word if i == 0 else " " + word for i, word in enumerate(words))
+
+
+def chroma_cli() -> str | None:
+    """The `chroma` command that ships with chromadb, beside this Python, or on PATH."""
+    beside = Path(sys.executable).with_name("chroma")
+    return str(beside) if beside.exists() else shutil.which("chroma")
+
+
+@contextmanager
+def chroma_server(path: Path, *, startup_timeout_s: float = 60) -> Iterator[str]:
+    """`chroma run --path PATH --port P` on loopback until the block ends; yields its URL."""
+    command = chroma_cli()
+    if command is None:
+        raise FileNotFoundError("The `chroma` command is missing: install chromadb.")
+    port = free_port()
+    log_path = path.parent / f"chroma-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([command, "run", "--path", str(path), "--host", "127.0.0.1",
+                                    "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"chroma run exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"chroma run was not ready after {startup_timeout_s} s.")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

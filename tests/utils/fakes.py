@@ -1,0 +1,77 @@
+"""Fakes of the runtime, store and retriever, for route tests that must not load a model."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from app.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
+from retrieval import CourseNotFoundError, Hit, SourceInfo
+from retrieval.store import check_course_name
+
+
+def make_hit(text: str, *, score: float = 0.8, source: str = "notes.pdf", page: int = 1) -> Hit:
+    return Hit(text=text, score=score, source=source, page=page, page_end=page, chunk_index=0)
+
+
+@dataclass
+class FakeRuntime:
+    """Answers with a fixed text and records each request.
+
+    ``release``, when set, makes ``generate`` wait for it (up to ``wait_s``) before answering,
+    to hold a generation in flight; ``released_in_time`` says whether it was set in time.
+    """
+
+    answer: str = "Inertia keeps a body moving [1]."
+    model_name: str = "fake-model"
+    release: threading.Event | None = None
+    wait_s: float = 5.0
+    requests: list[GenerationRequest] = field(default_factory=list)
+    started: threading.Event = field(default_factory=threading.Event)
+    released_in_time: bool | None = None
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        self.requests.extend(requests)
+        self.started.set()
+        if self.release is not None:
+            self.released_in_time = self.release.wait(self.wait_s)
+        return [GenerationResult(text=self.answer, prompt_tokens=10, completion_tokens=5) for _ in requests]
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
+        return [(-float(len(r.continuation)), False) for r in requests]
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+@dataclass
+class FakeStore:
+    """Courses mapped to their sources."""
+
+    sources_by_course: dict[str, list[SourceInfo]] = field(default_factory=dict)
+
+    def courses(self) -> list[str]:
+        return sorted(self.sources_by_course)
+
+    def require_course(self, course: str) -> None:
+        if check_course_name(course) not in self.sources_by_course:
+            raise CourseNotFoundError(course, self.courses())
+
+    def sources(self, course: str) -> list[SourceInfo]:
+        self.require_course(course)
+        return self.sources_by_course[course]
+
+
+@dataclass
+class FakeRetriever:
+    """Returns ``hits`` for any question on a known course, filtered by ``min_score`` as the real one."""
+
+    store: FakeStore
+    hits: list[Hit] = field(default_factory=list)
+    searches: list[dict] = field(default_factory=list)
+
+    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None) -> list[Hit]:
+        self.store.require_course(course)
+        self.searches.append({"course": course, "question": question, "k": k, "min_score": min_score})
+        hits = self.hits[:k]
+        return [hit for hit in hits if min_score is None or hit.score >= min_score]

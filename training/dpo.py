@@ -1,0 +1,104 @@
+"""DPO (sigmoid, IPO, hinge, conservative) with LoRA, DoRA or QLoRA on TRL's DPOTrainer.
+
+The reference policy is never a second copy of the weights: with a fresh adapter it is the base
+model with the adapter disabled; starting from an SFT adapter (``init_adapter``) TRL keeps a frozen
+copy of that small adapter only. With ``precompute_reference`` the reference log-probabilities are
+computed once before training instead of at every step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from training.errors import RecipeError
+from training.modeling import lora_config
+from training.recipes import Recipe
+from training.runs import common_arguments, train_and_record
+
+logger = logging.getLogger(__name__)
+
+
+def dpo_loss_settings(loss: str, label_smoothing: float) -> dict[str, Any]:
+    """DPOConfig loss fields for a recipe's loss.
+
+    TRL 1.x ignores ``label_smoothing`` in the sigmoid loss. Conservative DPO,
+    ``(1 - e) * L(d) + e * L(-d)`` with ``L(d) = -log sigmoid(beta * d)``, equals
+    ``2 (1 - e) * sigmoid - (1 - 2e) * robust`` in TRL's terms, since its robust loss is
+    ``((1 - e) L(d) - e L(-d)) / (1 - 2e)``; that weighted pair is what we ask for.
+    """
+    if loss == "sigmoid" and label_smoothing > 0:
+        return {
+            "loss_type": ["sigmoid", "robust"],
+            "loss_weights": [2 * (1 - label_smoothing), -(1 - 2 * label_smoothing)],
+            "label_smoothing": label_smoothing,
+        }
+    return {"loss_type": [loss], "label_smoothing": 0.0}
+
+
+def dpo_config(recipe: Recipe, checkpoints: Path, has_eval: bool) -> Any:
+    from trl import DPOConfig
+
+    return DPOConfig(
+        **common_arguments(recipe, checkpoints, has_eval),
+        **dpo_loss_settings(recipe.loss, recipe.label_smoothing),
+        beta=recipe.beta,
+        precompute_ref_log_probs=recipe.precompute_reference,
+        precompute_ref_batch_size=2 * recipe.batch_size,  # = the evaluation batch (see common_arguments)
+    )
+
+
+def length_grouped_trainer_class() -> type:
+    """DPOTrainer whose training batches hold pairs of similar length (less padding).
+
+    transformers' own ``group_by_length`` reads ``input_ids``, which a tokenized preference dataset
+    does not have, so the lengths come from the prompt and the longer answer.
+    """
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+    from trl import DPOTrainer
+
+    class LengthGroupedDPOTrainer(DPOTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = [
+                len(p) + max(len(c), len(r))
+                for p, c, r in zip(
+                    dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
+                )
+            ]
+            generator = torch.Generator().manual_seed(self.args.seed)
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=lengths,
+                generator=generator,
+            )
+
+    return LengthGroupedDPOTrainer
+
+
+def build_dpo_trainer(
+    recipe: Recipe, model: Any, tokenizer: Any, train: Any, validation: Any | None, checkpoints: Path
+) -> Any:
+    """The configured DPOTrainer (length-grouped when the recipe asks)."""
+    from peft import PeftModel
+    from trl import DPOTrainer
+
+    trainer_class = length_grouped_trainer_class() if recipe.group_by_length else DPOTrainer
+    peft_config = None if isinstance(model, PeftModel) else lora_config(recipe.adapter)
+    return trainer_class(
+        model=model,
+        args=dpo_config(recipe, checkpoints, validation is not None),
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+def run_dpo(recipe: Recipe) -> Path:
+    """Train a DPO adapter as the recipe says; returns the adapter folder (``<output_dir>/adapter``)."""
+    if recipe.task != "dpo":
+        raise RecipeError(f"run_dpo needs a recipe with task dpo, not {recipe.task!r}.")
+    return train_and_record(recipe, build_dpo_trainer)

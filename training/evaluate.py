@@ -1,0 +1,299 @@
+"""Evaluate a model the way the tutor serves it: perplexity, MCQA accuracy, preferences, BLEU/ROUGE.
+
+Every function takes a loaded ``app.runtime`` runtime (HF, GPTQ or bitsandbytes weights), so a
+quantised folder is measured through the same code that answers students. ``compare_models``
+puts two folders side by side: size on disk, load time, generation speed and the quality metrics.
+
+>>> texts = read_texts("notes.txt")                                   # doctest: +SKIP
+>>> perplexity(load_runtime("out/q4", data_dir=d), texts).perplexity  # doctest: +SKIP
+31.2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import TrainingError
+
+logger = logging.getLogger(__name__)
+
+COURSE_PREFIX = "course:"
+
+
+class EvaluationError(TrainingError):
+    """An evaluation that cannot run as asked (no texts, an unreadable references file)."""
+
+
+@dataclass
+class PerplexityResult:
+    """Token-weighted perplexity: exp(total negative log-likelihood / predicted tokens)."""
+
+    perplexity: float
+    tokens: int
+    texts: int
+
+
+@dataclass
+class GenerationScores:
+    """Corpus BLEU (sacrebleu, 0-100) and mean ROUGE F1 (0-1) of generated answers against references."""
+
+    bleu: float
+    rouge1: float
+    rougeL: float
+    answers: int
+
+
+@dataclass
+class ModelReport:
+    """One column of ``tutor eval compare``: what one model folder costs and how well it does."""
+
+    model: str
+    size_mb: float
+    load_seconds: float
+    tokens_per_second: float | None = None
+    perplexity: float | None = None
+    mcqa_accuracy: float | None = None
+    reward_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- texts ---------------------------------------------------------------------------------------
+def read_texts(path: str | Path, min_chars: int = 40) -> list[str]:
+    """Paragraphs of a text file (blank-line separated), or one text per line of a .jsonl's "text"."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"Text file {path} does not exist; give a UTF-8 text file or a course name.")
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        texts = [str(json.loads(line).get("text", "")) for line in raw.splitlines() if line.strip()]
+    else:
+        texts = [" ".join(block.split()) for block in raw.split("\n\n")]
+    return [text for text in texts if len(text) >= min_chars]
+
+
+def course_texts(store: Any, course: str, min_chars: int = 40) -> list[str]:
+    """The live chunk texts of an ingested course, in source and chunk order."""
+    texts = [chunk.text for chunk in store.chunks(course) if len(chunk.text) >= min_chars]
+    if not texts:
+        raise EvaluationError(f"Course {course!r} has no chunks to read; ingest its PDFs first.")
+    return texts
+
+
+def load_texts(source: str, store_factory: Callable[[], Any] | None = None) -> list[str]:
+    """Texts from ``source``: an existing file, or ``course:NAME`` / a bare course name via the store."""
+    if Path(source).is_file():
+        return read_texts(source)
+    course = source.removeprefix(COURSE_PREFIX)
+    if store_factory is None:
+        raise EvaluationError(f"{source!r} is not a file, and no course store is configured to read it from.")
+    return course_texts(store_factory(), course)
+
+
+def split_texts(texts: Sequence[str], calibration: int, heldout: int) -> tuple[list[str], list[str]]:
+    """Disjoint calibration and held-out texts, each evenly spread over the whole source.
+
+    At most half of the texts are held out; calibration takes up to ``calibration`` of the rest.
+    """
+    if len(texts) < 2:
+        raise EvaluationError(f"Calibration and held-out splits need 2 texts or more, not {len(texts)}.")
+    held_count = max(1, min(heldout, len(texts) // 2))
+    held_index = list(range(1, len(texts), max(2, len(texts) // held_count)))[:held_count]
+    held = set(held_index)
+    rest = [text for i, text in enumerate(texts) if i not in held]
+    step = max(1, len(rest) // calibration)
+    return rest[::step][:calibration], [texts[i] for i in held_index]
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def perplexity(runtime: Any, texts: Sequence[str], max_tokens: int = 512) -> PerplexityResult:
+    """Perplexity of ``runtime``'s model on ``texts``, each cut to ``max_tokens`` tokens."""
+    import torch
+
+    if not texts:
+        raise EvaluationError("Perplexity needs at least one held-out text.")
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for text in texts:
+            ids = runtime.tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens].to(runtime.device)
+            if ids.shape[1] < 2:
+                continue
+            logits = runtime.model(input_ids=ids).logits.float()
+            logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
+            total -= float(logprobs.gather(-1, ids[0, 1:, None]).sum())
+            tokens += ids.shape[1] - 1
+    if tokens == 0:
+        raise EvaluationError("The held-out texts are too short to measure perplexity.")
+    return PerplexityResult(perplexity=math.exp(total / tokens), tokens=tokens, texts=len(texts))
+
+
+def mcqa_accuracy(runtime: Any, questions: str | Path, limit: int | None = None) -> float:
+    """Log-likelihood MCQA accuracy on a questions JSONL, through the MCQ engine that serves /v1/mcq."""
+    from app.mcq.engine import MCQEngine, MCQOptions
+    from app.mcq.evaluate import evaluate_file
+
+    summary = evaluate_file(MCQEngine(runtime), Path(questions), MCQOptions(method="loglik"), limit=limit)
+    if summary.acc is None:
+        raise EvaluationError(f"{questions} has no gold answers; MCQA accuracy needs answer_index.")
+    return summary.acc
+
+
+def preference_scores(runtime: Any, pairs: str | Path, limit: int | None = None) -> list[tuple[float, float]]:
+    """(chosen, rejected) summed log-probabilities of each preference pair under ``runtime``'s model."""
+    from training.metrics import load_pairs, score_pairs
+
+    return score_pairs(runtime.model, runtime.tokenizer, load_pairs(pairs, limit))
+
+
+def reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[float, float]],
+                    beta: float = 0.1) -> float:
+    """DPO reward accuracy of a policy's pair scores against a reference's (training.metrics)."""
+    from training.metrics import preference_metrics
+
+    return preference_metrics(policy, reference, beta).reward_accuracy
+
+
+def read_references(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
+    """{"prompt", "reference"} rows of a JSONL file ("question"/"answer" and "chosen" are accepted too)."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        prompt = row.get("prompt") or row.get("question")
+        reference = row.get("reference") or row.get("answer") or row.get("chosen")
+        if not isinstance(prompt, str) or not isinstance(reference, str):
+            raise EvaluationError(f"{path}:{number}: each row needs a 'prompt' and a 'reference' string.")
+        rows.append({"prompt": prompt, "reference": reference})
+    if not rows:
+        raise EvaluationError(f"{path} holds no prompt/reference rows.")
+    return rows[:limit] if limit else rows
+
+
+def bleu_rouge(answers: Sequence[str], references: Sequence[str]) -> GenerationScores:
+    """Corpus BLEU and mean ROUGE-1/ROUGE-L F1 of ``answers`` against one reference each."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    if len(answers) != len(references) or not answers:
+        raise EvaluationError("BLEU/ROUGE need one answer per reference, and at least one of each.")
+    bleu = sacrebleu.corpus_bleu(list(answers), [list(references)]).score
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+    scores = [scorer.score(ref, ans) for ans, ref in zip(answers, references, strict=True)]
+    count = len(scores)
+    return GenerationScores(bleu=bleu, rouge1=sum(s["rouge1"].fmeasure for s in scores) / count,
+                            rougeL=sum(s["rougeL"].fmeasure for s in scores) / count, answers=count)
+
+
+def generation_scores(runtime: Any, references: str | Path, limit: int | None = None,
+                      max_new_tokens: int = 128) -> GenerationScores:
+    """Generate an answer to each prompt of a references file and score it with BLEU and ROUGE."""
+    from app.runtime.base import GenerationRequest
+
+    rows = read_references(references, limit)
+    requests = [GenerationRequest(messages=[{"role": "user", "content": row["prompt"]}],
+                                  max_new_tokens=max_new_tokens) for row in rows]
+    answers = [result.text for result in runtime.generate(requests)]
+    return bleu_rouge(answers, [row["reference"] for row in rows])
+
+
+def tokens_per_second(runtime: Any, new_tokens: int = 64, repeats: int = 2) -> float:
+    """Greedy single-request generation speed: generated tokens over wall time (best of ``repeats``)."""
+    from app.runtime.base import GenerationRequest
+
+    request = GenerationRequest(messages=[{"role": "user", "content": "Explain what energy is, in detail."}],
+                                max_new_tokens=new_tokens)
+    runtime.generate([request])  # warm-up: kernels, caches
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = runtime.generate([request])[0]
+        best = max(best, result.completion_tokens / (time.perf_counter() - started))
+    return best
+
+
+def folder_size_mb(folder: str | Path) -> float:
+    """Bytes of every file under ``folder``, in MB (10**6)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
+
+
+# -- comparisons ---------------------------------------------------------------------------------
+@dataclass
+class EvalSuite:
+    """What to measure on each model; a metric whose input is None is left out of the report."""
+
+    heldout_texts: list[str] | None = None
+    questions: Path | None = None
+    question_limit: int | None = None
+    pairs: Path | None = None
+    pair_limit: int | None = None
+    reference_scores: list[tuple[float, float]] | None = None  # the reward-accuracy reference's pair scores
+    speed_tokens: int = 64
+    beta: float = 0.1
+
+
+def evaluate_runtime(runtime: Any, folder: str | Path, suite: EvalSuite) -> ModelReport:
+    """Measure one loaded model with ``suite``; ``folder`` gives the size on disk."""
+    report = ModelReport(model=str(folder), size_mb=round(folder_size_mb(folder), 2),
+                         load_seconds=round(getattr(runtime, "load_seconds", float("nan")), 2))
+    if suite.speed_tokens:
+        report.tokens_per_second = round(tokens_per_second(runtime, suite.speed_tokens), 2)
+    if suite.heldout_texts:
+        report.perplexity = round(perplexity(runtime, suite.heldout_texts).perplexity, 4)
+    if suite.questions is not None:
+        report.mcqa_accuracy = round(mcqa_accuracy(runtime, suite.questions, suite.question_limit), 4)
+    if suite.pairs is not None and suite.reference_scores is not None:
+        scores = preference_scores(runtime, suite.pairs, suite.pair_limit)
+        report.reward_accuracy = round(reward_accuracy(scores, suite.reference_scores, suite.beta), 4)
+    logger.info("Evaluated %s: %s", folder, report.to_dict())
+    return report
+
+
+def evaluate_folder(model: str | Path | None, suite: EvalSuite, *, data_dir: str | Path, device: str = "cpu",
+                    **runtime_options: Any) -> ModelReport:
+    """Load ``model`` (HF, GPTQ or GGUF) with ``app.runtime``, evaluate it, and release it."""
+    from app.runtime import load_runtime
+
+    runtime = load_runtime(None if model is None else str(model), data_dir=data_dir, device=device,
+                           **runtime_options)
+    return evaluate_runtime(runtime, runtime.folder, suite)
+
+
+def reference_pair_scores(reference: str | Path | None, suite: EvalSuite, *, data_dir: str | Path,
+                          device: str = "cpu") -> list[tuple[float, float]] | None:
+    """The reward-accuracy reference's pair scores (the packaged base model when ``reference`` is None)."""
+    if suite.pairs is None:
+        return None
+    from app.runtime import load_runtime
+
+    runtime = load_runtime(None if reference is None else str(reference), data_dir=data_dir, device=device)
+    return preference_scores(runtime, suite.pairs, suite.pair_limit)
+
+
+METRIC_ROWS = [
+    ("size on disk (MB)", "size_mb"),
+    ("load time (s)", "load_seconds"),
+    ("tokens/s", "tokens_per_second"),
+    ("perplexity", "perplexity"),
+    ("MCQA accuracy", "mcqa_accuracy"),
+    ("reward accuracy", "reward_accuracy"),
+]
+
+
+def comparison_table(reports: Sequence[ModelReport], names: Sequence[str] | None = None) -> str:
+    """A markdown table: one row per metric, one column per model."""
+    names = list(names or [Path(r.model).name for r in reports])
+    lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, key in METRIC_ROWS:
+        values = [getattr(report, key) for report in reports]
+        cells = ["—" if value is None else f"{value:g}" for value in values]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
