@@ -28,7 +28,7 @@ from tests.conftest import REPO_ROOT
 from tests.utils import pdfs
 from tests.utils.embedding import HashingEmbedder
 from tests.utils.fake_server import ADMIN_KEY, CHUNKS
-from tests.utils.server import free_port
+from tests.utils.server import free_port, stop_process
 from tests.utils.store_snapshot import COURSE, snapshot
 
 pytestmark = pytest.mark.integration  # live server and ingestion processes (with fake models)
@@ -96,12 +96,7 @@ def fake_server(index: Path, **delays: float) -> Iterator[Child]:
         yield child
     finally:
         if child.process.poll() is None:
-            child.process.terminate()
-            try:
-                child.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+            stop_process(child.process, timeout_s=30)
 
 
 def upload(url: str, course: str, path: Path) -> httpx.Response:

@@ -15,7 +15,7 @@ import httpx
 
 from app.runtime import GenerationRequest
 from tests.utils.fakes import FakeRuntime
-from tests.utils.server import free_port
+from tests.utils.server import free_port, stop_process
 
 
 @dataclass
@@ -63,9 +63,4 @@ def chroma_server(path: Path, *, startup_timeout_s: float = 60) -> Iterator[str]
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=20)

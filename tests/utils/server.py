@@ -92,12 +92,17 @@ def running_server(settings_env: dict[str, str], *, extra_args: tuple[str, ...] 
         wait_until_ready(server, startup_timeout_s)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=30)
+
+
+def stop_process(process: subprocess.Popen, *, timeout_s: float) -> None:
+    """Ask ``process`` to stop (SIGTERM), and kill it if it has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
