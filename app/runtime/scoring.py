@@ -6,9 +6,11 @@ tokens is the argmax (``is_greedy``). Trailing spaces of the context move to the
 the continuation's tokens are the tail of the whole string's encoding past the context's tokens.
 
 lm-eval runs every (context + continuation) through the model. Here the options of one question
-share their context: the context runs once, and the options' remaining tokens run after it on its
-KV cache, packed end to end in one sequence whose attention mask keeps them apart. The
-full-vocabulary head is applied only where a log-probability is read. ``reference_scores`` keeps
+share their context: one packed row holds the context once and then every option's tokens end to
+end, with an attention mask that lets each option see the context and itself only, and positions
+that restart after the context for each option. The context's keys and values are thus computed
+once and reused by every option. The full-vocabulary head is applied only where a log-probability
+is read. ``reference_scores`` keeps
 lm-eval's plain full-sequence computation for comparison.
 """
 
@@ -26,12 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Tokens of (padded) context per forward pass, and of (context + option) rows per option pass.
-# Measured on a 2-core CPU: passes of about a thousand tokens beat smaller and larger ones.
-DEFAULT_CONTEXT_TOKENS = 1024
-DEFAULT_OPTION_TOKENS = 1024
-# An options pass may hold this many padded tokens per real one (more passes, less padding).
-PADDING_SLACK = 1.25
+# Padded tokens per forward pass. Measured on a 2-core CPU: about a thousand beats smaller and larger.
+DEFAULT_PASS_TOKENS = 1024
 
 
 class ScoringError(ValueError):
@@ -52,6 +50,11 @@ class ContextGroup:
 
     context: tuple[int, ...]
     members: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+
+    @property
+    def packed_length(self) -> int:
+        """Tokens of the context and of every option but its last token: the group's packed row."""
+        return len(self.context) + sum(len(continuation) - 1 for _, continuation in self.members)
 
 
 def _prefix_token_id(tokenizer: Any) -> int:
@@ -116,14 +119,14 @@ def group_by_context(encoded: Sequence[EncodedRequest]) -> list[ContextGroup]:
     return list(groups.values())
 
 
-def plan_batches(groups: list[ContextGroup], context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+def plan_batches(groups: list[ContextGroup], pass_tokens: int = DEFAULT_PASS_TOKENS,
                  ) -> list[list[ContextGroup]]:
-    """Batches of groups sorted by context length (little padding), each within ``context_tokens``."""
+    """Batches of groups sorted by packed length (little padding), each within ``pass_tokens``."""
     batches: list[list[ContextGroup]] = []
     current: list[ContextGroup] = []
-    for group in sorted(groups, key=lambda g: -len(g.context)):
+    for group in sorted(groups, key=lambda g: -g.packed_length):
         # Longest first, so the first group of a batch sets its padded width.
-        if current and len(current[0].context) * (len(current) + 1) > context_tokens:
+        if current and current[0].packed_length * (len(current) + 1) > pass_tokens:
             batches.append(current)
             current = []
         current.append(group)
@@ -133,17 +136,14 @@ def plan_batches(groups: list[ContextGroup], context_tokens: int = DEFAULT_CONTE
 
 
 def score_continuations(runtime: Any, requests: Sequence[LoglikelihoodRequest], *,
-                        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
-                        option_tokens: int = DEFAULT_OPTION_TOKENS) -> list[tuple[float, bool]]:
+                        pass_tokens: int = DEFAULT_PASS_TOKENS) -> list[tuple[float, bool]]:
     """(sum of continuation log-probs, is_greedy) per request, in order, as lm-eval computes them.
 
     Args:
         runtime: an ``HFRuntime`` (uses its ``model``, ``tokenizer``, ``device`` and ``max_length``).
         requests: (context, continuation) pairs; options of one question share the context.
-        context_tokens: padded context tokens per forward pass.
-        option_tokens: padded continuation tokens per options pass. A question's options run
-            as one packed sequence (a mask keeps them apart); packs are sorted by length so that
-            their padding stays small.
+        pass_tokens: padded tokens per forward pass. Each question is one packed row (its context,
+            then its options end to end); rows are sorted by length so that padding stays small.
     """
     encoded = encode_requests(runtime.tokenizer, requests)
     results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -156,8 +156,8 @@ def score_continuations(runtime: Any, requests: Sequence[LoglikelihoodRequest], 
     for index, score in zip(too_long, long_scores, strict=True):
         results[index] = score
     groups = group_by_context([encoded[i] for i in fitting])
-    for batch in plan_batches(groups, context_tokens):
-        for local_index, score in _score_batch(runtime, batch, option_tokens):
+    for batch in plan_batches(groups, pass_tokens):
+        for local_index, score in _score_batch(runtime, batch):
             results[fitting[local_index]] = score
     return results
 
@@ -183,157 +183,92 @@ def _reference_encoded(runtime: Any, encoded: Sequence[EncodedRequest]) -> list[
     return results
 
 
-def _head_log_probs(runtime: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Full-vocabulary log-probabilities for the given hidden states only."""
+def _head_scores(runtime: Any, hidden: torch.Tensor, rows: torch.Tensor,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of ``targets[i]`` after hidden state ``rows[i]``, and whether it is the argmax.
+
+    The full-vocabulary head runs once per distinct row (a question's last context token predicts
+    the first token of every option) and no full log-softmax is materialised.
+    """
     import torch
 
-    logits = runtime.model.get_output_embeddings()(hidden).float()
+    distinct, inverse = torch.unique(rows, return_inverse=True)
+    logits = runtime.model.get_output_embeddings()(hidden[distinct]).float()
     softcap = getattr(runtime.model.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return torch.log_softmax(logits, dim=-1)
+    best = logits.max(dim=-1)
+    log_norm = best.values + (logits - best.values[:, None]).exp_().sum(dim=-1).log()
+    target_logits = logits[inverse, targets]
+    return target_logits - log_norm[inverse], best.indices[inverse] == targets
 
 
-def _pad(rows: list[tuple[int, ...]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and their attention mask: right padding keeps every real query unmasked."""
+def _packed_rows(batch: list[ContextGroup], pad_id: int):
+    """Token ids, positions and segments of the batch's packed rows, right-padded.
+
+    A row is the context (segment 0) then each option's tokens but its last (segments 1, 2, ...);
+    padding is segment -1. Every option's positions restart right after the context.
+    """
     import torch
 
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _score_batch(runtime: Any, batch: list[ContextGroup],
-                 option_tokens: int = DEFAULT_OPTION_TOKENS) -> list[tuple[int, tuple[float, bool]]]:
-    """Run the contexts once, then every question's option tails on its context's KV cache."""
-    import torch
-
-    decoder = runtime.model.get_decoder()
-    pad_id = runtime.tokenizer.pad_token_id or 0
-    with torch.inference_mode():
-        ids, mask = _pad([g.context for g in batch], pad_id, runtime.device)
-        positions = torch.arange(ids.shape[1], device=runtime.device).expand_as(ids)
-        out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        lengths = mask.sum(dim=1)
-        last_hidden = out.last_hidden_state[torch.arange(len(batch)), lengths - 1]
-        first_log_probs = _head_log_probs(runtime, last_hidden)  # [groups, vocab]
-        rows = [OptionRow(g_index, index, cont)
-                for g_index, g in enumerate(batch) for index, cont in g.members]
-        context = ContextState(decoder, out.past_key_values, mask, lengths, pad_id)
-        tails: dict[int, tuple[torch.Tensor, bool]] = {}
-        for chunk in _pack_chunks(rows, len(batch), option_tokens):
-            tails.update(_score_option_tails(runtime, context, rows, chunk))
-    results = []
-    for row_index, row in enumerate(rows):
-        tail_sum, tail_greedy = tails.get(row_index, (0.0, True))
-        first = first_log_probs[row.group]
-        greedy = bool(first.argmax() == row.continuation[0]) and tail_greedy
-        results.append((row.index, (float(first[row.continuation[0]] + tail_sum), greedy)))
-    return results
-
-
-@dataclass(frozen=True)
-class OptionRow:
-    """One continuation to score: its context group in the batch and its request index."""
-
-    group: int
-    index: int
-    continuation: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ContextState:
-    """The batch's contexts after their forward pass: what the options continue from."""
-
-    decoder: Any
-    cache: Any
-    mask: torch.Tensor
-    lengths: torch.Tensor
-    pad_id: int
-
-
-def _pack_chunks(rows: list[OptionRow], groups: int, option_tokens: int) -> list[list[list[int]]]:
-    """Each group's multi-token options packed end to end, packs sorted by length and chunked so that
-    a pass holds at most ``option_tokens`` padded tokens, of which at most a fifth are padding."""
-    packs: list[list[int]] = [[] for _ in range(groups)]
-    for i, row in enumerate(rows):
-        if len(row.continuation) > 1:  # a one-token option's log-prob comes from its context's pass
-            packs[row.group].append(i)
-
-    def width(pack: list[int]) -> int:
-        return sum(len(rows[i].continuation) - 1 for i in pack)
-
-    chunks: list[list[list[int]]] = []
-    real = 0
-    for pack in sorted((p for p in packs if p), key=width):
-        padded = (len(chunks[-1]) + 1) * width(pack) if chunks else 0  # the widest so far: sorted
-        if chunks and padded <= option_tokens and padded <= PADDING_SLACK * (real + width(pack)):
-            chunks[-1].append(pack)
-            real += width(pack)
-        else:
-            chunks.append([pack])
-            real = width(pack)
-    return chunks
-
-
-def _packed_inputs(rows: list[OptionRow], chunk: list[list[int]], pad_id: int):
-    """Token ids, option segment (-1 on padding) and offset within the option, per packed position."""
-    import torch
-
-    width = max(sum(len(rows[i].continuation) - 1 for i in pack) for pack in chunk)
-    ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-    segment = torch.full((len(chunk), width), -1, dtype=torch.long)
-    offset = torch.zeros((len(chunk), width), dtype=torch.long)
-    for r, pack in enumerate(chunk):
-        start = 0
-        for s, i in enumerate(pack):
-            tail = rows[i].continuation[:-1]
+    width = batch[0].packed_length
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(batch), width), dtype=torch.long)
+    segments = torch.full((len(batch), width), -1, dtype=torch.long)
+    for row, group in enumerate(batch):
+        context = len(group.context)
+        ids[row, :context] = torch.tensor(group.context, dtype=torch.long)
+        positions[row, :context] = torch.arange(context)
+        segments[row, :context] = 0
+        start = context
+        for segment, (_, continuation) in enumerate(group.members, start=1):
+            tail = continuation[:-1]
             end = start + len(tail)
-            ids[r, start:end] = torch.tensor(tail, dtype=torch.long)
-            segment[r, start:end] = s
-            offset[r, start:end] = torch.arange(len(tail))
+            ids[row, start:end] = torch.tensor(tail, dtype=torch.long)
+            positions[row, start:end] = torch.arange(context, context + len(tail))
+            segments[row, start:end] = segment
             start = end
-    return ids, segment, offset
+    return ids, positions, segments
 
 
-def _packed_mask(context_mask: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
-    """[rows, 1, tail, context + tail] booleans: each option sees the real context tokens and its own
-    earlier tokens, never another option's; padding sees only the context, so no row is empty."""
+def _packed_mask(segments: torch.Tensor) -> torch.Tensor:
+    """[rows, 1, width, width] booleans: causal, and an option sees the context and its own tokens,
+    never another option's. Padding sees the context, so no query row is empty."""
     import torch
 
-    real = segment >= 0
-    same = (segment[:, :, None] == segment[:, None, :]) & real[:, :, None] & real[:, None, :]
-    causal = torch.ones(segment.shape[1], segment.shape[1], dtype=torch.bool, device=segment.device).tril()
-    context_part = context_mask.bool()[:, None, :].expand(-1, segment.shape[1], -1)
-    return torch.cat([context_part, same & causal], dim=2)[:, None]
+    width = segments.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
+    query, key = segments[:, :, None], segments[:, None, :]
+    visible = (key == 0) | ((key == query) & (key > 0))
+    return (visible & causal)[:, None]
 
 
-def _score_option_tails(runtime: Any, context: ContextState, rows: list[OptionRow],
-                        chunk: list[list[int]]) -> dict[int, tuple[torch.Tensor, bool]]:
-    """Log-prob sums and greedy flags of the chunk's continuation tokens after their first."""
+def _score_batch(runtime: Any, batch: list[ContextGroup]) -> list[tuple[int, tuple[float, bool]]]:
+    """One forward pass over the batch's packed rows; the head runs only where a token is scored.
+
+    The context's keys and values are computed once and every option of its question attends to
+    them: the reuse of a KV cache, without copying one.
+    """
     import torch
-    from transformers import DynamicCache
 
     device = runtime.device
-    groups = torch.tensor([rows[pack[0]].group for pack in chunk], device=device)
-    copies = [(keys[groups], values[groups]) for keys, values, *_ in context.cache]
-    ids, segment, offset = (t.to(device) for t in _packed_inputs(rows, chunk, context.pad_id))
-    out = context.decoder(input_ids=ids, attention_mask=_packed_mask(context.mask[groups], segment),
-                          position_ids=context.lengths[groups][:, None] + offset,
-                          past_key_values=DynamicCache(ddp_cache_data=copies), use_cache=True)
-    # [tokens, vocab] row by row, option by option: the order of the targets below.
-    log_probs = _head_log_probs(runtime, out.last_hidden_state[segment >= 0])
-    order = [i for pack in chunk for i in pack]
-    targets = torch.tensor([t for i in order for t in rows[i].continuation[1:]], device=device)
-    chosen = log_probs.gather(1, targets[:, None]).squeeze(1)
-    hits = log_probs.argmax(dim=-1) == targets
-    tails, start = {}, 0
-    for i in order:
-        count = len(rows[i].continuation) - 1
-        tails[i] = (chosen[start : start + count].sum(), bool(hits[start : start + count].all()))
-        start += count
-    return tails
+    pad_id = runtime.tokenizer.pad_token_id or 0
+    ids, positions, segments = (t.to(device) for t in _packed_rows(batch, pad_id))
+    # Hidden state rows that predict each option's tokens: the context's last, then the option's own.
+    reads, targets, spans = [], [], []
+    for row, group in enumerate(batch):
+        last_context = row * ids.shape[1] + len(group.context) - 1
+        start = last_context + 1
+        for index, continuation in group.members:
+            spans.append((index, len(reads), len(continuation)))
+            reads.extend([last_context, *range(start, start + len(continuation) - 1)])
+            targets.extend(continuation)
+            start += len(continuation) - 1
+    with torch.inference_mode():
+        out = runtime.model.get_decoder()(input_ids=ids, attention_mask=_packed_mask(segments),
+                                          position_ids=positions, use_cache=False)
+        hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+        chosen, hits = _head_scores(runtime, hidden, torch.tensor(reads, device=device),
+                                    torch.tensor(targets, device=device))
+    return [(index, (float(chosen[start : start + count].sum()), bool(hits[start : start + count].all())))
+            for index, start, count in spans]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, loglik_prompt
+from app.mcq.engine import CHUNK_SIZES, MCQEngine, MCQInputError, MCQItem, MCQOptions, loglik_prompt
 from app.runtime import GenerationResult, LoglikelihoodRequest
 from retrieval import SourceInfo
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
@@ -90,7 +90,8 @@ def test_bad_items_are_refused(item, message):
 
 
 def test_progress_is_reported_per_chunk():
-    items = [MCQItem(question=f"q{i}", choices=["a", "b"]) for i in range(70)]
+    chunk = CHUNK_SIZES["loglik"]
+    items = [MCQItem(question=f"q{i}", choices=["a", "b"]) for i in range(chunk + 6)]
     seen = []
     MCQEngine(FakeRuntime()).answer(items, MCQOptions(), progress=seen.append)
-    assert seen == [64, 70]
+    assert seen == [chunk, chunk + 6]

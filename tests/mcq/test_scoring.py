@@ -1,4 +1,4 @@
-"""Continuation scoring: lm-eval's encoding rules on a toy tokenizer, and the KV-cache path
+"""Continuation scoring: lm-eval's encoding rules on a toy tokenizer, and the packed one-pass path
 against the full-sequence reference on the real default model."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 
 from app.runtime.base import LoglikelihoodRequest
 from app.runtime.scoring import (
-    OptionRow,
     ScoringError,
-    _pack_chunks,
+    _packed_mask,
+    _packed_rows,
     encode_requests,
     group_by_context,
     plan_batches,
@@ -54,23 +54,25 @@ def test_options_of_one_question_share_a_group_and_batches_keep_the_budget():
     requests = [LoglikelihoodRequest(f"Q{'?' * n}", f" {option}") for n in (1, 9, 4) for option in "ab"]
     groups = group_by_context(encode_requests(CharTokenizer(), requests))
     assert [[index for index, _ in g.members] for g in groups] == [[0, 1], [2, 3], [4, 5]]
-    batches = plan_batches(groups, context_tokens=24)
-    assert [[len(g.context) for g in batch] for batch in batches] == [[11, 6], [3]]  # longest first
-    assert all(len(batch[0].context) * len(batch) <= 24 for batch in batches)
+    # A packed row: the context, then each option but its last token (" a" adds one token).
+    assert [g.packed_length for g in groups] == [5, 13, 8]
+    batches = plan_batches(groups, pass_tokens=24)
+    assert [[g.packed_length for g in batch] for batch in batches] == [[13], [8, 5]]  # longest first
+    assert all(batch[0].packed_length * len(batch) <= 24 for batch in batches)
 
 
-def test_options_pack_per_question_sorted_by_length_with_bounded_padding():
-    lengths = {0: [5, 2, 1], 1: [3, 2], 2: [9, 5], 3: [1, 1]}
-    rows = [OptionRow(g, i, tuple(range(n))) for g, ns in lengths.items() for i, n in enumerate(ns)]
-    chunks = _pack_chunks(rows, groups=4, option_tokens=16)
-    packs = [pack for chunk in chunks for pack in chunk]
-    # One pack per question with a multi-token option; one-token options need no pass.
-    assert sorted([rows[i].group for i in pack] for pack in packs) == [[0, 0], [1, 1], [2, 2]]
-    assert sorted(i for pack in packs for i in pack) == [0, 1, 3, 4, 5, 6]
-    for chunk in chunks:
-        widths = [sum(len(rows[i].continuation) - 1 for i in pack) for pack in chunk]
-        assert max(widths) * len(chunk) <= max(16, max(widths))
-        assert max(widths) * len(chunk) <= 1.25 * sum(widths)
+def test_packed_rows_restart_positions_and_keep_options_apart():
+    requests = [LoglikelihoodRequest("ab", " xy"), LoglikelihoodRequest("ab", " z")]
+    [group] = group_by_context(encode_requests(CharTokenizer(), requests))
+    ids, positions, segments = _packed_rows([group], pad_id=0)
+    # "^ab" then " x" (of " xy") then " " (of " z").
+    assert ids[0].tolist() == [1, ord("a"), ord("b"), ord(" "), ord("x"), ord(" ")]
+    assert positions[0].tolist() == [0, 1, 2, 3, 4, 3]
+    assert segments[0].tolist() == [0, 0, 0, 1, 1, 2]
+    mask = _packed_mask(segments)[0, 0]
+    assert mask[5].tolist() == [True, True, True, False, False, True]  # option 2 never sees option 1
+    assert mask[4].tolist() == [True, True, True, True, True, False]
+    assert mask[1].tolist() == [True, True, False, False, False, False]  # causal within the context
 
 
 def real_requests() -> list[LoglikelihoodRequest]:
@@ -93,8 +95,8 @@ def reference(runtime) -> list[tuple[float, bool]]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("budgets", [{}, {"context_tokens": 24, "option_tokens": 4}])
-def test_kv_cache_path_equals_full_sequence_reference(runtime, reference, budgets):
+@pytest.mark.parametrize("budgets", [{}, {"pass_tokens": 4}])
+def test_packed_path_equals_full_sequence_reference(runtime, reference, budgets):
     requests = real_requests()
     fast = score_continuations(runtime, requests, **budgets)
     slow = reference

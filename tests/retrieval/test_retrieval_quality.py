@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from retrieval import Retriever
+from retrieval.embedder import native_bf16
 from tests.retrieval.conftest import sample_course_questions
 from tests.retrieval.physics_questions import PHYSICS_QUESTIONS
 
@@ -71,3 +72,19 @@ def test_unrelated_questions_score_below_the_default_min_score_on_the_physics_no
     retriever = Retriever(physics_store, embedder)
     _, not_covered = sample_course_questions()
     assert all(retriever.search("physics", q, k=4, min_score=DEFAULT_MIN_SCORE) == [] for q in not_covered)
+
+
+def test_bf16_embeddings_match_fp32_ones(embedder):
+    """bf16 autocast (the default on AMX/AVX512-BF16 CPUs) changes vectors only in float noise."""
+    import numpy as np
+
+    from app.runtime.models import default_embedder_path
+    from retrieval import Embedder
+
+    texts = ["Newton's first law: a body keeps its velocity unless a force acts on it.",
+             "Floor division // rounds the quotient down to the nearest integer.", "x" * 700]
+    fp32 = np.array(Embedder(default_embedder_path(), precision="float32").embed(texts))
+    bf16 = np.array(Embedder(default_embedder_path(), precision="bfloat16").embed(texts))
+    assert (fp32 * bf16).sum(axis=1).min() > 0.999
+    assert not np.array_equal(fp32, bf16)  # the bf16 path really ran
+    assert embedder.bf16 == native_bf16("cpu")  # "auto" follows the hardware
