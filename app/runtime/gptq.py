@@ -62,5 +62,10 @@ class GPTQRuntime(HFRuntime):
 
         if self.device.type == "cuda" and dtype == torch.float32:
             dtype = torch.float16  # GPTQ's GPU kernels compute in half precision
+        elif self.device.type == "cpu" and dtype == torch.float32:
+            # In bfloat16 GPTQModel picks its ATen int4 kernel (TorchAtenLinear). For float32 it picks
+            # TorchFusedLinear, which drops the zero points of asymmetric (sym=False) checkpoints and
+            # decodes garbage (perplexity in the millions); both kernels multiply in bfloat16 anyway.
+            dtype = torch.bfloat16
         wrapper = gptqmodel.GPTQModel.load(str(self.folder), device=str(self.device), dtype=dtype)
         return wrapper.model.eval()
