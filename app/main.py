@@ -74,9 +74,20 @@ def load_resources(settings: Settings) -> Resources:
                                base_url=settings.generation_url, api_key=settings.generation_api_key)
     else:
         runtime = load_runtime(str(llm_folder), data_dir=settings.data_dir, device=device,
-                               dtype=settings.dtype, load_in_bits=settings.load_in_bits)
+                               dtype=settings.dtype, load_in_bits=settings.load_in_bits,
+                               generation_dtype=generation_dtype(settings, device))
     logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, embedder.name, store.location)
     return Resources(runtime=runtime, store=store, retriever=Retriever(store, embedder))
+
+
+def generation_dtype(settings: Settings, device: str) -> str | None:
+    """The dtype of the LLM's generation copy, or None to generate with the loaded weights."""
+    from retrieval.embedder import native_bf16
+
+    if settings.generation_precision == "bfloat16":
+        return "bfloat16"
+    auto = settings.generation_precision == "auto" and settings.load_in_bits is None
+    return "bfloat16" if auto and settings.dtype == "float32" and native_bf16(device) else None
 
 
 def batching(runtime: Runtime, settings: Settings) -> BatchingRuntime:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
                                    "store.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the LLM runs.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="LLM weight precision.")
+    generation_precision: Literal["auto", "weights", "bfloat16"] = Field(
+        "auto", description="Generation precision: the loaded weights, a bfloat16 copy of them, or auto (the "
+        "copy where the hardware multiplies bf16 natively and the weights are float32). Scoring (MCQ "
+        "log-likelihoods) always uses the loaded weights.")
     load_in_bits: int | None = Field(None, description="Quantise the LLM's weights to 4 or 8 bits "
                                                "with bitsandbytes while loading; unset keeps them as saved.")
     host: str = Field("127.0.0.1", description="Address `tutor serve` binds.")

@@ -1,17 +1,20 @@
 """Load test: N concurrent clients against /v1/ask and /v1/mcq on a live `tutor serve`.
 
 It ingests the sample course into a temporary index, starts the server on a free loopback port
-with the default models, and for each N (1, 4, 8, 16 by default) runs N client threads, each
-sending ``--requests-per-client`` requests. It prints p50 and p95 latency, throughput and the
+with the default models, and for each N (1, 4, 8, 16 by default) runs N client threads that
+share ``--requests`` requests (32, at least 2 per client), so that every level asks the same
+questions. Answers are capped at ``--max-new-tokens`` (64, a short answer; the server's default
+cap is 256). It prints p50 and p95 latency, throughput and the
 error rate per endpoint and N, then throughput at 8 clients over throughput at 1 (the target
 is at least 3x: concurrent requests are batched). Everything stops by itself: every level
 stops issuing requests once ``--time-limit`` seconds have passed since the server was ready
 (loading the models comes on top: about a minute on an idle 2-core machine), and the server is
 stopped at the end.
 
-    .venv/bin/python -m bench.load                       # defaults: at most 5 minutes of load
+    .venv/bin/python -m bench.load                       # defaults: at most 10 minutes of load
     .venv/bin/python -m bench.load --clients 1 8 --endpoints ask --max-new-tokens 16
     .venv/bin/python -m bench.load --max-batch 1         # batching off, for comparison
+    .venv/bin/python -m bench.load --generation-precision weights   # generate with the float32 weights
 """
 
 from __future__ import annotations
@@ -91,15 +94,16 @@ def drive(url: str, endpoint: str, clients: int, args: argparse.Namespace, deadl
     """``clients`` threads, each sending its requests one after another; none starts after ``deadline``."""
     level, lock = Level(endpoint, clients), threading.Lock()
 
+    total = max(args.requests, 2 * clients)
+
     def client(number: int) -> None:
         with httpx.Client(base_url=url, timeout=args.request_timeout) as http:
-            for k in range(args.requests_per_client):
+            for n in range(number, total, clients):  # every level asks the same questions in turn
                 if time.monotonic() > deadline:
                     return
                 started = time.perf_counter()
                 try:
-                    status = str(http.post(f"/v1/{endpoint}", json=payload(endpoint, number * 7 + k, args))
-                                 .status_code)
+                    status = str(http.post(f"/v1/{endpoint}", json=payload(endpoint, n, args)).status_code)
                 except httpx.HTTPError as error:
                     status = type(error).__name__
                 elapsed = time.perf_counter() - started
@@ -147,7 +151,8 @@ def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterato
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUTOR_")}
     env.update(PYTHONPATH=str(REPO_ROOT), OMP_WAIT_POLICY="PASSIVE", TUTOR_DATA_DIR=str(data_dir),
                TUTOR_MODEL=str(resolve_llm_folder(None, data_dir)), TUTOR_CHROMA_PATH=str(index),
-               TUTOR_DEVICE="cpu", TUTOR_MAX_BATCH=str(args.max_batch), TUTOR_MAX_QUEUE=str(args.max_queue))
+               TUTOR_DEVICE="cpu", TUTOR_MAX_BATCH=str(args.max_batch), TUTOR_MAX_QUEUE=str(args.max_queue),
+               TUTOR_DTYPE=args.dtype, TUTOR_GENERATION_PRECISION=args.generation_precision)
     port = free_port()
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port",
@@ -202,12 +207,16 @@ def parse_args() -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--endpoints", nargs="+", choices=["ask", "mcq"], default=["ask", "mcq"])
-    parser.add_argument("--requests-per-client", type=int, default=2)
-    parser.add_argument("--max-new-tokens", type=int, default=24, help="Tokens per /v1/ask answer.")
+    parser.add_argument("--requests", type=int, default=32,
+                        help="Requests per level (at least 2 per client), spread over the clients; every "
+                        "level cycles through the same questions.")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="Tokens per /v1/ask answer.")
     parser.add_argument("--top-k", type=int, default=2, help="Chunks per /v1/ask prompt.")
     parser.add_argument("--max-batch", type=int, default=16, help="TUTOR_MAX_BATCH (1: batching off).")
     parser.add_argument("--max-queue", type=int, default=64, help="TUTOR_MAX_QUEUE.")
-    parser.add_argument("--time-limit", type=float, default=300, help="No request starts after this.")
+    parser.add_argument("--dtype", default="float32", help="TUTOR_DTYPE: the weights' precision.")
+    parser.add_argument("--generation-precision", default="auto", help="TUTOR_GENERATION_PRECISION.")
+    parser.add_argument("--time-limit", type=float, default=600, help="No request starts after this.")
     parser.add_argument("--request-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, help="Also write the figures as JSON here.")
     return parser.parse_args()

@@ -42,7 +42,7 @@ def quantize(
     model_dir: str = typer.Argument(..., help="The model to quantise: HF folder, .gguf file or 'default'."),
     out: Path = typer.Option(..., "--out", help="The quantised folder (published only if the gate passes)."),
     bits: int | None = typer.Option(None, help="Bits per weight (recipe default 4)."),
-    group_size: int | None = typer.Option(None, help="Weights per scale (recipe default 64)."),
+    group_size: int | None = typer.Option(None, help="Weights per scale (recipe default 32)."),
     calibration: str | None = typer.Option(
         None, help="Calibration and held-out text: a course name (its ingested chunks) or a text file. "
         "Default: the only ingested course."),

@@ -52,33 +52,45 @@ def dpo_config(recipe: Recipe, checkpoints: Path, has_eval: bool) -> Any:
     )
 
 
-def length_grouped_trainer_class() -> type:
-    """DPOTrainer whose training batches hold pairs of similar length (less padding).
+def pair_lengths(dataset: Any) -> list[int]:
+    """Tokens of each tokenized pair's longer sequence: its prompt and its longer answer."""
+    return [
+        len(p) + max(len(c), len(r))
+        for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+    ]
 
-    transformers' own ``group_by_length`` reads ``input_ids``, which a tokenized preference dataset
-    does not have, so the lengths come from the prompt and the longer answer.
+
+def tutor_dpo_trainer_class(group_by_length: bool) -> type:
+    """DPOTrainer that precomputes the reference over length-sorted pairs and can length-group training.
+
+    Sorting the precompute pass cuts its padding (it runs once, so its batches need not match the
+    training batches). Length-grouped training batches need their own sampler: transformers'
+    ``group_by_length`` reads ``input_ids``, which a tokenized preference dataset does not have.
     """
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
     from trl import DPOTrainer
 
-    class LengthGroupedDPOTrainer(DPOTrainer):
+    class TutorDPOTrainer(DPOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            lengths = pair_lengths(dataset)
+            order = sorted(range(len(dataset)), key=lengths.__getitem__)
+            computed = super()._precompute_ref_logps(dataset.select(order), name, batch_size)
+            position = {index: rank for rank, index in enumerate(order)}
+            return computed.select([position[index] for index in range(len(dataset))])
+
         def _get_train_sampler(self, train_dataset=None):
+            if not group_by_length:
+                return super()._get_train_sampler(train_dataset)
             dataset = train_dataset if train_dataset is not None else self.train_dataset
-            lengths = [
-                len(p) + max(len(c), len(r))
-                for p, c, r in zip(
-                    dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True
-                )
-            ]
             generator = torch.Generator().manual_seed(self.args.seed)
             return LengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                lengths=lengths,
+                lengths=pair_lengths(dataset),
                 generator=generator,
             )
 
-    return LengthGroupedDPOTrainer
+    return TutorDPOTrainer
 
 
 def build_dpo_trainer(
@@ -86,9 +98,8 @@ def build_dpo_trainer(
 ) -> Any:
     """The configured DPOTrainer (length-grouped when the recipe asks)."""
     from peft import PeftModel
-    from trl import DPOTrainer
 
-    trainer_class = length_grouped_trainer_class() if recipe.group_by_length else DPOTrainer
+    trainer_class = tutor_dpo_trainer_class(recipe.group_by_length)
     peft_config = None if isinstance(model, PeftModel) else lora_config(recipe.adapter)
     return trainer_class(
         model=model,

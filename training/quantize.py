@@ -16,6 +16,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -66,12 +67,33 @@ class QuantizeRecipe:
 
     bits: int = field(default=4, metadata={"help": "Bits per weight of the linear layers: 2, 3, 4 or 8."})
     group_size: int = field(
-        default=64,
-        metadata={"help": "Weights sharing one scale; must divide the hidden size (SmolLM2's 576: use 64)."},
+        default=32,
+        metadata={"help": "Weights sharing one scale; must divide the hidden size (SmolLM2's 576: 32 or 64). "
+                          "The CPU int4 kernel takes 32, 64 or 128."},
     )
-    sym: bool = field(default=True, metadata={"help": "Symmetric quantisation (no zero point per group)."})
+    sym: bool = field(
+        default=False,
+        metadata={"help": "Symmetric quantisation (no zero point per group). Asymmetric fits the default "
+                          "model far better: it was de-quantised from asymmetric GGUF Q4_1 blocks."},
+    )
     desc_act: bool = field(default=False, metadata={"help": "Quantise columns by decreasing activation."})
-    damp_percent: float = field(default=0.05, metadata={"help": "Hessian dampening, as a share of its mean."})
+    damp_percent: float = field(default=0.01, metadata={"help": "Hessian dampening, as a share of its mean."})
+    mse: float = field(
+        default=2.4,
+        metadata={"help": "GPTQModel's scale search: shrink each group's range while that lowers the squared "
+                          "error (its norm exponent); 0 keeps the plain min/max range."},
+    )
+    quantize_embeddings: bool = field(
+        default=True,
+        metadata={"help": "Also GPTQ the output head with the same bits and groups. A tied model then "
+                          "stores its embedding table once, quantised (the float table is a fifth of "
+                          "SmolLM2's float16 size); an untied one keeps its input embedding in float."},
+    )
+    dynamic: dict[str, dict[str, Any]] | None = field(
+        default=None,
+        metadata={"help": "Per-module overrides for GPTQModel: a module-name regex (prefix '+:' to include, "
+                          "'-:' to skip) mapped to settings such as {'bits': 8}."},
+    )
     calibration_texts: int = field(default=128, metadata={"help": "Calibration texts fed to GPTQ."})
     heldout_texts: int = field(default=64, metadata={"help": "Held-out texts for the perplexity gate."})
     questions: str | None = field(
@@ -179,40 +201,106 @@ def run_gptq(source: Path, target: Path, texts: list[str], recipe: QuantizeRecip
     import gc
 
     gptqmodel = configure_gptqmodel(recipe, log_dir)
-    config = gptqmodel.QuantizeConfig(bits=recipe.bits, group_size=recipe.group_size, sym=recipe.sym,
-                                      desc_act=recipe.desc_act, damp_percent=recipe.damp_percent,
-                                      offload_to_disk=False)
+    grid = {"bits": recipe.bits, "group_size": recipe.group_size, "sym": recipe.sym, "mse": recipe.mse}
+    config = gptqmodel.QuantizeConfig(**grid, desc_act=recipe.desc_act, damp_percent=recipe.damp_percent,
+                                      dynamic=recipe.dynamic or None, offload_to_disk=False)
     model = gptqmodel.GPTQModel.load(str(source), config)
+    tied = bool(getattr(model.model.config, "tie_word_embeddings", False))
+    embedding_name = model.get_input_embeddings_name()
+    options = {}
+    if recipe.quantize_embeddings:
+        # GPTQ the output head on the calibration activations like any linear layer (without this
+        # override GPTQModel gives it 8 bits). A tied model's input embedding is then restored from
+        # the quantised head at load (app.runtime.gptq) instead of being stored a second time.
+        dynamic = dict(recipe.dynamic or {})
+        dynamic.setdefault(f"+:{re.escape(model.get_output_embeddings_name())}", dict(grid))
+        model.quantize_config.dynamic = dynamic
+        options["embed_quant_config"] = gptqmodel.QuantizeEmbedConfig(
+            embed_quant_mode=gptqmodel.QuantizeEmbed.OUTPUT, embed_only=False)
     logger.info("GPTQ %d-bit, group size %d, on %d calibration texts.", recipe.bits, recipe.group_size,
                 len(texts))
-    model.quantize(texts, batch_size=1)
+    model.quantize(texts, batch_size=1, **options)
     model.save(str(target))
+    compact_folder(target, recipe.group_size, embedding_name if recipe.quantize_embeddings and tied else None)
     del model
     gc.collect()
 
 
-def round_to_nearest_(model: Any, bits: int, group_size: int) -> int:
-    """Fake-quantise the decoder's linear weights in place by plain round-to-nearest (symmetric, per group).
+def compact_folder(folder: Path, group_size: int, tied_embedding: str | None) -> None:
+    """Drop from a saved GPTQ folder what loading rebuilds exactly; the outputs stay bit for bit the same.
 
-    The baseline GPTQ must beat: the same grid as GPTQModel's symmetric quantiser, without GPTQ's
-    error compensation. Returns how many linear layers were changed.
+    - ``tied_embedding``: the float input embedding GPTQModel saved beside the quantised head of a
+      tied model (it unties the table to quantise the head). The float copy is a fifth of SmolLM2's
+      float16 size; the folder is marked so that the runtime fills the embedding from the head.
+    - Every ``g_idx`` that is the plain column-to-group map (``column // group_size``, all of them
+      without ``desc_act``): GPTQModel's layers start with that map when the tensor is absent.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from app.runtime.gptq import TIED_EMBEDDING_KEY
+
+    def rebuilt_at_load(name: str, tensor: Any) -> bool:
+        if tied_embedding and name.startswith(f"{tied_embedding}."):
+            return True
+        columns = tensor.numel()
+        plain = torch.arange(columns, dtype=tensor.dtype) // (columns if group_size == -1 else group_size)
+        return name.endswith(".g_idx") and torch.equal(tensor, plain)
+
+    dropped: set[str] = set()
+    for shard in folder.glob("*.safetensors"):
+        tensors = load_file(shard)
+        kept = {name: tensor for name, tensor in tensors.items() if not rebuilt_at_load(name, tensor)}
+        dropped |= tensors.keys() - kept.keys()
+        save_file(kept, shard, metadata={"format": "pt"})
+    index_file = folder / "model.safetensors.index.json"
+    if index_file.is_file():
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        index["weight_map"] = {k: v for k, v in index["weight_map"].items() if k not in dropped}
+        index_file.write_text(json.dumps(index, indent=2), encoding="utf-8")
+    if tied_embedding:
+        config_file = folder / "config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config[TIED_EMBEDDING_KEY] = tied_embedding
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    logger.info("Dropped %d tensors that loading rebuilds exactly.", len(dropped))
+
+
+def round_to_nearest_(model: Any, recipe: QuantizeRecipe) -> int:
+    """Fake-quantise in place, by plain round-to-nearest per group, what ``recipe`` has GPTQ quantise.
+
+    The baseline GPTQ must beat: the decoder's linear weights (and, with ``quantize_embeddings``, the
+    embedding table) on the same grid as GPTQModel's quantiser, without GPTQ's error compensation or
+    its scale search. Returns how many weight matrices were changed.
     """
     import torch
 
+    layers = model.model.layers.modules()
+    weights = [module.weight for module in layers if isinstance(module, torch.nn.Linear)]
+    if recipe.quantize_embeddings:
+        weights.append(model.get_input_embeddings().weight)  # tied: the output head shares it
+    for weight in weights:
+        weight.data = _round_groups(weight.data, recipe.bits, recipe.group_size, recipe.sym)
+    return len(weights)
+
+
+def _round_groups(weight: Any, bits: int, group_size: int, sym: bool) -> Any:
+    import torch
+
     levels = 2**bits - 1
-    changed = 0
-    for module in model.model.layers.modules():
-        if not isinstance(module, torch.nn.Linear):
-            continue
-        weight = module.weight.data
-        size = weight.shape[1] if group_size == -1 else group_size
-        groups = weight.float().reshape(weight.shape[0], -1, size)
+    size = weight.shape[1] if group_size == -1 else group_size
+    groups = weight.float().reshape(weight.shape[0], -1, size)
+    if sym:
         scale = (2 * groups.abs().amax(-1, keepdim=True) / levels).clamp(min=1e-8)
-        zero = (levels + 1) / 2
-        codes = torch.clamp(torch.round(groups / scale) + zero, 0, levels)
-        module.weight.data = (scale * (codes - zero)).reshape_as(weight).to(weight.dtype)
-        changed += 1
-    return changed
+        zero = torch.full_like(scale, (levels + 1) / 2)
+    else:
+        # GPTQ's asymmetric grid always spans zero
+        low = groups.amin(-1, keepdim=True).clamp(max=0)
+        high = groups.amax(-1, keepdim=True).clamp(min=0)
+        scale = ((high - low) / levels).clamp(min=1e-8)
+        zero = torch.round(-low / scale)
+    codes = torch.clamp(torch.round(groups / scale) + zero, 0, levels)
+    return (scale * (codes - zero)).reshape_as(weight).to(weight.dtype)
 
 
 # -- the gate ------------------------------------------------------------------------------------

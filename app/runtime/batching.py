@@ -50,7 +50,14 @@ class BatchSettings:
 
     Args:
         max_queue: calls waiting or running at once; one more is refused with RuntimeBusyError.
-        window_s: how long the worker waits for more calls after the first one arrives.
+        window_s: how long the worker waits for more calls after the first one arrives, at least.
+        window_share: when a call comes in right after a batch that merged several callers,
+            the worker waits up to this share of that batch's run time (at most ``max_window_s``)
+            for as many new calls as that batch had callers, and stops waiting once they came. Their answers
+            came back together, but their next calls arrive spread by their own work (retrieval,
+            HTTP): with a fixed short window a batch of one caller would alternate with a batch
+            of the rest. After a single caller's batch (one student, or an MCQ batch job), or
+            once that long window has passed, the wait is ``window_s``.
         max_batch: the most calls merged into one model call.
         timeout_s: the longest a caller waits for its result, per ``max_batch`` requests it sends
             (an MCQ batch job sends many at once, a student's question one).
@@ -59,6 +66,8 @@ class BatchSettings:
 
     max_queue: int = 64
     window_s: float = 0.01
+    window_share: float = 0.5
+    max_window_s: float = 0.5
     max_batch: int = 16
     timeout_s: float = 300.0
     retry_after_s: int = 2
@@ -71,6 +80,7 @@ class _Call:
     kind: str  # "generate" or "loglikelihood"
     requests: list[Any]
     future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class BatchingRuntime:
@@ -87,6 +97,8 @@ class BatchingRuntime:
         self._slots = threading.BoundedSemaphore(self.settings.max_queue)
         self._closing = threading.Event()
         self._batches = 0  # model calls made, for logs and tests
+        # kind -> (callers, run seconds, end time) of the last batch of that kind
+        self._last_batch: dict[str, tuple[int, float, float]] = {}
         self._worker = threading.Thread(target=self._work, name="runtime-batcher", daemon=True)
         self._worker.start()
 
@@ -170,8 +182,13 @@ class BatchingRuntime:
     def _gather(self, first: _Call) -> list[_Call]:
         """``first`` and the calls of the same kind that arrive within the window (others go back)."""
         batch, others = [first], []
-        deadline = time.monotonic() + self.settings.window_s
+        window = self.window_for(first.kind)
+        returning, _, ended = self._last_batch.get(first.kind, (1, 0.0, 0.0))
+        deadline = time.monotonic() + window
         while len(batch) < self.settings.max_batch:
+            came_back = sum(call.queued_at >= ended for call in batch)
+            if window > self.settings.window_s and came_back >= returning:
+                break  # as many calls came as the last batch had callers: no need to wait longer
             try:
                 call = self._calls.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -183,6 +200,15 @@ class BatchingRuntime:
         for call in others:
             self._calls.put(call)
         return batch
+
+    def window_for(self, kind: str) -> float:
+        """How long the worker waits for more calls of ``kind`` after the first (see BatchSettings)."""
+        settings = self.settings
+        callers, seconds, ended = self._last_batch.get(kind, (1, 0.0, 0.0))
+        window = min(settings.max_window_s, settings.window_share * seconds)
+        if callers < 2 or time.monotonic() - ended > window:  # nobody is coming back, or not soon
+            return settings.window_s
+        return max(settings.window_s, window)
 
     def _drain(self) -> None:
         """After close(): run every call still queued, so no accepted request is dropped."""
@@ -201,8 +227,11 @@ class BatchingRuntime:
         method: Callable[[list], list] = getattr(self.inner, live[0].kind)
         requests = [request for call in live for request in call.requests]
         self._batches += 1
+        started = time.monotonic()
         try:
             results = method(requests)
+            ended = time.monotonic()
+            self._last_batch[live[0].kind] = (len(live), ended - started, ended)
         except Exception as error:
             self._fail_or_retry_alone(live, method, error)
             return

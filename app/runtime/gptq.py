@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 # GPTQModel's CPU thread pool fails on small machines unless its worker count is set (2 on two cores).
 MIN_CPU_WORKERS, MAX_CPU_WORKERS = 2, 8
+# config.json key naming the input embedding a quantised folder fills from its quantised output head
+TIED_EMBEDDING_KEY = "tutor_embedding_from_head"
 
 
 class GPTQNotInstalledError(ImportError):
@@ -68,4 +70,22 @@ class GPTQRuntime(HFRuntime):
             # decodes garbage (perplexity in the millions); both kernels multiply in bfloat16 anyway.
             dtype = torch.bfloat16
         wrapper = gptqmodel.GPTQModel.load(str(self.folder), device=str(self.device), dtype=dtype)
-        return wrapper.model.eval()
+        return restore_tied_embedding(wrapper.model, self.folder).eval()
+
+
+def restore_tied_embedding(model, folder: str | Path):
+    """Fill the input embedding of a tied model whose folder stores the table once, as the quantised head.
+
+    ``tutor quantize`` drops the float copy (training.quantize.compact_folder); the table is
+    de-quantised here once, before the head's first forward pass repacks its weights for the kernel.
+    """
+    import torch
+
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    if not config.get(TIED_EMBEDDING_KEY):
+        return model
+    embedding = model.get_input_embeddings()
+    with torch.no_grad():
+        table = model.get_output_embeddings().dequantize_weight().T  # (in, out) -> (vocabulary, hidden)
+        embedding.weight.data = table.to(embedding.weight.dtype).contiguous()
+    return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -31,6 +32,9 @@ class HFRuntime:
         dtype: "float32", "bfloat16" or "float16"; float32 is the safe CPU default.
         batch_size: the most sequences run through the model at once.
         load_in_bits: 4 or 8 to quantise the weights with bitsandbytes while loading; None keeps them.
+        generation_dtype: "bfloat16" to generate with a second copy of the weights in that precision
+            (scoring keeps ``dtype``: log-likelihoods stay comparable with lm-eval's float32 ones);
+            None generates with the loaded weights.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class HFRuntime:
         dtype: str = "float32",
         batch_size: int = 16,
         load_in_bits: int | None = None,
+        generation_dtype: str | None = None,
     ):
         import torch
         from transformers import AutoTokenizer
@@ -56,6 +61,13 @@ class HFRuntime:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = self._load_model(getattr(torch, dtype), load_in_bits)
+        self.generation_model = self.model
+        if generation_dtype is not None and self.model.dtype != getattr(torch, generation_dtype):
+            if load_in_bits is not None:
+                raise ValueError("generation_dtype needs plain weights; it cannot copy bitsandbytes ones.")
+            # On a CPU with AMX a bf16 copy prefills about 3x and decodes a batch of 8 about 3.5x
+            # faster than float32; it costs the weights' memory once more (half of float32's).
+            self.generation_model = copy.deepcopy(self.model).to(getattr(torch, generation_dtype))
         self.batch_size = batch_size
         # One forward pass at a time: the model is shared by the server's worker threads.
         self.lock = threading.Lock()
@@ -114,7 +126,8 @@ class HFRuntime:
         if stops:
             options.update(stop_strings=stops, tokenizer=self.tokenizer)
         with self.lock, torch.inference_mode():
-            output = self.model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id, **options)
+            output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
+                                                    **options)
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return [
             self._result(request, row, int(mask.sum()))
@@ -160,9 +173,10 @@ class HFRuntime:
 
             try:
                 with self.lock, torch.inference_mode():
-                    self.model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
-                                        streamer=streamer, stopping_criteria=[_StopWhenSet(cancelled)],
-                                        **options)
+                    self.generation_model.generate(
+                        **encoded, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
+                        stopping_criteria=[_StopWhenSet(cancelled)], **options,
+                    )
             except BaseException as error:  # re-raised in the consuming thread below
                 failures.append(error)
                 streamer.end()

@@ -72,6 +72,31 @@ def test_concurrent_generations_merge_into_few_model_calls_and_each_caller_gets_
     assert max(size for _, size in model.calls) >= 4
 
 
+def test_after_a_merged_batch_the_window_waits_for_its_callers_to_come_back():
+    model = RecordingModel(delay_s=0.4)
+    runtime = BatchingRuntime(model, BatchSettings(window_s=0.05, window_share=0.5, max_window_s=1.0))
+
+    def two_callers(spread_s: float) -> None:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(runtime.generate, ask("first"))
+            time.sleep(spread_s)  # the second caller's retrieval took this much longer
+            second = pool.submit(runtime.generate, ask("second"))
+            assert [first.result()[0].text, second.result()[0].text] == ["first", "second"]
+
+    try:
+        runtime.generate(ask("alone"))  # one caller: nobody comes back, the window stays short
+        assert runtime.window_for("generate") == 0.05
+        two_callers(0.0)  # merged within the short window; that batch ran 0.4 s
+        assert runtime.window_for("generate") == pytest.approx(0.2, abs=0.05)
+        assert runtime.window_for("loglikelihood") == 0.05  # each kind keeps its own
+        two_callers(0.12)  # later than the short window, within the long one
+        time.sleep(0.3)
+        assert runtime.window_for("generate") == 0.05  # nobody came back in time: short again
+    finally:
+        runtime.close()
+    assert model.calls == [("generate", 1), ("generate", 2), ("generate", 2)]
+
+
 def test_multi_request_calls_keep_their_order_and_kinds_never_mix(model):
     runtime = BatchingRuntime(model, BatchSettings(window_s=0.05))
     options = [LoglikelihoodRequest("Q:", " a"), LoglikelihoodRequest("Q:", " bbb")]

@@ -161,3 +161,27 @@ def test_recipe_runs_under_accelerate_launch_in_one_cpu_process(tiny_model_dir, 
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["steps"] == 1
+
+
+def test_reference_precompute_runs_length_sorted_and_keeps_each_rows_values(monkeypatch):
+    from datasets import Dataset, concatenate_datasets
+    from trl import DPOTrainer
+
+    from training.dpo import pair_lengths, tutor_dpo_trainer_class
+
+    rows = {"prompt_ids": [[1] * 5, [2] * 1, [3] * 9, [4] * 3],
+            "chosen_ids": [[9] * 2, [9] * 7, [9], [9] * 4],
+            "rejected_ids": [[8] * 6, [8], [8] * 2, [8] * 4]}
+    seen = []
+
+    def fake_precompute(self, dataset, name, batch_size):  # a row's "log-prob" is its own prompt token
+        seen.append(pair_lengths(dataset))
+        column = Dataset.from_dict({"ref_chosen_logps": [float(p[0]) for p in dataset["prompt_ids"]]})
+        return concatenate_datasets([dataset, column], axis=1)
+
+    monkeypatch.setattr(DPOTrainer, "_precompute_ref_logps", fake_precompute)
+    trainer = object.__new__(tutor_dpo_trainer_class(group_by_length=False))
+    computed = trainer._precompute_ref_logps(Dataset.from_dict(rows), "train", 2)
+    assert pair_lengths(Dataset.from_dict(rows)) == [11, 8, 11, 7] and seen == [[7, 8, 11, 11]]
+    assert computed["ref_chosen_logps"] == [1.0, 2.0, 3.0, 4.0]
+    assert computed["prompt_ids"] == rows["prompt_ids"]
