@@ -243,16 +243,19 @@ def compact_folder(folder: Path, group_size: int, tied_embedding: str | None) ->
     def rebuilt_at_load(name: str, tensor: Any) -> bool:
         if tied_embedding and name.startswith(f"{tied_embedding}."):
             return True
+        if not name.endswith(".g_idx"):
+            return False
         columns = tensor.numel()
         plain = torch.arange(columns, dtype=tensor.dtype) // (columns if group_size == -1 else group_size)
-        return name.endswith(".g_idx") and torch.equal(tensor, plain)
+        return torch.equal(tensor, plain)
 
     dropped: set[str] = set()
     for shard in folder.glob("*.safetensors"):
         tensors = load_file(shard)
         kept = {name: tensor for name, tensor in tensors.items() if not rebuilt_at_load(name, tensor)}
-        dropped |= tensors.keys() - kept.keys()
-        save_file(kept, shard, metadata={"format": "pt"})
+        if len(kept) < len(tensors):
+            dropped |= tensors.keys() - kept.keys()
+            save_file(kept, shard, metadata={"format": "pt"})
     index_file = folder / "model.safetensors.index.json"
     if index_file.is_file():
         index = json.loads(index_file.read_text(encoding="utf-8"))
