@@ -6,18 +6,19 @@ tokens is the argmax (``is_greedy``). Trailing spaces of the context move to the
 the continuation's tokens are the tail of the whole string's encoding past the context's tokens.
 
 lm-eval runs every (context + continuation) through the model. Here the options of one question
-share their context: one packed row holds the context once and then every option's tokens end to
-end, with an attention mask that lets each option see the context and itself only, and positions
+share their context: the question is packed as the context once and then every option's tokens end
+to end, with an attention mask that lets each option see the context and itself only, and positions
 that restart after the context for each option. The context's keys and values are thus computed
-once and reused by every option. The full-vocabulary head is applied only where a log-probability
-is read. ``reference_scores`` keeps
-lm-eval's plain full-sequence computation for comparison.
+once and reused by every option. Several questions share a row, each seeing only itself, so that
+unlike lengths are not padded to the longest. The full-vocabulary head is applied only where a
+log-probability is read. ``reference_scores`` keeps lm-eval's plain full-sequence computation for
+comparison.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 # Padded tokens per forward pass. Measured on a 2-core CPU: about a thousand beats smaller and larger.
 DEFAULT_PASS_TOKENS = 1024
+# Tokens per packed row, which holds several questions end to end. Attention over a row costs its
+# width squared, a few percent of a pass at 256; padding every question to the longest one costs
+# more (8 unlike short questions, as a server batches them: 42% of the pass was padding).
+ROW_TOKENS = 256
 
 
 class ScoringError(ValueError):
@@ -119,31 +124,50 @@ def group_by_context(encoded: Sequence[EncodedRequest]) -> list[ContextGroup]:
     return list(groups.values())
 
 
-def plan_batches(groups: list[ContextGroup], pass_tokens: int = DEFAULT_PASS_TOKENS,
-                 ) -> list[list[ContextGroup]]:
-    """Batches of groups sorted by packed length (little padding), each within ``pass_tokens``."""
-    batches: list[list[ContextGroup]] = []
-    current: list[ContextGroup] = []
+def plan_rows(groups: list[ContextGroup], row_tokens: int = ROW_TOKENS) -> list[list[ContextGroup]]:
+    """Groups packed end to end into rows of ``row_tokens`` (or the longest group), first fit decreasing."""
+    width = max([row_tokens, *(g.packed_length for g in groups)])
+    rows: list[list[ContextGroup]] = []
+    fill: list[int] = []
     for group in sorted(groups, key=lambda g: -g.packed_length):
-        # Longest first, so the first group of a batch sets its padded width.
-        if current and current[0].packed_length * (len(current) + 1) > pass_tokens:
-            batches.append(current)
-            current = []
-        current.append(group)
-    if current:
-        batches.append(current)
+        row = next((i for i, used in enumerate(fill) if used + group.packed_length <= width), None)
+        if row is None:
+            rows.append([])
+            fill.append(0)
+            row = len(rows) - 1
+        rows[row].append(group)
+        fill[row] += group.packed_length
+    return rows
+
+
+def row_length(row: list[ContextGroup]) -> int:
+    return sum(group.packed_length for group in row)
+
+
+def plan_batches(groups: list[ContextGroup], pass_tokens: int = DEFAULT_PASS_TOKENS,
+                 row_tokens: int = ROW_TOKENS) -> list[list[list[ContextGroup]]]:
+    """Passes of packed rows, each within ``pass_tokens`` once padded to its longest row."""
+    rows = sorted(plan_rows(groups, min(row_tokens, pass_tokens)), key=lambda r: -row_length(r))
+    batches: list[list[list[ContextGroup]]] = []
+    for row in rows:  # longest first, so the first row of a pass sets its padded width
+        if batches and row_length(batches[-1][0]) * (len(batches[-1]) + 1) <= pass_tokens:
+            batches[-1].append(row)
+        else:
+            batches.append([row])
     return batches
 
 
 def score_continuations(runtime: Any, requests: Sequence[LoglikelihoodRequest], *,
-                        pass_tokens: int = DEFAULT_PASS_TOKENS) -> list[tuple[float, bool]]:
+                        pass_tokens: int = DEFAULT_PASS_TOKENS,
+                        row_tokens: int = ROW_TOKENS) -> list[tuple[float, bool]]:
     """(sum of continuation log-probs, is_greedy) per request, in order, as lm-eval computes them.
 
     Args:
         runtime: an ``HFRuntime`` (uses its ``model``, ``tokenizer``, ``device`` and ``max_length``).
         requests: (context, continuation) pairs; options of one question share the context.
-        pass_tokens: padded tokens per forward pass. Each question is one packed row (its context,
-            then its options end to end); rows are sorted by length so that padding stays small.
+        pass_tokens: padded tokens per forward pass. Questions (each its context, then its options
+            end to end) are packed into rows of ``row_tokens``, so that padding stays small.
+        row_tokens: tokens per packed row (at least the longest question; 1: a question per row).
     """
     encoded = encode_requests(runtime.tokenizer, requests)
     results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -156,7 +180,7 @@ def score_continuations(runtime: Any, requests: Sequence[LoglikelihoodRequest], 
     for index, score in zip(too_long, long_scores, strict=True):
         results[index] = score
     groups = group_by_context([encoded[i] for i in fitting])
-    for batch in plan_batches(groups, pass_tokens):
+    for batch in plan_batches(groups, pass_tokens, row_tokens):
         for local_index, score in _score_batch(runtime, batch):
             results[fitting[local_index]] = score
     return results
@@ -203,47 +227,60 @@ def _head_scores(runtime: Any, hidden: torch.Tensor, rows: torch.Tensor,
     return target_logits - log_norm[inverse], best.indices[inverse] == targets
 
 
-def _packed_rows(batch: list[ContextGroup], pad_id: int):
-    """Token ids, positions and segments of the batch's packed rows, right-padded.
+def _row_layout(row: list[ContextGroup]) -> Iterator[tuple[int, ContextGroup]]:
+    """Each group of a packed row with the offset where its context starts."""
+    start = 0
+    for group in row:
+        yield start, group
+        start += group.packed_length
 
-    A row is the context (segment 0) then each option's tokens but its last (segments 1, 2, ...);
-    padding is segment -1. Every option's positions restart right after the context.
+
+def _packed_rows(batch: list[list[ContextGroup]], pad_id: int):
+    """Token ids, positions, question numbers and parts of the batch's packed rows, right-padded.
+
+    A row holds questions end to end; each is its context (part 0) then each option's tokens but
+    its last (parts 1, 2, ...), numbered in the row from 0. Padding is question -1, part -1.
+    Every option's positions restart right after its context; every context's restart at 0.
     """
     import torch
 
-    width = batch[0].packed_length
+    width = max(row_length(row) for row in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(batch), width), dtype=torch.long)
-    segments = torch.full((len(batch), width), -1, dtype=torch.long)
-    for row, group in enumerate(batch):
-        context = len(group.context)
-        ids[row, :context] = torch.tensor(group.context, dtype=torch.long)
-        positions[row, :context] = torch.arange(context)
-        segments[row, :context] = 0
-        start = context
-        for segment, (_, continuation) in enumerate(group.members, start=1):
-            tail = continuation[:-1]
-            end = start + len(tail)
-            ids[row, start:end] = torch.tensor(tail, dtype=torch.long)
-            positions[row, start:end] = torch.arange(context, context + len(tail))
-            segments[row, start:end] = segment
-            start = end
-    return ids, positions, segments
+    questions = torch.full((len(batch), width), -1, dtype=torch.long)
+    parts = torch.full((len(batch), width), -1, dtype=torch.long)
+    for row, groups in enumerate(batch):
+        for question, (start, group) in enumerate(_row_layout(groups)):
+            context = len(group.context)
+            questions[row, start : start + group.packed_length] = question
+            ids[row, start : start + context] = torch.tensor(group.context, dtype=torch.long)
+            positions[row, start : start + context] = torch.arange(context)
+            parts[row, start : start + context] = 0
+            start += context
+            for part, (_, continuation) in enumerate(group.members, start=1):
+                tail = continuation[:-1]
+                end = start + len(tail)
+                ids[row, start:end] = torch.tensor(tail, dtype=torch.long)
+                positions[row, start:end] = torch.arange(context, context + len(tail))
+                parts[row, start:end] = part
+                start = end
+    return ids, positions, questions, parts
 
 
-def _packed_mask(segments: torch.Tensor) -> torch.Tensor:
-    """[rows, 1, width, width] booleans: causal, and an option sees the context and its own tokens,
-    never another option's. Padding sees the context, so no query row is empty."""
+def _packed_mask(questions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """[rows, 1, width, width] booleans: causal, within one question only, and an option sees the
+    context and its own tokens, never another option's. Padding sees padding, so no query row is empty."""
     import torch
 
-    width = segments.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
-    query, key = segments[:, :, None], segments[:, None, :]
-    visible = (key == 0) | ((key == query) & (key > 0))
+    width = parts.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=parts.device).tril()
+    same_question = questions[:, :, None] == questions[:, None, :]
+    query, key = parts[:, :, None], parts[:, None, :]
+    visible = same_question & ((key == 0) | (key == query))
     return (visible & causal)[:, None]
 
 
-def _score_batch(runtime: Any, batch: list[ContextGroup]) -> list[tuple[int, tuple[float, bool]]]:
+def _score_batch(runtime: Any, batch: list[list[ContextGroup]]) -> list[tuple[int, tuple[float, bool]]]:
     """One forward pass over the batch's packed rows; the head runs only where a token is scored.
 
     The context's keys and values are computed once and every option of its question attends to
@@ -253,19 +290,20 @@ def _score_batch(runtime: Any, batch: list[ContextGroup]) -> list[tuple[int, tup
 
     device = runtime.device
     pad_id = runtime.tokenizer.pad_token_id or 0
-    ids, positions, segments = (t.to(device) for t in _packed_rows(batch, pad_id))
+    ids, positions, questions, parts = (t.to(device) for t in _packed_rows(batch, pad_id))
     # Hidden state rows that predict each option's tokens: the context's last, then the option's own.
     reads, targets, spans = [], [], []
-    for row, group in enumerate(batch):
-        last_context = row * ids.shape[1] + len(group.context) - 1
-        start = last_context + 1
-        for index, continuation in group.members:
-            spans.append((index, len(reads), len(continuation)))
-            reads.extend([last_context, *range(start, start + len(continuation) - 1)])
-            targets.extend(continuation)
-            start += len(continuation) - 1
+    for row, groups in enumerate(batch):
+        for offset, group in _row_layout(groups):
+            last_context = row * ids.shape[1] + offset + len(group.context) - 1
+            start = last_context + 1
+            for index, continuation in group.members:
+                spans.append((index, len(reads), len(continuation)))
+                reads.extend([last_context, *range(start, start + len(continuation) - 1)])
+                targets.extend(continuation)
+                start += len(continuation) - 1
     with torch.inference_mode():
-        out = runtime.model.get_decoder()(input_ids=ids, attention_mask=_packed_mask(segments),
+        out = runtime.model.get_decoder()(input_ids=ids, attention_mask=_packed_mask(questions, parts),
                                           position_ids=positions, use_cache=False)
         hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
         chosen, hits = _head_scores(runtime, hidden, torch.tensor(reads, device=device),

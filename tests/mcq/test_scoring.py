@@ -13,6 +13,7 @@ from app.runtime.scoring import (
     encode_requests,
     group_by_context,
     plan_batches,
+    plan_rows,
     reference_scores,
     score_continuations,
 )
@@ -54,25 +55,43 @@ def test_options_of_one_question_share_a_group_and_batches_keep_the_budget():
     requests = [LoglikelihoodRequest(f"Q{'?' * n}", f" {option}") for n in (1, 9, 4) for option in "ab"]
     groups = group_by_context(encode_requests(CharTokenizer(), requests))
     assert [[index for index, _ in g.members] for g in groups] == [[0, 1], [2, 3], [4, 5]]
-    # A packed row: the context, then each option but its last token (" a" adds one token).
+    # A question packs its context, then each option but its last token (" a" adds one token).
     assert [g.packed_length for g in groups] == [5, 13, 8]
-    batches = plan_batches(groups, pass_tokens=24)
-    assert [[g.packed_length for g in batch] for batch in batches] == [[13], [8, 5]]  # longest first
-    assert all(batch[0].packed_length * len(batch) <= 24 for batch in batches)
+    # Rows of 14 tokens: the 13 alone, then 8 + 5 share a row; a pass of 26 holds both rows.
+    batches = plan_batches(groups, pass_tokens=26, row_tokens=14)
+    assert [[[g.packed_length for g in row] for row in batch] for batch in batches] == [[[13], [8, 5]]]
+    # A pass of 24 cannot: 2 rows padded to 13 are 26 tokens.
+    batches = plan_batches(groups, pass_tokens=24, row_tokens=14)
+    assert [[[g.packed_length for g in row] for row in batch] for batch in batches] == [[[13]], [[8, 5]]]
+    # A row is as wide as the longest question at least, and otherwise no wider than a pass.
+    assert plan_rows(groups, row_tokens=4) == [[groups[1]], [groups[2], groups[0]]]
+    assert [len(row) for [row] in plan_batches(groups, pass_tokens=8, row_tokens=64)] == [1, 2]
 
 
-def test_packed_rows_restart_positions_and_keep_options_apart():
-    requests = [LoglikelihoodRequest("ab", " xy"), LoglikelihoodRequest("ab", " z")]
-    [group] = group_by_context(encode_requests(CharTokenizer(), requests))
-    ids, positions, segments = _packed_rows([group], pad_id=0)
-    # "^ab" then " x" (of " xy") then " " (of " z").
-    assert ids[0].tolist() == [1, ord("a"), ord("b"), ord(" "), ord("x"), ord(" ")]
-    assert positions[0].tolist() == [0, 1, 2, 3, 4, 3]
-    assert segments[0].tolist() == [0, 0, 0, 1, 1, 2]
-    mask = _packed_mask(segments)[0, 0]
-    assert mask[5].tolist() == [True, True, True, False, False, True]  # option 2 never sees option 1
-    assert mask[4].tolist() == [True, True, True, True, True, False]
-    assert mask[1].tolist() == [True, True, False, False, False, False]  # causal within the context
+def test_packed_rows_restart_positions_and_keep_questions_and_options_apart():
+    requests = [LoglikelihoodRequest("ab", " xy"), LoglikelihoodRequest("ab", " z"),
+                LoglikelihoodRequest("c", " w")]
+    first, second = group_by_context(encode_requests(CharTokenizer(), requests))
+    ids, positions, questions, parts = _packed_rows([[first, second]], pad_id=0)
+    # "^ab" then " x" (of " xy") then " " (of " z"); then the second question "^c" then " ".
+    assert ids[0].tolist() == [1, ord("a"), ord("b"), ord(" "), ord("x"), ord(" "), 1, ord("c"), ord(" ")]
+    assert positions[0].tolist() == [0, 1, 2, 3, 4, 3, 0, 1, 2]
+    assert questions[0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert parts[0].tolist() == [0, 0, 0, 1, 1, 2, 0, 0, 1]
+    mask = _packed_mask(questions, parts)[0, 0]
+    assert mask[5].tolist() == [True, True, True, False, False, True, False, False, False]  # not option 1
+    assert mask[4].tolist() == [True, True, True, True, True, False, False, False, False]
+    assert mask[1].tolist() == [True, True, False, False, False, False, False, False, False]  # causal
+    assert mask[8].tolist() == [False] * 6 + [True, True, True]  # the second question sees only itself
+
+
+def test_padding_rows_see_only_padding():
+    requests = [LoglikelihoodRequest("abcd", " x"), LoglikelihoodRequest("a", " y")]
+    long, short = group_by_context(encode_requests(CharTokenizer(), requests))
+    _, _, questions, parts = _packed_rows([[long], [short]], pad_id=0)
+    assert questions[1].tolist() == [0, 0, 0, -1, -1, -1]
+    mask = _packed_mask(questions, parts)[1, 0]
+    assert mask[4].tolist() == [False, False, False, True, True, False]
 
 
 def real_requests() -> list[LoglikelihoodRequest]:
@@ -95,7 +114,7 @@ def reference(runtime) -> list[tuple[float, bool]]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("budgets", [{}, {"pass_tokens": 4}])
+@pytest.mark.parametrize("budgets", [{}, {"pass_tokens": 4}, {"row_tokens": 1}])
 def test_packed_path_equals_full_sequence_reference(runtime, reference, budgets):
     requests = real_requests()
     fast = score_continuations(runtime, requests, **budgets)
