@@ -7,6 +7,8 @@ is its own). What differs is what our recipe changes:
 - the reference log-probabilities are computed once before training (``precompute_reference``)
   instead of a reference forward pass at every step;
 - batches hold pairs of similar length (less padding);
+- a pair is one row, its prompt once and both answers after it (``share_prompt``), where TRL runs
+  two rows that repeat the prompt;
 - no gradient checkpointing (TRL turns it on by default, paying a second forward per step).
 
 Three variants: ``trl`` (TRL's defaults), ``ours`` (the recipe) and ``ours-same-order`` (the

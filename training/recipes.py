@@ -198,6 +198,13 @@ class Recipe:
         default=True,
         metadata={"help": "Batch rows of similar length together to waste less compute on padding."},
     )
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "DPO: run each pair as one row, its prompt once and both answers after it, not as two "
+            "rows that repeat the prompt. Needs precompute_reference."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of data order, adapter init and cleaning."})
     eval_steps: int = field(
         default=50, metadata={"help": "Evaluate on the validation split every N updates."}
@@ -243,6 +250,11 @@ class Recipe:
         if self.init_adapter and self.task != "dpo":
             raise RecipeError(
                 "init_adapter is for DPO runs that start from an SFT adapter; remove it for SFT."
+            )
+        if self.task == "dpo" and self.share_prompt and not self.precompute_reference:
+            raise RecipeError(
+                "share_prompt needs precompute_reference: TRL's per-step reference pass reads two rows per "
+                "pair. Set precompute_reference: true, or share_prompt: false."
             )
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
             raise RecipeError(f"split {self.split} must be three non-negative fractions summing to 1.")
