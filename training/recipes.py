@@ -253,8 +253,9 @@ class Recipe:
             )
         if self.task == "dpo" and self.share_prompt and not self.precompute_reference:
             raise RecipeError(
-                "share_prompt needs precompute_reference: TRL's per-step reference pass reads two rows per "
-                "pair. Set precompute_reference: true, or share_prompt: false."
+                "share_prompt needs precompute_reference: the packed rows come with the reference pass "
+                "(TRL's per-step one runs on two rows per pair). Set precompute_reference: true, or "
+                "share_prompt: false."
             )
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
             raise RecipeError(f"split {self.split} must be three non-negative fractions summing to 1.")

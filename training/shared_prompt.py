@@ -26,7 +26,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 IGNORE = -100
 # Segments of a packed row: what each token may attend to besides the prompt body.
 PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, 3
-PACKED_KEYS = ("packed_input_ids", "packed_position_ids", "packed_attention_mask", "packed_labels",
+PACKED_KEYS = ("packed_input_ids", "packed_position_ids", "packed_attention_mask", "packed_shift_labels",
                "packed_index")
 
 
@@ -53,6 +53,8 @@ def pack_pair(prompt: list[int], chosen: list[int], rejected: list[int],
     prompt = prompt[:limit]
     chosen, rejected = chosen[: limit - len(prompt)], rejected[: limit - len(prompt)]
     p = len(prompt)
+    # The prompt's last token belongs to the chosen answer's segment, so that the rejected answer's
+    # copy of it does not see it.
     tokens = prompt + chosen
     positions = list(range(p + len(chosen)))
     segments = [PROMPT] * (p - 1) + [CHOSEN] * (1 + len(chosen))
@@ -106,7 +108,7 @@ class SharedPromptCollator(DataCollatorForPreference):
                     row * width + torch.arange(start, start + count))
         query, key = segments[:, :, None], segments[:, None, :]
         causal = torch.ones(width, width, dtype=torch.bool).tril()
-        batch.update(packed_input_ids=ids, packed_position_ids=positions, packed_labels=labels,
+        batch.update(packed_input_ids=ids, packed_position_ids=positions, packed_shift_labels=labels,
                      packed_attention_mask=(((key == PROMPT) | (key == query)) & causal)[:, None],
                      packed_index=index)
         return batch
@@ -115,20 +117,28 @@ class SharedPromptCollator(DataCollatorForPreference):
 class PackedPairsModel:
     """Called as TRL calls the model on a preference batch; computes it from the packed rows.
 
-    TRL reads per-token outputs (``log_probs``, ``entropy``, ...) of shape [2 * pairs, width - 1];
-    this returns those, gathered from the packed rows' outputs, zero where TRL's would be.
+    With TRL's fused head, TRL reads per-token outputs (``log_probs``, ``entropy``, ...) of shape
+    [2 * pairs, width - 1]; this returns those, gathered from the packed rows' outputs, zero where
+    TRL's would be. Other calls (logits for ``compute_metrics``) go to the model on the two rows.
     """
 
     def __init__(self, model: Any):
         self.model = model
 
-    def __call__(self, *, packed_input_ids, packed_position_ids, packed_attention_mask, packed_labels,
-                 packed_index, **unpacked: Any) -> Any:
-        out = self.model(input_ids=packed_input_ids, position_ids=packed_position_ids,
-                         attention_mask=packed_attention_mask, shift_labels=packed_labels,
-                         fused_lm_head=True, use_cache=False)
-        missing = packed_index < 0
-        safe_index = packed_index.clamp(min=0)
+    def __call__(self, **inputs: Any) -> Any:
+        from app.runtime.scoring import attention_mask_for
+
+        packed = {key: inputs.pop(key) for key in PACKED_KEYS}
+        if not inputs.get("fused_lm_head"):
+            return self.model(**inputs)
+        if inputs.get("output_router_logits"):
+            raise ValueError("Shared-prompt packing does not compute MoE router losses; set "
+                             "share_prompt: false.")
+        out = self.model(input_ids=packed["packed_input_ids"], position_ids=packed["packed_position_ids"],
+                         attention_mask=attention_mask_for(self.model, packed["packed_attention_mask"]),
+                         shift_labels=packed["packed_shift_labels"], fused_lm_head=True, use_cache=False)
+        index = packed["packed_index"]
+        missing, safe_index = index < 0, index.clamp(min=0)
 
         def unpack(values):
             return None if values is None else values.reshape(-1)[safe_index].masked_fill(missing, 0)

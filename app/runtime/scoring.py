@@ -125,18 +125,18 @@ def group_by_context(encoded: Sequence[EncodedRequest]) -> list[ContextGroup]:
 
 
 def plan_rows(groups: list[ContextGroup], row_tokens: int = ROW_TOKENS) -> list[list[ContextGroup]]:
-    """Groups packed end to end into rows of ``row_tokens`` (or the longest group), first fit decreasing."""
-    width = max([row_tokens, *(g.packed_length for g in groups)])
+    """Groups packed end to end into rows, first fit decreasing: a row holds ``row_tokens``, or its
+    first (longest) group when that is longer, so one long question does not widen every row."""
     rows: list[list[ContextGroup]] = []
-    fill: list[int] = []
+    free: list[int] = []
     for group in sorted(groups, key=lambda g: -g.packed_length):
-        row = next((i for i, used in enumerate(fill) if used + group.packed_length <= width), None)
+        row = next((i for i, room in enumerate(free) if group.packed_length <= room), None)
         if row is None:
             rows.append([])
-            fill.append(0)
+            free.append(max(row_tokens, group.packed_length))
             row = len(rows) - 1
         rows[row].append(group)
-        fill[row] += group.packed_length
+        free[row] -= group.packed_length
     return rows
 
 
@@ -167,7 +167,7 @@ def score_continuations(runtime: Any, requests: Sequence[LoglikelihoodRequest], 
         requests: (context, continuation) pairs; options of one question share the context.
         pass_tokens: padded tokens per forward pass. Questions (each its context, then its options
             end to end) are packed into rows of ``row_tokens``, so that padding stays small.
-        row_tokens: tokens per packed row (at least the longest question; 1: a question per row).
+        row_tokens: tokens per packed row (a longer question gets a row of its own length).
     """
     encoded = encode_requests(runtime.tokenizer, requests)
     results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -267,6 +267,25 @@ def _packed_rows(batch: list[list[ContextGroup]], pad_id: int):
     return ids, positions, questions, parts
 
 
+def attention_mask_for(model: Any, visible: torch.Tensor) -> torch.Tensor:
+    """A boolean [rows, 1, queries, keys] mask as ``model``'s attention takes a 4D mask.
+
+    SDPA reads booleans as "may attend". Eager attention adds the mask to the scores, so a boolean
+    mask would mask nothing: it gets 0 where a token may attend and the dtype's minimum elsewhere.
+    Other kernels (flash attention) take no 4D mask, so packed rows cannot run on them.
+    """
+    import torch
+
+    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
+    if implementation == "sdpa":
+        return visible
+    if implementation == "eager":
+        scores = torch.zeros(visible.shape, dtype=model.dtype, device=visible.device)
+        return scores.masked_fill(~visible, torch.finfo(model.dtype).min)
+    raise ValueError(f"The model's attention implementation {implementation!r} takes no 4D attention mask, "
+                     "which packed rows need; load it with attn_implementation 'sdpa' or 'eager'.")
+
+
 def _packed_mask(questions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
     """[rows, 1, width, width] booleans: causal, within one question only, and an option sees the
     context and its own tokens, never another option's. Padding sees padding, so no query row is empty."""
@@ -303,7 +322,8 @@ def _score_batch(runtime: Any, batch: list[list[ContextGroup]]) -> list[tuple[in
                 targets.extend(continuation)
                 start += len(continuation) - 1
     with torch.inference_mode():
-        out = runtime.model.get_decoder()(input_ids=ids, attention_mask=_packed_mask(questions, parts),
+        mask = attention_mask_for(runtime.model, _packed_mask(questions, parts))
+        out = runtime.model.get_decoder()(input_ids=ids, attention_mask=mask,
                                           position_ids=positions, use_cache=False)
         hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
         chosen, hits = _head_scores(runtime, hidden, torch.tensor(reads, device=device),

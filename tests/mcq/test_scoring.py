@@ -3,6 +3,8 @@ against the full-sequence reference on the real default model."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from app.runtime.base import LoglikelihoodRequest
@@ -10,6 +12,7 @@ from app.runtime.scoring import (
     ScoringError,
     _packed_mask,
     _packed_rows,
+    attention_mask_for,
     encode_requests,
     group_by_context,
     plan_batches,
@@ -63,9 +66,11 @@ def test_options_of_one_question_share_a_group_and_batches_keep_the_budget():
     # A pass of 24 cannot: 2 rows padded to 13 are 26 tokens.
     batches = plan_batches(groups, pass_tokens=24, row_tokens=14)
     assert [[[g.packed_length for g in row] for row in batch] for batch in batches] == [[[13]], [[8, 5]]]
-    # A row is as wide as the longest question at least, and otherwise no wider than a pass.
-    assert plan_rows(groups, row_tokens=4) == [[groups[1]], [groups[2], groups[0]]]
-    assert [len(row) for [row] in plan_batches(groups, pass_tokens=8, row_tokens=64)] == [1, 2]
+    # A row holds row_tokens (no more than a pass), or its own first question when that is longer:
+    # the 13-token question does not widen the other rows.
+    assert plan_rows(groups, row_tokens=4) == [[groups[1]], [groups[2]], [groups[0]]]
+    assert plan_rows(groups, row_tokens=13) == [[groups[1]], [groups[2], groups[0]]]
+    assert [len(row) for [row] in plan_batches(groups, pass_tokens=8, row_tokens=64)] == [1, 1, 1]
 
 
 def test_packed_rows_restart_positions_and_keep_questions_and_options_apart():
@@ -92,6 +97,22 @@ def test_padding_rows_see_only_padding():
     assert questions[1].tolist() == [0, 0, 0, -1, -1, -1]
     mask = _packed_mask(questions, parts)[1, 0]
     assert mask[4].tolist() == [False, False, False, True, True, False]
+
+
+def test_masks_follow_the_attention_kernel():
+    import torch
+
+    visible = torch.tensor([[True, False], [True, True]])[None, None]
+    sdpa, eager, flash = (
+        SimpleNamespace(config=SimpleNamespace(_attn_implementation=name), dtype=torch.float32)
+        for name in ("sdpa", "eager", "flash_attention_2")
+    )
+    assert attention_mask_for(sdpa, visible) is visible  # SDPA reads booleans as "may attend"
+    added = attention_mask_for(eager, visible)  # eager attention adds the mask to its scores
+    assert added[0, 0, 0].tolist() == [0.0, torch.finfo(torch.float32).min]
+    assert added[0, 0, 1].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="takes no 4D attention mask"):
+        attention_mask_for(flash, visible)
 
 
 def real_requests() -> list[LoglikelihoodRequest]:
@@ -123,6 +144,21 @@ def test_packed_path_equals_full_sequence_reference(runtime, reference, budgets)
         assert fast_ll == pytest.approx(slow_ll, abs=1e-4), request
         assert fast_greedy == slow_greedy, request
     assert any(greedy for _, greedy in slow)  # the check covers a greedy continuation too
+
+
+@pytest.mark.integration
+def test_packed_rows_keep_questions_apart_under_eager_attention(runtime, reference):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    eager = AutoModelForCausalLM.from_pretrained(runtime.folder, dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    eager_runtime = SimpleNamespace(model=eager, tokenizer=runtime.tokenizer, device=runtime.device,
+                                    max_length=runtime.max_length)
+    fast = score_continuations(eager_runtime, real_requests())
+    for (fast_ll, fast_greedy), (slow_ll, slow_greedy) in zip(fast, reference, strict=True):
+        assert fast_ll == pytest.approx(slow_ll, abs=1e-4)
+        assert fast_greedy == slow_greedy
 
 
 @pytest.mark.integration

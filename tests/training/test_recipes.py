@@ -86,6 +86,12 @@ def test_label_smoothing_is_refused_for_ipo_and_hinge():
         recipe_from_dict(MINIMAL, ["loss=ipo", "label_smoothing=0.1"])
 
 
+def test_shared_prompt_packing_needs_the_precomputed_reference():
+    with pytest.raises(RecipeError, match="share_prompt needs precompute_reference"):
+        recipe_from_dict(MINIMAL, ["precompute_reference=false"])
+    assert not recipe_from_dict(MINIMAL, ["precompute_reference=false", "share_prompt=false"]).share_prompt
+
+
 def test_recipe_task_must_match_the_command(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({**MINIMAL, "task": "sft"}), encoding="utf-8")

@@ -53,15 +53,17 @@ def test_the_mask_keeps_the_answers_apart_and_padding_out_of_them():
     assert batch["input_ids"].shape == (4, 5) and batch["completion_mask"][2].tolist() == [0, 0, 0, 1, 0]
 
 
-@pytest.fixture(scope="module")
-def lora_model(tiny_model_dir):
-    """The cut-down model with TRL's fused head and a LoRA adapter whose B is not zero."""
+@pytest.fixture(scope="module", params=["sdpa", "eager"])
+def lora_model(tiny_model_dir, request):
+    """The cut-down model with TRL's fused head and a LoRA adapter whose B is not zero, on each
+    attention kernel that takes a 4D mask (SDPA reads it as booleans, eager adds it to the scores)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32,
+                                                 attn_implementation=request.param)
     add_fused_lm_head(model)
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
@@ -96,8 +98,7 @@ def test_packed_rows_give_trls_log_probs_and_gradients(lora_model, max_length):
     two_rows, two_rows_grads = logps_and_grads(lambda: lora_model(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
         fused_lm_head=True))
-    packed, packed_grads = logps_and_grads(lambda: PackedPairsModel(lora_model)(
-        **{key: value for key, value in batch.items() if key.startswith("packed_")}))
+    packed, packed_grads = logps_and_grads(lambda: PackedPairsModel(lora_model)(**batch, fused_lm_head=True))
     assert (two_rows != 0).sum() == (packed != 0).sum() > 0
     torch.testing.assert_close(packed, two_rows, atol=1e-5, rtol=1e-5)
     assert packed_grads.keys() == two_rows_grads.keys() and packed_grads
@@ -106,3 +107,17 @@ def test_packed_rows_give_trls_log_probs_and_gradients(lora_model, max_length):
         # the wrong tokens would be off by its whole size.
         scale = two_rows_grads[name].abs().max().item()
         torch.testing.assert_close(grad, two_rows_grads[name], atol=5e-5 * scale, rtol=1e-4, msg=name)
+
+
+@pytest.mark.integration
+def test_calls_without_the_fused_head_go_to_the_model_on_the_two_rows(lora_model):
+    import torch
+
+    pair = {"prompt_ids": [5, 6], "chosen_ids": [7], "rejected_ids": [8]}
+    batch = SharedPromptCollator(pad_token_id=0)([pair])
+    model_inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        expected = lora_model(**model_inputs).logits
+        logits = PackedPairsModel(lora_model)(**model_inputs, **{k: v for k, v in batch.items()
+                                                                  if k.startswith("packed_")}).logits
+    torch.testing.assert_close(logits, expected)
