@@ -23,9 +23,12 @@ from typing import Any
 
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from app.runtime.scoring import attention_mask_for, packed_mask
+
 IGNORE = -100
-# Segments of a packed row: what each token may attend to besides the prompt body.
-PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, 3
+# Segments of a packed row (app.runtime.scoring.packed_mask's parts): every segment sees the prompt
+# body (0) and itself.
+PROMPT, CHOSEN, REJECTED = 0, 1, 2
 PACKED_KEYS = ("packed_input_ids", "packed_position_ids", "packed_attention_mask", "packed_shift_labels",
                "packed_index")
 
@@ -90,7 +93,8 @@ class SharedPromptCollator(DataCollatorForPreference):
         rows = len(pairs)
         ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)
-        segments = torch.full((rows, width), PADDING, dtype=torch.long)
+        segments = torch.full((rows, width), -1, dtype=torch.long)
+        pair_ids = torch.full((rows, width), -1, dtype=torch.long)  # a row holds one pair (0); -1: padding
         labels = torch.full((rows, width), IGNORE, dtype=torch.long)
         # For each column of TRL's shifted two-row layout, the packed position that predicts the same token.
         index = torch.full((2 * rows, batch["completion_mask"].shape[1] - 1), -1, dtype=torch.long)
@@ -99,6 +103,7 @@ class SharedPromptCollator(DataCollatorForPreference):
             ids[row, :length] = torch.tensor(pair.tokens)
             positions[row, :length] = torch.tensor(pair.positions)
             segments[row, :length] = torch.tensor(pair.segments)
+            pair_ids[row, :length] = 0
             labels[row, :length] = torch.tensor(pair.labels)
             # TRL's row predicts answer token j from column (prompt length - 1 + j), the prompt's last
             # token being pair.chosen_start.
@@ -106,11 +111,8 @@ class SharedPromptCollator(DataCollatorForPreference):
                                            (rows + row, pair.rejected_start, pair.rejected_length)):
                 index[unpacked, pair.chosen_start : pair.chosen_start + count] = (
                     row * width + torch.arange(start, start + count))
-        query, key = segments[:, :, None], segments[:, None, :]
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
         batch.update(packed_input_ids=ids, packed_position_ids=positions, packed_shift_labels=labels,
-                     packed_attention_mask=(((key == PROMPT) | (key == query)) & causal)[:, None],
-                     packed_index=index)
+                     packed_attention_mask=packed_mask(pair_ids, segments), packed_index=index)
         return batch
 
 
@@ -126,8 +128,6 @@ class PackedPairsModel:
         self.model = model
 
     def __call__(self, **inputs: Any) -> Any:
-        from app.runtime.scoring import attention_mask_for
-
         packed = {key: inputs.pop(key) for key in PACKED_KEYS}
         if not inputs.get("fused_lm_head"):
             return self.model(**inputs)

@@ -286,9 +286,13 @@ def attention_mask_for(model: Any, visible: torch.Tensor) -> torch.Tensor:
                      "which packed rows need; load it with attn_implementation 'sdpa' or 'eager'.")
 
 
-def _packed_mask(questions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
-    """[rows, 1, width, width] booleans: causal, within one question only, and an option sees the
-    context and its own tokens, never another option's. Padding sees padding, so no query row is empty."""
+def packed_mask(questions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """[rows, 1, width, width] booleans for rows that pack several sequences sharing a prefix.
+
+    Causal, within one question only (-1: padding), and a part sees part 0 (the shared context) and
+    itself, never another part: an option its question's context, a preference pair's answer its
+    prompt (training.shared_prompt). Padding sees padding, so no query row is empty.
+    """
     import torch
 
     width = parts.shape[1]
@@ -322,7 +326,7 @@ def _score_batch(runtime: Any, batch: list[list[ContextGroup]]) -> list[tuple[in
                 targets.extend(continuation)
                 start += len(continuation) - 1
     with torch.inference_mode():
-        mask = attention_mask_for(runtime.model, _packed_mask(questions, parts))
+        mask = attention_mask_for(runtime.model, packed_mask(questions, parts))
         out = runtime.model.get_decoder()(input_ids=ids, attention_mask=mask,
                                           position_ids=positions, use_cache=False)
         hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])

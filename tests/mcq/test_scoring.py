@@ -10,11 +10,11 @@ import pytest
 from app.runtime.base import LoglikelihoodRequest
 from app.runtime.scoring import (
     ScoringError,
-    _packed_mask,
     _packed_rows,
     attention_mask_for,
     encode_requests,
     group_by_context,
+    packed_mask,
     plan_batches,
     plan_rows,
     reference_scores,
@@ -83,7 +83,7 @@ def test_packed_rows_restart_positions_and_keep_questions_and_options_apart():
     assert positions[0].tolist() == [0, 1, 2, 3, 4, 3, 0, 1, 2]
     assert questions[0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
     assert parts[0].tolist() == [0, 0, 0, 1, 1, 2, 0, 0, 1]
-    mask = _packed_mask(questions, parts)[0, 0]
+    mask = packed_mask(questions, parts)[0, 0]
     assert mask[5].tolist() == [True, True, True, False, False, True, False, False, False]  # not option 1
     assert mask[4].tolist() == [True, True, True, True, True, False, False, False, False]
     assert mask[1].tolist() == [True, True, False, False, False, False, False, False, False]  # causal
@@ -95,7 +95,7 @@ def test_padding_rows_see_only_padding():
     long, short = group_by_context(encode_requests(CharTokenizer(), requests))
     _, _, questions, parts = _packed_rows([[long], [short]], pad_id=0)
     assert questions[1].tolist() == [0, 0, 0, -1, -1, -1]
-    mask = _packed_mask(questions, parts)[1, 0]
+    mask = packed_mask(questions, parts)[1, 0]
     assert mask[4].tolist() == [False, False, False, True, True, False]
 
 
