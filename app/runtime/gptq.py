@@ -70,10 +70,10 @@ class GPTQRuntime(HFRuntime):
             # decodes garbage (perplexity in the millions); both kernels multiply in bfloat16 anyway.
             dtype = torch.bfloat16
         wrapper = gptqmodel.GPTQModel.load(str(self.folder), device=str(self.device), dtype=dtype)
-        return restore_tied_embedding(wrapper.model, self.folder).eval()
+        return restore_tied_embedding(wrapper.model).eval()
 
 
-def restore_tied_embedding(model, folder: str | Path):
+def restore_tied_embedding(model):
     """Fill the input embedding of a tied model whose folder stores the table once, as the quantised head.
 
     ``tutor quantize`` drops the float copy (training.quantize.compact_folder); the table is
@@ -81,8 +81,7 @@ def restore_tied_embedding(model, folder: str | Path):
     """
     import torch
 
-    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    if not config.get(TIED_EMBEDDING_KEY):
+    if not getattr(model.config, TIED_EMBEDDING_KEY, None):  # config.json's key, kept by the loaded config
         return model
     embedding = model.get_input_embeddings()
     with torch.no_grad():
