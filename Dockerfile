@@ -42,7 +42,7 @@ RUN pip install /tmp/src \
 
 # Convert the packaged SmolLM2 GGUF file to an HF folder once, here, instead of at every start.
 RUN mkdir -p /opt/tutor/models \
-    && python -c "from app.runtime.models import resolve_llm_folder; print(resolve_llm_folder(None, '/tmp/tutor'))" \
+    && python -c "from engine.runtime.models import resolve_llm_folder; print(resolve_llm_folder(None, '/tmp/tutor'))" \
         > /tmp/llm-folder \
     && mv "$(cat /tmp/llm-folder)" "$TUTOR_MODEL" \
     && rm -rf /tmp/tutor /tmp/llm-folder

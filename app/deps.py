@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from app.errors import ServiceNotReadyError
-from app.runtime import Runtime
+from engine.runtime import Runtime
 from app.settings import Settings
 from retrieval import CourseStore, Retriever
 

@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.runtime.batching import GenerationTimeoutError, RuntimeBusyError
-from app.runtime.openai import GenerationServerError, RemoteScoringUnsupportedError
+from engine.mcq.engine import MCQInputError
+from engine.runtime.batching import GenerationTimeoutError, RuntimeBusyError
+from engine.runtime.openai import GenerationServerError, RemoteScoringUnsupportedError
 from retrieval import CourseNotFoundError, InvalidCourseNameError
 from retrieval.store import SourceNotFoundError
 
@@ -51,6 +52,7 @@ STATUS_BY_EXCEPTION: dict[type[Exception], int] = {
     CourseNotFoundError: 404,
     InvalidCourseNameError: 422,
     InvalidRequestError: 422,
+    MCQInputError: 422,
     ServiceNotReadyError: 503,
     MissingAPIKeyError: 401,
     WrongAPIKeyError: 403,

@@ -16,8 +16,8 @@ from app.errors import register_error_handlers
 from app.mcq.routes import router as mcq_router
 from app.openai_compat.routes import router as openai_router
 from app.request_limits import RequestLimitMiddleware
-from app.runtime import Runtime
-from app.runtime.batching import BatchingRuntime, BatchSettings
+from engine.runtime import Runtime
+from engine.runtime.batching import BatchingRuntime, BatchSettings
 from app.security import StudentKey
 from app.settings import Settings, get_settings
 from app.tutoring.routes import router as tutoring_router
@@ -49,7 +49,7 @@ def resolve_device(device: str) -> str:
 
 def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
     """The embedder and LLM folders to load; raises ModelNotFoundError before anything heavy loads."""
-    from app.runtime.models import check_embedder_path, resolve_llm_folder
+    from engine.runtime.models import check_embedder_path, resolve_llm_folder
 
     embedder_folder = check_embedder_path(settings.embedder)
     if settings.generation_url:  # a remote server generates: no local LLM to resolve
@@ -59,7 +59,7 @@ def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
 
 def load_resources(settings: Settings) -> Resources:
     """Load the embedder, the index and the LLM named by ``settings``."""
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
     from retrieval import Embedder
 
     embedder_folder, llm_folder = check_model_paths(settings)

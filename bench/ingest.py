@@ -138,7 +138,7 @@ def report(results: list[dict]) -> None:
 
 
 def main() -> None:
-    from app.runtime.models import default_embedder_path
+    from engine.runtime.models import default_embedder_path
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -136,7 +136,7 @@ def free_port() -> int:
 
 
 def ingest_sample_course(index: Path) -> None:
-    from app.runtime.models import default_embedder_path
+    from engine.runtime.models import default_embedder_path
     from ingest.run import ingest_paths
     from retrieval import CourseStore, Embedder
 
@@ -148,7 +148,7 @@ def ingest_sample_course(index: Path) -> None:
 @contextmanager
 def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     """`tutor serve` on the default models and ``index``, on loopback; stopped when the block ends."""
-    from app.runtime.models import resolve_llm_folder
+    from engine.runtime.models import resolve_llm_folder
     from app.settings import default_data_dir
 
     data_dir = Path(os.environ.get("TUTOR_DATA_DIR", default_data_dir()))

@@ -116,8 +116,8 @@ def run_lmeval(runtime, task_dir: Path, batch_size: int, limit: int | None) -> P
 
 
 def run_ours(engine, items) -> PeerRun:
-    from app.mcq.engine import MCQOptions
-    from app.mcq.metrics import aggregate
+    from engine.mcq.engine import MCQOptions
+    from engine.mcq.metrics import aggregate
 
     started = time.perf_counter()
     predictions = engine.answer(items, MCQOptions(method="loglik", prompt_format="lm-eval"))
@@ -133,7 +133,7 @@ def top_gap(values: list[float]) -> float:
 
 def compare(ours: PeerRun, theirs: PeerRun, tolerance: float) -> dict:
     """Agreement on the acc pick; disagreements on near-ties are counted apart."""
-    from app.mcq.metrics import argmax
+    from engine.mcq.metrics import argmax
 
     agree = ties = 0
     for mine, lm in zip(ours.logliks, theirs.logliks, strict=True):
@@ -163,10 +163,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     import torch
 
-    from app.mcq.engine import MCQEngine, MCQOptions
-    from app.mcq.evaluate import read_mcq_jsonl
-    from app.runtime import load_runtime
-    from app.runtime.models import resolve_llm_folder
+    from engine.mcq.engine import MCQEngine, MCQOptions
+    from engine.mcq.evaluate import read_mcq_jsonl
+    from engine.runtime import load_runtime
+    from engine.runtime.models import resolve_llm_folder
     from app.settings import default_data_dir
 
     if args.threads:

@@ -76,7 +76,7 @@ def float16_sizes_mb(source: Path) -> tuple[float, float]:
 def interleaved_speed(folders: dict[str, Path], data_dir: Path, device: str, tokens: int,
                       rounds: int) -> dict[str, float]:
     """Best greedy tokens/s of each folder over ``rounds`` rounds that time every model in turn."""
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
     from training.evaluate import tokens_per_second
 
     runtimes = {name: load_runtime(str(folder), data_dir=data_dir, device=device)
@@ -90,7 +90,7 @@ def interleaved_speed(folders: dict[str, Path], data_dir: Path, device: str, tok
 
 
 def run(args: argparse.Namespace) -> dict:
-    from app.runtime.models import resolve_llm_folder
+    from engine.runtime.models import resolve_llm_folder
     from app.settings import default_data_dir
     from training.evaluate import folder_size_mb, split_texts
     from training.quantize import load_quantize_recipe, quantize_model

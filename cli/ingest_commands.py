@@ -39,7 +39,7 @@ def open_store(settings: Settings) -> CourseStore:
 
 
 def open_embedder(settings: Settings) -> Embedder:
-    from app.runtime.models import ModelNotFoundError, check_embedder_path
+    from engine.runtime.models import ModelNotFoundError, check_embedder_path
     from retrieval import Embedder
 
     try:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from app.mcq.engine import MCQEngine
-    from app.mcq.evaluate import EvalSummary
+    from engine.mcq.engine import MCQEngine
+    from engine.mcq.evaluate import EvalSummary
     from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 
 def build_engine(settings: Settings, *, use_context: bool) -> MCQEngine:
     """The runtime named by the settings, and a retriever only when course context is wanted."""
-    from app.mcq.engine import MCQEngine
-    from app.runtime import load_runtime
+    from engine.mcq.engine import MCQEngine
+    from engine.runtime import load_runtime
     from cli.ingest_commands import open_embedder, open_store
     from retrieval import Retriever
 
@@ -59,9 +59,8 @@ def eval_mcq(
     model: str | None = typer.Option(None, help="LLM: an HF model folder or a .gguf file (TUTOR_MODEL)."),
 ) -> None:
     """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
-    from app.errors import InvalidRequestError
-    from app.mcq.engine import MCQOptions, check_options
-    from app.mcq.evaluate import MCQFileError, evaluate_file
+    from engine.mcq.engine import MCQInputError, MCQOptions, check_options
+    from engine.mcq.evaluate import MCQFileError, evaluate_file
     from cli.ingest_commands import build_settings
 
     if method not in ("loglik", "generate"):
@@ -74,7 +73,7 @@ def eval_mcq(
         engine = build_engine(settings, use_context=use_context)
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = evaluate_file(engine, file, options, limit=limit, out=target)
-    except (InvalidRequestError, MCQFileError) as error:
+    except (MCQInputError, MCQFileError) as error:
         raise typer.BadParameter(str(error)) from None
     print_summary(summary)
     logger.info("Per-item results written to %s.", target)

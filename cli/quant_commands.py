@@ -85,7 +85,7 @@ def eval_perplexity(
     max_tokens: int = typer.Option(512, help="Tokens per text at most."),
 ) -> None:
     """Perplexity of MODEL on held-out text (token-weighted)."""
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
     from cli.ingest_commands import build_settings
     from training.evaluate import load_texts, perplexity
 
@@ -103,7 +103,7 @@ def eval_generation(
     max_new_tokens: int = typer.Option(128, help="Tokens generated per answer at most."),
 ) -> None:
     """BLEU (sacrebleu) and ROUGE-1/L F1 of MODEL's answers against reference answers."""
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
     from cli.ingest_commands import build_settings
     from training.evaluate import generation_scores
 

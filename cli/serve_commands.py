@@ -22,7 +22,7 @@ def serve(
     from pydantic import ValidationError
 
     from app.main import check_model_paths, run_server
-    from app.runtime import ModelNotFoundError
+    from engine.runtime import ModelNotFoundError
     from app.settings import Settings
 
     overrides = {"host": host, "port": port, "model": model, "embedder": embedder, "chroma_url": chroma_url}

@@ -95,7 +95,7 @@ def merge(
     base: str | None = typer.Option(None, help="Base model (folder or .gguf); default: the adapter's own."),
 ) -> None:
     """Merge an adapter into its base model: a full folder that `tutor serve --model DIR` loads."""
-    from app.runtime import ModelNotFoundError
+    from engine.runtime import ModelNotFoundError
     from app.settings import get_settings
     from training.errors import TrainingError
     from training.merge import merge_adapter
@@ -128,7 +128,7 @@ def eval_preferences(
     ),
 ) -> None:
     """Reward accuracy, margins, rewards, log-probabilities, policy and reference alignment."""
-    from app.runtime import ModelNotFoundError
+    from engine.runtime import ModelNotFoundError
     from app.settings import get_settings
     from training.errors import TrainingError
     from training.metrics import evaluate_preferences

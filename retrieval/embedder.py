@@ -26,7 +26,7 @@ class Embedder:
 
     Args:
         folder: a sentence-transformers model folder (the default all-MiniLM-L6-v2 is
-            resolved by the caller; see ``app.runtime.models.default_embedder_path``).
+            resolved by the caller; see ``engine.runtime.models.default_embedder_path``).
         device: "cpu" or "cuda".
         batch_size: texts embedded per forward pass.
         precision: "bfloat16" runs the model under bf16 autocast (weights stay fp32; on

@@ -37,7 +37,7 @@ def models_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from app.runtime.models import default_embedder_path
+    from engine.runtime.models import default_embedder_path
     from retrieval import Embedder
 
     return Embedder(default_embedder_path(), device="cpu")
@@ -45,6 +45,6 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def runtime(models_data_dir):
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
 
     return load_runtime(None, data_dir=models_data_dir, device="cpu")

@@ -1,6 +1,6 @@
 """Evaluate a model the way the tutor serves it: perplexity, MCQA accuracy, preferences, BLEU/ROUGE.
 
-Every function takes a loaded ``app.runtime`` runtime (HF, GPTQ or bitsandbytes weights), so a
+Every function takes a loaded ``engine.runtime`` runtime (HF, GPTQ or bitsandbytes weights), so a
 quantised folder is measured through the same code that answers students. ``compare_models``
 puts two folders side by side: size on disk, load time, generation speed and the quality metrics.
 
@@ -137,8 +137,8 @@ def perplexity(runtime: Any, texts: Sequence[str], max_tokens: int = 512) -> Per
 
 def mcqa_accuracy(runtime: Any, questions: str | Path, limit: int | None = None) -> float:
     """Log-likelihood MCQA accuracy on a questions JSONL, through the MCQ engine that serves /v1/mcq."""
-    from app.mcq.engine import MCQEngine, MCQOptions
-    from app.mcq.evaluate import evaluate_file
+    from engine.mcq.engine import MCQEngine, MCQOptions
+    from engine.mcq.evaluate import evaluate_file
 
     summary = evaluate_file(MCQEngine(runtime), Path(questions), MCQOptions(method="loglik"), limit=limit)
     if summary.acc is None:
@@ -196,7 +196,7 @@ def bleu_rouge(answers: Sequence[str], references: Sequence[str]) -> GenerationS
 def generation_scores(runtime: Any, references: str | Path, limit: int | None = None,
                       max_new_tokens: int = 128) -> GenerationScores:
     """Generate an answer to each prompt of a references file and score it with BLEU and ROUGE."""
-    from app.runtime.base import GenerationRequest
+    from engine.runtime.base import GenerationRequest
 
     rows = read_references(references, limit)
     requests = [GenerationRequest(messages=[{"role": "user", "content": row["prompt"]}],
@@ -207,7 +207,7 @@ def generation_scores(runtime: Any, references: str | Path, limit: int | None = 
 
 def tokens_per_second(runtime: Any, new_tokens: int = 64, repeats: int = 2) -> float:
     """Greedy single-request generation speed: generated tokens over wall time (best of ``repeats``)."""
-    from app.runtime.base import GenerationRequest
+    from engine.runtime.base import GenerationRequest
 
     request = GenerationRequest(messages=[{"role": "user", "content": "Explain what energy is, in detail."}],
                                 max_new_tokens=new_tokens)
@@ -259,8 +259,8 @@ def evaluate_runtime(runtime: Any, folder: str | Path, suite: EvalSuite) -> Mode
 
 def evaluate_folder(model: str | Path | None, suite: EvalSuite, *, data_dir: str | Path, device: str = "cpu",
                     **runtime_options: Any) -> ModelReport:
-    """Load ``model`` (HF, GPTQ or GGUF) with ``app.runtime``, evaluate it, and release it."""
-    from app.runtime import load_runtime
+    """Load ``model`` (HF, GPTQ or GGUF) with ``engine.runtime``, evaluate it, and release it."""
+    from engine.runtime import load_runtime
 
     runtime = load_runtime(None if model is None else str(model), data_dir=data_dir, device=device,
                            **runtime_options)
@@ -272,7 +272,7 @@ def reference_pair_scores(reference: str | Path | None, suite: EvalSuite, *, dat
     """The reward-accuracy reference's pair scores (the packaged base model when ``reference`` is None)."""
     if suite.pairs is None:
         return None
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
 
     runtime = load_runtime(None if reference is None else str(reference), data_dir=data_dir, device=device)
     return preference_scores(runtime, suite.pairs, suite.pair_limit)

@@ -1,6 +1,6 @@
 """Loading models for training: the base model (optionally 4-bit), its tokenizer, and LoRA configs.
 
-Paths resolve through ``app.runtime.models.resolve_llm_folder``, so a GGUF file and the packaged
+Paths resolve through ``engine.runtime.models.resolve_llm_folder``, so a GGUF file and the packaged
 default work as they do in the service.
 """
 
@@ -18,8 +18,7 @@ logger = logging.getLogger(__name__)
 
 def resolve_model_folder(model: str | Path | None, data_dir: str | Path | None = None) -> Path:
     """The HF folder for ``model`` (a folder, a .gguf file, or None for the packaged default)."""
-    from app.runtime.models import resolve_llm_folder
-    from app.settings import default_data_dir
+    from engine.runtime.models import default_data_dir, resolve_llm_folder
 
     return resolve_llm_folder(model, data_dir or default_data_dir())
 

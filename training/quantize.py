@@ -2,7 +2,7 @@
 
 ``quantize_model`` writes the quantised folder next to ``out_dir`` first, measures perplexity on
 held-out text (and MCQA accuracy when a questions file is given) for the source and the quantised
-model through ``app.runtime``, and renames the folder into place only when the drop stays within
+model through ``engine.runtime``, and renames the folder into place only when the drop stays within
 the recipe's thresholds. A failed gate or an error leaves nothing at ``out_dir``.
 
 >>> recipe = QuantizeRecipe(bits=4, group_size=64)
@@ -161,7 +161,7 @@ def gate_failures(report: QuantizeReport, gate: GateThresholds) -> list[str]:
 # -- GPTQModel -----------------------------------------------------------------------------------
 def configure_gptqmodel(recipe: QuantizeRecipe, log_dir: Path) -> Any:
     """Import GPTQModel with the recipe's workers and extension cache, logging under ``log_dir``."""
-    from app.runtime.gptq import import_gptqmodel
+    from engine.runtime.gptq import import_gptqmodel
 
     os.environ["GPTQMODEL_CPU_WORKERS"] = str(recipe.cpu_workers)  # read when its thread pool starts
     if recipe.extensions_dir:
@@ -176,7 +176,7 @@ def configure_gptqmodel(recipe: QuantizeRecipe, log_dir: Path) -> Any:
 
 def staged_source(folder: Path, work: Path) -> Path:
     """``folder`` as GPTQModel can read it: without the GGUF note a converted default model carries."""
-    from app.runtime.gptq import quantization_method
+    from engine.runtime.gptq import quantization_method
 
     method = quantization_method(folder)
     if method is None:
@@ -211,7 +211,7 @@ def run_gptq(source: Path, target: Path, texts: list[str], recipe: QuantizeRecip
     if recipe.quantize_embeddings:
         # GPTQ the output head on the calibration activations like any linear layer (without this
         # override GPTQModel gives it 8 bits). A tied model's input embedding is then restored from
-        # the quantised head at load (app.runtime.gptq) instead of being stored a second time.
+        # the quantised head at load (engine.runtime.gptq) instead of being stored a second time.
         dynamic = dict(recipe.dynamic or {})
         dynamic.setdefault(f"+:{re.escape(model.get_output_embeddings_name())}", dict(grid))
         model.quantize_config.dynamic = dynamic
@@ -238,7 +238,7 @@ def compact_folder(folder: Path, group_size: int, tied_embedding: str | None) ->
     import torch
     from safetensors.torch import load_file, save_file
 
-    from app.runtime.gptq import TIED_EMBEDDING_KEY
+    from engine.runtime.gptq import TIED_EMBEDDING_KEY
 
     def rebuilt_at_load(name: str, tensor: Any) -> bool:
         if tied_embedding and name.startswith(f"{tied_embedding}."):
@@ -310,7 +310,7 @@ def _round_groups(weight: Any, bits: int, group_size: int, sym: bool) -> Any:
 def measure(folder: Path, heldout: list[str], recipe: QuantizeRecipe, *, data_dir: str | Path,
             device: str) -> tuple[float, float | None]:
     """(perplexity on ``heldout``, MCQA accuracy in percent or None) of the model in ``folder``."""
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
 
     runtime = load_runtime(str(folder), data_dir=data_dir, device=device)
     value = perplexity(runtime, heldout).perplexity
@@ -353,7 +353,7 @@ def quantize_model(model: str | Path | None, out_dir: str | Path, calibration: l
         data_dir: where converted GGUF models are cached.
         device: where the before/after evaluation runs.
     """
-    from app.runtime.models import resolve_llm_folder
+    from engine.runtime.models import resolve_llm_folder
 
     out_dir = Path(out_dir)
     check_output(out_dir)

@@ -23,10 +23,10 @@ from typing import Any
 
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from app.runtime.scoring import attention_mask_for, packed_mask
+from engine.runtime.scoring import attention_mask_for, packed_mask
 
 IGNORE = -100
-# Segments of a packed row (app.runtime.scoring.packed_mask's parts): every segment sees the prompt
+# Segments of a packed row (engine.runtime.scoring.packed_mask's parts): every segment sees the prompt
 # body (0) and itself.
 PROMPT, CHOSEN, REJECTED = 0, 1, 2
 PACKED_KEYS = ("packed_input_ids", "packed_position_ids", "packed_attention_mask", "packed_shift_labels",

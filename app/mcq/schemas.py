@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from app.mcq.engine import MAX_CHOICES, MIN_CHOICES
+from engine.mcq.engine import MAX_CHOICES, MIN_CHOICES
 from app.tutoring.schemas import Citation
 
 # Most questions one batch job may hold.

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.errors import JobNotFoundError, ServiceNotReadyError
-from app.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, MCQPrediction, check_options
-from app.mcq.letters import LETTERS
-from app.mcq.metrics import aggregate
+from engine.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, MCQPrediction, check_options
+from engine.mcq.letters import LETTERS
+from engine.mcq.metrics import aggregate
 from app.mcq.schemas import (
     MCQBatchItem,
     MCQBatchRequest,

@@ -24,8 +24,8 @@ from app.openai_compat.schemas import (
     ModelList,
     Usage,
 )
-from app.runtime import GenerationRequest, Runtime
-from app.runtime.streaming import stream_text
+from engine.runtime import GenerationRequest, Runtime
+from engine.runtime.streaming import stream_text
 from app.settings import Settings
 from app.tutoring.schemas import Citation
 from app.tutoring.service import citations_for

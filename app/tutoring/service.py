@@ -6,7 +6,7 @@ import logging
 import time
 
 from app.errors import InvalidRequestError
-from app.runtime import GenerationRequest, Runtime
+from engine.runtime import GenerationRequest, Runtime
 from app.settings import Settings
 from app.tutoring.schemas import (
     AskRequest,

@@ -19,8 +19,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import RetrieverDep, RuntimeDep, SettingsDep
-from app.runtime import GenerationRequest, Runtime
-from app.runtime.streaming import stream_text
+from engine.runtime import GenerationRequest, Runtime
+from engine.runtime.streaming import stream_text
 from app.settings import Settings
 from app.tutoring.routes import ERROR_RESPONSES
 from app.tutoring.schemas import AskRequest, Citation

@@ -40,7 +40,7 @@ def served_course(chroma_url, embedder):
 @pytest.fixture(scope="session")
 def primary_tutor(served_course, chroma_url, models_data_dir) -> Iterator[LiveServer]:
     """`tutor serve` on the default model, its index on the Chroma server, administration on."""
-    from app.runtime.models import resolve_llm_folder
+    from engine.runtime.models import resolve_llm_folder
 
     model_folder = resolve_llm_folder(None, models_data_dir)  # converted once, not by the server
     env = {"TUTOR_DATA_DIR": str(models_data_dir), "TUTOR_MODEL": str(model_folder),

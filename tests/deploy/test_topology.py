@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from app.runtime import GenerationRequest, load_runtime
+from engine.runtime import GenerationRequest, load_runtime
 from tests.conftest import SAMPLE_COURSE
 from tests.deploy.conftest import ADMIN_KEY
 from tests.utils.server import SAMPLE_COURSE_NAME, LiveServer

@@ -78,7 +78,7 @@ def test_bf16_embeddings_match_fp32_ones(embedder):
     """bf16 autocast (the default on AMX/AVX512-BF16 CPUs) changes vectors only in float noise."""
     import numpy as np
 
-    from app.runtime.models import default_embedder_path
+    from engine.runtime.models import default_embedder_path
     from retrieval import Embedder
 
     texts = ["Newton's first law: a body keeps its velocity unless a force acts on it.",

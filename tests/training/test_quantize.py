@@ -96,8 +96,8 @@ def test_quantize_publishes_a_gptq_folder_and_leaves_no_litter(published):
 def test_quantized_folder_reloads_through_the_runtime_and_generates(published, cut_model, models_data_dir):
     import torch
 
-    from app.runtime import GenerationRequest, load_runtime
-    from app.runtime.gptq import GPTQRuntime
+    from engine.runtime import GenerationRequest, load_runtime
+    from engine.runtime.gptq import GPTQRuntime
 
     runtime = load_runtime(str(published[0]), data_dir=models_data_dir, device="cpu")
     assert isinstance(runtime, GPTQRuntime)
@@ -115,7 +115,7 @@ def test_quantized_folder_reloads_through_the_runtime_and_generates(published, c
 
 
 def test_gptq_perplexity_is_below_round_to_nearest(published, cut_model, heldout, models_data_dir):
-    from app.runtime import load_runtime
+    from engine.runtime import load_runtime
     from training.evaluate import perplexity
     from training.quantize import round_to_nearest_
 

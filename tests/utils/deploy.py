@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from app.runtime import GenerationRequest
+from engine.runtime import GenerationRequest
 from tests.utils.fakes import FakeRuntime
 from tests.utils.server import free_port, stop_process
 

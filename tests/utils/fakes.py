@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from app.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
+from engine.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
 from retrieval import CourseNotFoundError, Hit, SourceInfo
 from retrieval.store import check_course_name
 

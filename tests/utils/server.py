@@ -121,7 +121,7 @@ def sample_course_index(tmp_path_factory, embedder) -> Path:
 @pytest.fixture(scope="session")
 def live_server(sample_course_index, models_data_dir) -> Iterator[LiveServer]:
     """`tutor serve` on the real default models and the sample course, shared by the session."""
-    from app.runtime.models import resolve_llm_folder
+    from engine.runtime.models import resolve_llm_folder
 
     model_folder = resolve_llm_folder(None, models_data_dir)  # converted once, not again by the server
     env = {"TUTOR_DATA_DIR": str(models_data_dir), "TUTOR_MODEL": str(model_folder),

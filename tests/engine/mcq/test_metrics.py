@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.mcq.metrics import METRICS, Outcome, aggregate, argmax, score_choices, softmax
+from engine.mcq.metrics import METRICS, Outcome, aggregate, argmax, score_choices, softmax
 
 
 def test_acc_pick_is_the_largest_loglik():

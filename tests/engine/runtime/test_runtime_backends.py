@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import app.runtime.base
-from app.runtime import load_runtime
-from app.runtime.gptq import quantization_method
+import engine.runtime.base
+from engine.runtime import load_runtime
+from engine.runtime.gptq import quantization_method
 
 
 def write_config(folder, quantization=None):
@@ -32,7 +32,7 @@ def test_load_runtime_picks_the_gptq_backend_for_gptq_folders(tmp_path, monkeypa
     chosen = []
     for name in ("hf", "gptq"):
         fake = lambda model, n=name, **options: chosen.append(n)  # noqa: E731
-        monkeypatch.setitem(app.runtime.base.BACKENDS, name, fake)
+        monkeypatch.setitem(engine.runtime.base.BACKENDS, name, fake)
     load_runtime(str(write_config(tmp_path / "m", quantization)), data_dir=tmp_path)
     assert chosen == [expected]
 
@@ -41,7 +41,7 @@ def test_load_runtime_picks_the_gptq_backend_for_gptq_folders(tmp_path, monkeypa
 @pytest.mark.parametrize("bits", [4, 8])
 def test_hf_runtime_loads_the_default_model_in_bitsandbytes_bits(models_data_dir, bits):
     pytest.importorskip("bitsandbytes")
-    from app.runtime import GenerationRequest
+    from engine.runtime import GenerationRequest
 
     runtime = load_runtime(None, data_dir=models_data_dir, device="cpu", load_in_bits=bits)
     layer = type(runtime.model.model.layers[0].self_attn.q_proj).__name__
@@ -55,7 +55,7 @@ def test_hf_runtime_loads_the_default_model_in_bitsandbytes_bits(models_data_dir
 def test_hf_runtime_generates_with_a_bf16_copy_and_scores_with_the_float32_weights(models_data_dir, runtime):
     import torch
 
-    from app.runtime import GenerationRequest, LoglikelihoodRequest
+    from engine.runtime import GenerationRequest, LoglikelihoodRequest
 
     copied = load_runtime(None, data_dir=models_data_dir, device="cpu", generation_dtype="bfloat16")
     assert copied.model.dtype == torch.float32 and copied.generation_model.dtype == torch.bfloat16

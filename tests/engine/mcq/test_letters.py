@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.mcq.letters import extract_letter
+from engine.mcq.letters import extract_letter
 
 CITIES = ["Paris", "London", "Berlin", "Madrid"]
 ANIMALS = ["fish", "Deep sea animals", "Long Sea Fish", "Far Sea Animals"]
@@ -72,7 +72,7 @@ NO_LETTER = [
 ]
 
 # Replies CAPTURED from the real default model (SmolLM2-135M-Instruct, greedy, prompt format
-# chat-letter of app.mcq.engine) on the first 16 ARC-Easy validation questions,
+# chat-letter of engine.mcq.engine) on the first 16 ARC-Easy validation questions,
 # saved verbatim; the expected letter is what a reader takes the reply to say.
 # "B. excrete waste" names letter B with option D's text: the stated letter wins. Replies that
 # list options line by line without choosing give None.

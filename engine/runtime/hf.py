@@ -9,14 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.runtime.base import (
+from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
     register_backend,
 )
-from app.runtime.models import resolve_llm_folder
-from app.runtime.streaming import cut_at_stop
+from engine.runtime.models import resolve_llm_folder
+from engine.runtime.streaming import cut_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class HFRuntime:
             raise failures[0]
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
-        from app.runtime.scoring import score_continuations
+        from engine.runtime.scoring import score_continuations
 
         with self.lock:
             return score_continuations(self, requests)

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.errors import InvalidRequestError
-from app.mcq.letters import LETTERS, extract_letter
-from app.mcq.metrics import Outcome, score_choices
-from app.runtime.base import GenerationRequest, LoglikelihoodRequest, Runtime
+from engine.mcq.letters import LETTERS, extract_letter
+from engine.mcq.metrics import Outcome, score_choices
+from engine.runtime.base import GenerationRequest, LoglikelihoodRequest, Runtime
 from retrieval.prompt import format_sources
 from retrieval.search import Hit, Retriever
 
@@ -29,8 +28,8 @@ MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
 CHUNK_SIZES: dict[str, int] = {"loglik": 512, "generate": 64}
 
 
-class MCQInputError(InvalidRequestError):
-    """An MCQ request the engine cannot answer as given (422)."""
+class MCQInputError(ValueError):
+    """An MCQ request the engine cannot answer as given (the service answers 422)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from app.runtime.base import GenerationRequest
+from engine.runtime.base import GenerationRequest
 
 
 def cut_at_stop(pieces: Iterable[str], stops: list[str]) -> Iterator[str]:

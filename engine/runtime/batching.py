@@ -27,7 +27,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.runtime.base import GenerationRequest, GenerationResult, LoglikelihoodRequest, Runtime
+from engine.runtime.base import GenerationRequest, GenerationResult, LoglikelihoodRequest, Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.runtime import GenerationRequest
+from engine.runtime import GenerationRequest
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.mcq.engine import CHUNK_SIZES, MCQEngine, MCQInputError, MCQItem, MCQOptions, loglik_prompt
-from app.runtime import GenerationResult, LoglikelihoodRequest
+from engine.mcq.engine import CHUNK_SIZES, MCQEngine, MCQInputError, MCQItem, MCQOptions, loglik_prompt
+from engine.runtime import GenerationResult, LoglikelihoodRequest
 from retrieval import SourceInfo
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from app.mcq.engine import MCQEngine
-from app.mcq.evaluate import MCQFileError, read_mcq_jsonl
+from engine.mcq.engine import MCQEngine
+from engine.mcq.evaluate import MCQFileError, read_mcq_jsonl
 from cli.main import app
 
 ROWS = [

@@ -11,8 +11,8 @@ import logging
 import os
 from pathlib import Path
 
-from app.runtime.base import register_backend
-from app.runtime.hf import HFRuntime
+from engine.runtime.base import register_backend
+from engine.runtime.hf import HFRuntime
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,99 @@
+"""The one grounded-answer path: retrieve from a course, build the cited prompt, generate.
+
+``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
+answers`` all call ``prepare_answer`` (and ``generate_answer`` unless they stream), so what is
+measured is what is served.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from engine.runtime.base import GenerationRequest, Runtime
+from retrieval import NO_CONTEXT_ANSWER, Hit, Retriever, build_grounded_prompt
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """How to retrieve and generate for one question (the server fills it from its settings)."""
+
+    top_k: int = 4
+    min_score: float | None = None
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class PreparedAnswer:
+    """What to generate, or (``generation is None``) the fixed "not covered" answer.
+
+    ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n].
+    """
+
+    generation: GenerationRequest | None
+    sources: list[Hit] = field(default_factory=list)
+    retrieval_s: float = 0.0
+
+    @property
+    def fixed_answer(self) -> str | None:
+        return NO_CONTEXT_ANSWER if self.generation is None else None
+
+
+@dataclass
+class GroundedAnswer:
+    """The answer text, the sources it may cite, and how long each stage took."""
+
+    text: str
+    sources: list[Hit]
+    retrieval_s: float
+    generation_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+
+    @property
+    def not_covered(self) -> bool:
+        return self.text == NO_CONTEXT_ANSWER
+
+
+def prepare_answer(retriever: Retriever, course: str, question: str, *,
+                   conversation: Sequence[dict[str, str]] = (),
+                   options: AnswerOptions = AnswerOptions()) -> PreparedAnswer:
+    """Retrieve the course's best chunks for ``question`` and build the grounded request.
+
+    ``conversation`` holds the earlier {role, content} turns (user and assistant only); they sit
+    between the tutor's system prompt and the grounded question.
+    """
+    started = time.perf_counter()
+    hits = retriever.search(course, question, k=options.top_k, min_score=options.min_score)
+    if not hits:
+        return PreparedAnswer(None, retrieval_s=time.perf_counter() - started)
+    prompt = build_grounded_prompt(question, hits)
+    history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
+               if turn["role"] in {"user", "assistant"}]
+    messages = [prompt.messages[0], *history, *prompt.messages[1:]]
+    generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
+                                   temperature=options.temperature, stop=list(options.stop))
+    return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started)
+
+
+def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:
+    """Run the prepared generation (or return the fixed answer) in one runtime call."""
+    if prepared.generation is None:
+        return GroundedAnswer(NO_CONTEXT_ANSWER, [], prepared.retrieval_s, 0.0)
+    started = time.perf_counter()
+    [result] = runtime.generate([prepared.generation])
+    return GroundedAnswer(result.text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
+                          prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                          finish_reason=result.finish_reason)
+
+
+def answer_question(retriever: Retriever, runtime: Runtime, course: str, question: str, *,
+                    conversation: Sequence[dict[str, str]] = (),
+                    options: AnswerOptions = AnswerOptions()) -> GroundedAnswer:
+    """Prepare and generate: the whole path, as ``/v1/ask`` answers."""
+    prepared = prepare_answer(retriever, course, question, conversation=conversation, options=options)
+    return generate_answer(runtime, prepared)

@@ -1,0 +1,1 @@
+"""The MCQ engine: letters, scoring of options, metrics and file evaluation."""
