@@ -31,6 +31,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then \
 # The package (serving dependencies only), then the default models without their (broken) dependencies.
 COPY pyproject.toml README.md /tmp/src/
 COPY app /tmp/src/app
+COPY engine /tmp/src/engine
 COPY retrieval /tmp/src/retrieval
 COPY ingest /tmp/src/ingest
 COPY cli /tmp/src/cli

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from app.errors import ServiceNotReadyError
-from engine.runtime import Runtime
 from app.settings import Settings
+from engine.runtime import Runtime
 from retrieval import CourseStore, Retriever
 
 

@@ -148,8 +148,8 @@ def ingest_sample_course(index: Path) -> None:
 @contextmanager
 def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterator[str]:
     """`tutor serve` on the default models and ``index``, on loopback; stopped when the block ends."""
-    from engine.runtime.models import resolve_llm_folder
     from app.settings import default_data_dir
+    from engine.runtime.models import resolve_llm_folder
 
     data_dir = Path(os.environ.get("TUTOR_DATA_DIR", default_data_dir()))
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUTOR_")}

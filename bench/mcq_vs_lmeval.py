@@ -163,11 +163,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     import torch
 
+    from app.settings import default_data_dir
     from engine.mcq.engine import MCQEngine, MCQOptions
     from engine.mcq.evaluate import read_mcq_jsonl
     from engine.runtime import load_runtime
     from engine.runtime.models import resolve_llm_folder
-    from app.settings import default_data_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -90,8 +90,8 @@ def interleaved_speed(folders: dict[str, Path], data_dir: Path, device: str, tok
 
 
 def run(args: argparse.Namespace) -> dict:
-    from engine.runtime.models import resolve_llm_folder
     from app.settings import default_data_dir
+    from engine.runtime.models import resolve_llm_folder
     from training.evaluate import folder_size_mb, split_texts
     from training.quantize import load_quantize_recipe, quantize_model
 

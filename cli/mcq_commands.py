@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from app.settings import Settings
     from engine.mcq.engine import MCQEngine
     from engine.mcq.evaluate import EvalSummary
-    from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, *, use_context: bool) -> MCQEngine:
     """The runtime named by the settings, and a retriever only when course context is wanted."""
+    from cli.ingest_commands import open_embedder, open_store
     from engine.mcq.engine import MCQEngine
     from engine.runtime import load_runtime
-    from cli.ingest_commands import open_embedder, open_store
     from retrieval import Retriever
 
     runtime = load_runtime(settings.model, data_dir=settings.data_dir, device=settings.device,
@@ -59,9 +59,9 @@ def eval_mcq(
     model: str | None = typer.Option(None, help="LLM: an HF model folder or a .gguf file (TUTOR_MODEL)."),
 ) -> None:
     """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
+    from cli.ingest_commands import build_settings
     from engine.mcq.engine import MCQInputError, MCQOptions, check_options
     from engine.mcq.evaluate import MCQFileError, evaluate_file
-    from cli.ingest_commands import build_settings
 
     if method not in ("loglik", "generate"):
         raise typer.BadParameter(f"Unknown method {method!r}; use loglik or generate.", param_hint="--method")

@@ -85,8 +85,8 @@ def eval_perplexity(
     max_tokens: int = typer.Option(512, help="Tokens per text at most."),
 ) -> None:
     """Perplexity of MODEL on held-out text (token-weighted)."""
-    from engine.runtime import load_runtime
     from cli.ingest_commands import build_settings
+    from engine.runtime import load_runtime
     from training.evaluate import load_texts, perplexity
 
     settings = build_settings()
@@ -103,8 +103,8 @@ def eval_generation(
     max_new_tokens: int = typer.Option(128, help="Tokens generated per answer at most."),
 ) -> None:
     """BLEU (sacrebleu) and ROUGE-1/L F1 of MODEL's answers against reference answers."""
-    from engine.runtime import load_runtime
     from cli.ingest_commands import build_settings
+    from engine.runtime import load_runtime
     from training.evaluate import generation_scores
 
     settings = build_settings()

@@ -22,8 +22,8 @@ def serve(
     from pydantic import ValidationError
 
     from app.main import check_model_paths, run_server
-    from engine.runtime import ModelNotFoundError
     from app.settings import Settings
+    from engine.runtime import ModelNotFoundError
 
     overrides = {"host": host, "port": port, "model": model, "embedder": embedder, "chroma_url": chroma_url}
     try:

@@ -95,8 +95,8 @@ def merge(
     base: str | None = typer.Option(None, help="Base model (folder or .gguf); default: the adapter's own."),
 ) -> None:
     """Merge an adapter into its base model: a full folder that `tutor serve --model DIR` loads."""
-    from engine.runtime import ModelNotFoundError
     from app.settings import get_settings
+    from engine.runtime import ModelNotFoundError
     from training.errors import TrainingError
     from training.merge import merge_adapter
 
@@ -128,8 +128,8 @@ def eval_preferences(
     ),
 ) -> None:
     """Reward accuracy, margins, rewards, log-probabilities, policy and reference alignment."""
-    from engine.runtime import ModelNotFoundError
     from app.settings import get_settings
+    from engine.runtime import ModelNotFoundError
     from training.errors import TrainingError
     from training.metrics import evaluate_preferences
 

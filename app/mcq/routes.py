@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.deps import RetrieverDep, RuntimeDep, SettingsDep
 from app.mcq import service
-from engine.mcq.engine import MCQEngine
 from app.mcq.schemas import MCQBatchRequest, MCQJobStatus, MCQRequest, MCQResponse
 from app.mcq.service import MCQJobStore, RetrievalDefaults
+from engine.mcq.engine import MCQEngine
 
 router = APIRouter(tags=["mcq"])
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from engine.mcq.engine import MAX_CHOICES, MIN_CHOICES
 from app.tutoring.schemas import Citation
+from engine.mcq.engine import MAX_CHOICES, MIN_CHOICES
 
 # Most questions one batch job may hold.
 MAX_BATCH_ITEMS = 20000

@@ -18,9 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.errors import JobNotFoundError, ServiceNotReadyError
-from engine.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, MCQPrediction, check_options
-from engine.mcq.letters import LETTERS
-from engine.mcq.metrics import aggregate
 from app.mcq.schemas import (
     MCQBatchItem,
     MCQBatchRequest,
@@ -32,6 +29,9 @@ from app.mcq.schemas import (
     OptionScore,
 )
 from app.tutoring.service import citations_for
+from engine.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, MCQPrediction, check_options
+from engine.mcq.letters import LETTERS
+from engine.mcq.metrics import aggregate
 
 logger = logging.getLogger(__name__)
 

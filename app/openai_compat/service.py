@@ -24,11 +24,11 @@ from app.openai_compat.schemas import (
     ModelList,
     Usage,
 )
-from engine.runtime import GenerationRequest, Runtime
-from engine.runtime.streaming import stream_text
 from app.settings import Settings
 from app.tutoring.schemas import Citation
 from app.tutoring.service import citations_for
+from engine.runtime import GenerationRequest, Runtime
+from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, CourseStore, Retriever, build_grounded_prompt
 
 # A conversation may hold this many questions' worth of text (about 5,000 tokens at the default

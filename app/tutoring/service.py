@@ -6,7 +6,6 @@ import logging
 import time
 
 from app.errors import InvalidRequestError
-from engine.runtime import GenerationRequest, Runtime
 from app.settings import Settings
 from app.tutoring.schemas import (
     AskRequest,
@@ -17,6 +16,7 @@ from app.tutoring.schemas import (
     HealthResponse,
     Timings,
 )
+from engine.runtime import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, CourseStore, Hit, Retriever, build_grounded_prompt
 
 logger = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import RetrieverDep, RuntimeDep, SettingsDep
-from engine.runtime import GenerationRequest, Runtime
-from engine.runtime.streaming import stream_text
 from app.settings import Settings
 from app.tutoring.routes import ERROR_RESPONSES
 from app.tutoring.schemas import AskRequest, Citation
 from app.tutoring.service import check_limits, citations_for
+from engine.runtime import GenerationRequest, Runtime
+from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Retriever, build_grounded_prompt
 
 logger = logging.getLogger(__name__)

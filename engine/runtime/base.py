@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 # Maps a backend name to the module that registers it, so importing is lazy.
-_BACKEND_MODULES = {"hf": "engine.runtime.hf", "openai": "engine.runtime.openai", "gptq": "engine.runtime.gptq"}
+_BACKEND_MODULES = {
+    "hf": "engine.runtime.hf",
+    "openai": "engine.runtime.openai",
+    "gptq": "engine.runtime.gptq",
+}
 BACKENDS: dict[str, Callable[..., Runtime]] = {}
 
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
-from engine.runtime import ModelNotFoundError
 from app.settings import Settings
+from engine.runtime import ModelNotFoundError
 from retrieval import NO_CONTEXT_ANSWER, SourceInfo
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
 

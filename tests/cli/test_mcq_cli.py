@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from engine.mcq.engine import MCQEngine
 from engine.mcq.evaluate import MCQFileError, read_mcq_jsonl
-from cli.main import app
 
 ROWS = [
     {"id": "p1", "question": "What do plants need to make food?", "choices": ["sunlight", "sand"],

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
+from app.settings import Settings
 from engine.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
 from engine.runtime.batching import BatchingRuntime, BatchSettings, GenerationTimeoutError, RuntimeBusyError
-from app.settings import Settings
 from retrieval import SourceInfo
 from tests.utils.fakes import FakeRetriever, FakeStore, make_hit
 

@@ -10,6 +10,7 @@ import pytest
 
 from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
+from app.settings import Settings
 from engine.runtime import GenerationRequest, LoglikelihoodRequest, load_runtime
 from engine.runtime.openai import (
     GenerationServerError,
@@ -18,7 +19,6 @@ from engine.runtime.openai import (
     normalise_base_url,
 )
 from engine.runtime.streaming import cut_at_stop
-from app.settings import Settings
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeRetriever, FakeStore, make_hit
 from tests.utils.server import free_port
