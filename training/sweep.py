@@ -45,7 +45,7 @@ class SweepSpec:
         default=None, metadata={"help": "Rows kept per dataset in every run; null keeps them all."}
     )
     overrides: list[str] = field(
-        default_factory=list, metadata={"help": "key=value items applied to every run, e.g. max_steps=30."}
+        default_factory=list, metadata={"help": "Settings for every run, as key=value, e.g. max_steps=30."}
     )
     output_dir: str = field(
         default="runs/sweep", metadata={"help": "Where each run gets its folder and the ranked table goes."}
