@@ -118,10 +118,9 @@ def our_trainer(model, tokenizer, train, args: argparse.Namespace, out: Path, gr
     Without ``group_by_length`` it keeps the default random sampler, seeded as TRL's is.
     """
     from training.dpo import build_dpo_trainer
-    from training.recipes import AdapterConfig, DatasetSpec, Recipe
+    from training.recipes import AdapterConfig, DatasetSpec, DPORecipe
 
-    recipe = Recipe(
-        task="dpo",
+    recipe = DPORecipe(
         datasets=[DatasetSpec(path="unused.jsonl")],
         adapter=AdapterConfig(**ADAPTER),
         batch_size=args.batch_size,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
+from training.config import check_choice
 from training.data.schema import PreferencePair, SFTExample
 from training.errors import RecipeError
 
@@ -116,10 +117,7 @@ class CleaningConfig:
     seed: int = field(default=0, metadata={"help": "Seed of every random or hashed choice."})
 
     def __post_init__(self) -> None:
-        if self.agreement_rule not in ("none", "global", "local"):
-            raise RecipeError(
-                f"cleaning.agreement_rule is {self.agreement_rule!r}; use none, global or local."
-            )
+        check_choice("cleaning.agreement_rule", self.agreement_rule, ("none", "global", "local"))
         if self.agreement_lambda < 0:
             raise RecipeError("cleaning.agreement_lambda must be zero or positive.")
         if self.max_pairs_per_prompt is not None and self.max_pairs_per_prompt < 1:

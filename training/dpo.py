@@ -18,7 +18,7 @@ from typing import Any
 
 from training.errors import RecipeError
 from training.modeling import lora_config
-from training.recipes import Recipe
+from training.recipes import DPORecipe
 from training.runs import common_arguments, train_and_record
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def dpo_loss_settings(loss: str, label_smoothing: float) -> dict[str, Any]:
     return {"loss_type": [loss], "label_smoothing": 0.0}
 
 
-def dpo_config(recipe: Recipe, checkpoints: Path, has_eval: bool) -> Any:
+def dpo_config(recipe: DPORecipe, checkpoints: Path, has_eval: bool) -> Any:
     from trl import DPOConfig
 
     return DPOConfig(
@@ -112,7 +112,7 @@ def tutor_dpo_trainer_class(group_by_length: bool, shared_prompt: bool = False) 
 
 
 def build_dpo_trainer(
-    recipe: Recipe, model: Any, tokenizer: Any, train: Any, validation: Any | None, checkpoints: Path
+    recipe: DPORecipe, model: Any, tokenizer: Any, train: Any, validation: Any | None, checkpoints: Path
 ) -> Any:
     """The configured DPOTrainer (length-grouped when the recipe asks)."""
     from peft import PeftModel
@@ -129,7 +129,7 @@ def build_dpo_trainer(
     )
 
 
-def run_dpo(recipe: Recipe) -> Path:
+def run_dpo(recipe: DPORecipe) -> Path:
     """Train a DPO adapter as the recipe says; returns the adapter folder (``<output_dir>/adapter``)."""
     if recipe.task != "dpo":
         raise RecipeError(f"run_dpo needs a recipe with task dpo, not {recipe.task!r}.")

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from training.config import Origin, load_config, read_yaml
 from training.errors import TrainingError
 from training.evaluate import METRIC_ROWS, EvalSuite, ModelReport, comparison_table
+from training.quantize import QuantizeRecipe
+from training.recipes import Recipe, recipe_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ class PipelineRecipe:
 
     def __post_init__(self) -> None:
         self.sft, self.dpo = _section(self.sft, "sft"), _section(self.dpo, "dpo")
-        if isinstance(self.evaluation, dict):
-            self.evaluation = EvaluationSpec(**self.evaluation)
         if self.quantize is not None and not self.quantize.get("calibration"):
             raise PipelineError("The quantize section needs 'calibration': a text file or course:NAME.")
 
@@ -84,25 +83,34 @@ def _section(value: dict[str, Any] | str | None, name: str) -> dict[str, Any] | 
     """A training section as a mapping; a string names a YAML recipe file to read it from."""
     if value is None or isinstance(value, dict):
         return value
-    path = Path(value)
-    if not path.is_file():
-        raise PipelineError(f"The {name} section names {path}, which is not a recipe file.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise PipelineError(f"{path} must be a mapping of recipe keys to values.")
-    return data
+    return read_yaml(value, f"The {name} section's recipe", PipelineError)
 
 
 def load_pipeline_recipe(path: str | Path) -> PipelineRecipe:
-    """Read a pipeline YAML; relative paths inside it are taken relative to the current folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"Pipeline recipe {path} does not exist.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    try:
-        return PipelineRecipe(**data)
-    except TypeError as error:
-        raise PipelineError(f"Pipeline recipe {path} has an unknown or misplaced key: {error}.") from error
+    """Read a pipeline YAML and check its sections, so that a bad key fails now and not after SFT.
+
+    Relative paths inside it are taken relative to the current folder.
+    """
+    source = f"Pipeline recipe {path}"
+    recipe = load_config(PipelineRecipe, read_yaml(path, "Pipeline recipe", PipelineError), {},
+                         Origin(source, PipelineError))
+    for task, section in (("sft", recipe.sft), ("dpo", recipe.dpo)):
+        if section is not None:
+            training_recipe(section, task, f"{source}, section {task}")
+    if recipe.quantize is not None:
+        quantize_plan(recipe.quantize, f"{source}, section quantize")
+    return recipe
+
+
+def training_recipe(section: dict[str, Any], task: str, source: str, **settings: Any) -> Recipe:
+    """The SFT or DPO recipe of a pipeline section; ``settings`` (model, output_dir) are the pipeline's."""
+    return recipe_from_dict({**section, "task": task, **settings}, source=source)
+
+
+def quantize_plan(section: dict[str, Any], source: str) -> QuantizeRecipe:
+    """The quantisation recipe of the pipeline's quantize section (its calibration source left out)."""
+    plan = {key: value for key, value in section.items() if key != "calibration"}
+    return load_config(QuantizeRecipe, plan, {}, Origin(source, PipelineError))
 
 
 # -- stamps --------------------------------------------------------------------------------------
@@ -153,11 +161,10 @@ def train_and_merge(section: dict[str, Any], task: str, base: str | None, run_di
     """Train an SFT or DPO adapter on ``base`` with the training engineer's recipe, then merge it."""
     from training.dpo import run_dpo
     from training.merge import merge_adapter
-    from training.recipes import recipe_from_dict
     from training.sft import run_sft
 
-    recipe = recipe_from_dict({**section, "task": task, "model": base, "output_dir": str(run_dir),
-                               "data_dir": str(data_dir)})
+    recipe = training_recipe(section, task, f"The pipeline's {task} section", model=base,
+                             output_dir=str(run_dir), data_dir=str(data_dir))
     shutil.rmtree(run_dir, ignore_errors=True)  # changed settings start afresh, not from old checkpoints
     adapter = (run_sft if task == "sft" else run_dpo)(recipe)
     merge_adapter(adapter, merged, data_dir=data_dir)
@@ -166,11 +173,11 @@ def train_and_merge(section: dict[str, Any], task: str, base: str | None, run_di
 def quantize_stage(recipe: PipelineRecipe, source: str | None, target: Path, *, data_dir: Path, device: str,
                    store_factory: Callable[[], Any] | None) -> None:
     from training.evaluate import load_texts, split_texts
-    from training.quantize import load_quantize_recipe, quantize_model
+    from training.quantize import quantize_model
 
-    section = dict(recipe.quantize or {})
-    texts = load_texts(section.pop("calibration"), store_factory)
-    plan = load_quantize_recipe(None, section)
+    section = recipe.quantize or {}
+    texts = load_texts(section["calibration"], store_factory)
+    plan = quantize_plan(section, "The pipeline's quantize section")
     calibration, heldout = split_texts(texts, plan.calibration_texts, plan.heldout_texts)
     quantize_model(source, target, calibration, heldout, plan, data_dir=data_dir, device=device)
 

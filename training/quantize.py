@@ -12,7 +12,6 @@ the recipe's thresholds. A failed gate or an error leaves nothing at ``out_dir``
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.config import Origin, given, load_config, read_yaml
 from training.errors import TrainingError
 from training.evaluate import mcqa_accuracy, perplexity
 
@@ -117,8 +117,6 @@ class QuantizeRecipe:
             raise QuantizationError(f"group_size is {self.group_size}; use -1 (per column) or 8 and up.")
         if self.calibration_texts < 1 or self.heldout_texts < 1:
             raise QuantizationError("calibration_texts and heldout_texts must be at least 1.")
-        if isinstance(self.gate, dict):
-            self.gate = GateThresholds(**self.gate)
 
 
 @dataclass
@@ -384,32 +382,14 @@ def quantize_model(model: str | Path | None, out_dir: str | Path, calibration: l
 def load_quantize_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None) -> QuantizeRecipe:
     """Defaults < the YAML recipe at ``path`` (its keys or a ``quantize:`` section) < ``overrides``.
 
-    Overrides whose value is None are ignored; ``gate`` values merge key by key.
+    Overrides whose value is None are ignored (flags not given); ``gate`` values merge key by key.
     """
-    from dataclasses import fields
-
-    import yaml
-
     data: dict[str, Any] = {}
+    source = "The quantisation recipe"
     if path is not None:
-        if not Path(path).is_file():
-            raise QuantizationError(f"Quantisation recipe {path} does not exist.")
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        data = dict(loaded.get("quantize", loaded)) if isinstance(loaded, dict) else {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key == "gate":
-            data["gate"] = {**(data.get("gate") or {}), **{k: v for k, v in value.items() if v is not None}}
-        else:
-            data[key] = value
-    known = {f.name for f in fields(QuantizeRecipe)}
-    for key in data:
-        if key not in known:
-            near = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            raise QuantizationError(f"Unknown quantisation recipe key {key!r}.{hint}")
-    try:
-        return QuantizeRecipe(**data)
-    except TypeError as error:
-        raise QuantizationError(f"The quantisation recipe's gate section is invalid: {error}.") from error
+        loaded = read_yaml(path, "Quantisation recipe", QuantizationError, "the README's quantisation part")
+        data, source = loaded.get("quantize", loaded), f"Quantisation recipe {path}"
+    flags = given(overrides or {})
+    if flags:
+        source += f" (with command-line values for {', '.join(flags)})"
+    return load_config(QuantizeRecipe, data, flags, Origin(source, QuantizationError))

@@ -1,4 +1,8 @@
-"""Training recipes: YAML files read into validated dataclasses.
+"""Training recipes: SFT and DPO runs as validated dataclasses, read by ``training.config``.
+
+As TRL splits ``ModelConfig`` from ``SFTConfig``/``DPOConfig``, what both runs take (model, data,
+cleaning, adapter, training arguments) lives in ``Recipe``; ``SFTRecipe`` and ``DPORecipe`` add their
+own keys, and an SFT recipe that carries a DPO key (``beta``, ``loss``, ...) is refused.
 
 Precedence follows TRL's ``TrlParser``: dataclass defaults < the YAML recipe < command-line
 overrides (``key=value``, dotted for nested sections, e.g. ``adapter.r=16``). A key given twice on
@@ -12,15 +16,12 @@ the command line is an error that names both values.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import Any, ClassVar, Literal
 
 from training.cleaning import CleaningConfig, SourceShare
+from training.config import Origin, build, check_choice, merge, parse_overrides, read_yaml
 from training.errors import RecipeError
 
 LOSSES = ("sigmoid", "ipo", "hinge")
@@ -62,8 +63,7 @@ class DatasetSpec:
             raise RecipeError(f"Dataset {self.path}: cap must be at least 1.")
         if self.fraction is not None and not 0 < self.fraction <= 1:
             raise RecipeError(f"Dataset {self.path}: fraction must be in (0, 1].")
-        if self.on_error not in ("skip", "fail"):
-            raise RecipeError(f"Dataset {self.path}: on_error must be 'skip' or 'fail'.")
+        check_choice(f"on_error of dataset {self.path}", self.on_error, ("skip", "fail"))
         self.name = self.name or Path(self.path).stem
 
     @property
@@ -115,17 +115,26 @@ class QuantizationConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.quant_type not in ("nf4", "fp4"):
-            raise RecipeError("quantization.quant_type must be nf4 or fp4.")
-        if self.compute_dtype not in ("bfloat16", "float32"):
-            raise RecipeError("quantization.compute_dtype must be bfloat16 or float32.")
+        check_choice("quantization.quant_type", self.quant_type, ("nf4", "fp4"))
+        check_choice("quantization.compute_dtype", self.compute_dtype, ("bfloat16", "float32"))
 
 
 @dataclass
 class Recipe:
-    """Everything one SFT or DPO run needs. Every field has a default except the data."""
+    """What SFT and DPO runs share: model, data, cleaning, adapter and training arguments.
 
-    task: Literal["sft", "dpo"] = field(default="dpo", metadata={"help": "sft or dpo."})
+    Build an ``SFTRecipe`` or a ``DPORecipe``; ``recipe_from_dict`` picks one by ``task``.
+    """
+
+    TASK: ClassVar[str] = ""
+
+    task: str = field(
+        default="",
+        metadata={
+            "help": "sft or dpo: the trainer that runs the recipe. It must agree with the command "
+            "(`tutor train sft|dpo`); empty takes the recipe class's task."
+        },
+    )
     model: str | None = field(
         default=None,
         metadata={
@@ -135,14 +144,6 @@ class Recipe:
     data_dir: str | None = field(
         default=None,
         metadata={"help": "Where converted GGUF models are cached; null for the tutor's data directory."},
-    )
-    init_adapter: str | None = field(
-        default=None,
-        metadata={
-            "help": "DPO only: an SFT adapter folder to start from. Training continues that adapter and the "
-            "reference is a frozen copy of it (the adapter only, not the model), so the SFT model is "
-            "the reference; the recipe's adapter section is then unused."
-        },
     )
     datasets: list[DatasetSpec] = field(
         default_factory=list, metadata={"help": "Data files to read and merge."}
@@ -163,14 +164,6 @@ class Recipe:
             "them, as the tutor does when it answers."
         },
     )
-    loss: str = field(default="sigmoid", metadata={"help": "DPO loss: sigmoid, ipo or hinge."})
-    beta: float = field(default=0.1, metadata={"help": "DPO beta (the IPO tau for loss ipo)."})
-    label_smoothing: float = field(
-        default=0.0,
-        metadata={
-            "help": "Conservative DPO: the chance that a label is flipped, in [0, 0.5); sigmoid loss only."
-        },
-    )
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of AdamW."})
     lr_scheduler: str = field(
         default="cosine", metadata={"help": "cosine, linear or constant, after warm-up."}
@@ -188,22 +181,9 @@ class Recipe:
         metadata={"help": "Recompute activations in the backward pass: less memory, about 30% slower."},
     )
     precision: str = field(default="float32", metadata={"help": "float32, bf16 (mixed) or fp16 (GPU)."})
-    precompute_reference: bool = field(
-        default=True,
-        metadata={
-            "help": "DPO: compute the reference log-probabilities once before training, not at every step."
-        },
-    )
     group_by_length: bool = field(
         default=True,
         metadata={"help": "Batch rows of similar length together to waste less compute on padding."},
-    )
-    share_prompt: bool = field(
-        default=True,
-        metadata={
-            "help": "DPO: run each pair as one row, its prompt once and both answers after it, not as two "
-            "rows that repeat the prompt. Needs precompute_reference."
-        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of data order, adapter init and cleaning."})
     eval_steps: int = field(
@@ -211,54 +191,46 @@ class Recipe:
     )
     logging_steps: int = field(default=5, metadata={"help": "Log the training loss every N updates."})
     save_steps: int = field(default=50, metadata={"help": "Save a resumable checkpoint every N updates."})
-    output_dir: str = field(default="runs/dpo", metadata={"help": "Where the adapter, logs and plots go."})
+    output_dir: str = field(
+        default="", metadata={"help": "Where the adapter, logs and plots go; empty for runs/<task>."}
+    )
     resume: bool = field(
         default=True, metadata={"help": "Resume from the last checkpoint in output_dir when there is one."}
     )
 
     def __post_init__(self) -> None:
-        _check_choice("task", self.task, ("sft", "dpo"))
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("lr_scheduler", self.lr_scheduler, SCHEDULES)
-        _check_choice("precision", self.precision, PRECISIONS)
+        self.task = self.task or self.TASK
+        check_choice("task", self.task, tuple(RECIPES))
+        if RECIPES[self.task] is not type(self):
+            raise RecipeError(
+                f"task is {self.task!r} but this is a {type(self).__name__}; use "
+                f"{RECIPES[self.task].__name__} instead, or let recipe_from_dict pick the class."
+            )
+        self.output_dir = self.output_dir or f"runs/{self.task}"
+        check_choice("lr_scheduler", self.lr_scheduler, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
         if not self.datasets:
             raise RecipeError(
                 "The recipe names no datasets; add at least one under 'datasets:' with a 'path'."
             )
-        for name in (
-            "learning_rate",
-            "beta",
-            "batch_size",
-            "gradient_accumulation",
-            "epochs",
-            "max_length",
-            "eval_steps",
-            "logging_steps",
-            "save_steps",
-        ):
-            if getattr(self, name) <= 0:
-                raise RecipeError(f"{name} must be positive, not {getattr(self, name)}.")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise RecipeError("label_smoothing must be in [0, 0.5).")
-        if self.label_smoothing and self.loss != "sigmoid":
-            raise RecipeError(
-                f"label_smoothing applies to the sigmoid loss only; set loss: sigmoid or remove "
-                f"label_smoothing (loss is {self.loss})."
-            )
+        self._check_positive(
+            "learning_rate", "batch_size", "gradient_accumulation", "epochs", "max_length", "eval_steps",
+            "logging_steps", "save_steps",
+        )
         if not 0 <= self.warmup_ratio < 1:
             raise RecipeError("warmup_ratio must be in [0, 1).")
-        if self.init_adapter and self.task != "dpo":
-            raise RecipeError(
-                "init_adapter is for DPO runs that start from an SFT adapter; remove it for SFT."
-            )
-        if self.task == "dpo" and self.share_prompt and not self.precompute_reference:
-            raise RecipeError(
-                "share_prompt needs precompute_reference: the packed rows come with the reference pass "
-                "(TRL's per-step one runs on two rows per pair). Set precompute_reference: true, or "
-                "share_prompt: false."
-            )
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
             raise RecipeError(f"split {self.split} must be three non-negative fractions summing to 1.")
+
+    def _check_positive(self, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) <= 0:
+                raise RecipeError(f"{name} must be positive, not {getattr(self, name)}.")
+
+    @property
+    def init_adapter(self) -> str | None:
+        """The adapter training continues; SFT always starts a fresh one (``DPORecipe`` has the field)."""
+        return None
 
     @property
     def output_path(self) -> Path:
@@ -268,99 +240,108 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        near = difflib.get_close_matches(str(value), allowed, n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise RecipeError(f"{name} is {value!r}; use one of {', '.join(allowed)}.{hint}")
+@dataclass
+class SFTRecipe(Recipe):
+    """An SFT run: the shared recipe keys only; the answers to learn come from the datasets."""
+
+    TASK: ClassVar[str] = "sft"
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``["adapter.r=8", "beta=0.2"]`` -> nested dict; values are parsed as YAML scalars."""
-    nested: dict[str, Any] = {}
-    seen: dict[str, str] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
-        if not sep or not key:
-            raise RecipeError(f"Override {item!r} is not key=value, e.g. learning_rate=1e-4 or adapter.r=8.")
-        if key in seen:
+@dataclass
+class DPORecipe(Recipe):
+    """A DPO run: the shared recipe keys plus the loss, its beta and the reference settings."""
+
+    TASK: ClassVar[str] = "dpo"
+
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "An SFT adapter folder to start from. Training continues that adapter and the "
+            "reference is a frozen copy of it (the adapter only, not the model), so the SFT model is "
+            "the reference; the recipe's adapter section is then unused."
+        },
+    )
+    loss: str = field(default="sigmoid", metadata={"help": "DPO loss: sigmoid, ipo or hinge."})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (the IPO tau for loss ipo)."})
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={
+            "help": "Conservative DPO: the chance that a label is flipped, in [0, 0.5); sigmoid loss only."
+        },
+    )
+    precompute_reference: bool = field(
+        default=True,
+        metadata={"help": "Compute the reference log-probabilities once before training, not at every step."},
+    )
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Run each pair as one row, its prompt once and both answers after it, not as two rows "
+            "that repeat the prompt. Needs precompute_reference."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("loss", self.loss, LOSSES)
+        self._check_positive("beta")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise RecipeError("label_smoothing must be in [0, 0.5).")
+        if self.label_smoothing and self.loss != "sigmoid":
             raise RecipeError(
-                f"{key} is given twice on the command line ({seen[key]!r} and {item!r}); keep one."
+                f"label_smoothing applies to the sigmoid loss only; set loss: sigmoid or remove "
+                f"label_smoothing (loss is {self.loss})."
             )
-        seen[key] = item
-        target = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = yaml.safe_load(raw) if raw.strip() else None
-    return nested
+        if self.share_prompt and not self.precompute_reference:
+            raise RecipeError(
+                "share_prompt needs precompute_reference: the packed rows come with the reference pass "
+                "(TRL's per-step one runs on two rows per pair). Set precompute_reference: true, or "
+                "share_prompt: false."
+            )
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+RECIPES: dict[str, type[Recipe]] = {"sft": SFTRecipe, "dpo": DPORecipe}
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, recursing into nested dataclasses and lists of them."""
-    if not isinstance(data, dict):
-        raise RecipeError(f"{where or 'The recipe'} must be a mapping of keys to values.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = [key for key in data if key not in fields]
-    if unknown:
-        near = difflib.get_close_matches(unknown[0], fields, n=1)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-        raise RecipeError(f"Unknown recipe key {where + unknown[0]!r}.{hint}")
-    values = {}
-    for key, value in data.items():
-        values[key] = _convert(hints[key], value, f"{where}{key}.")
-    try:
-        return cls(**values)
-    except TypeError as error:
-        raise RecipeError(f"{where or 'The recipe'} is incomplete: {error}.") from error
+def foreign_keys(cls: type[Recipe]) -> dict[str, str]:
+    """The keys only another task's recipe has, each mapped to where it belongs, for ``Origin.foreign``."""
+    shared = {f.name for f in dataclasses.fields(Recipe)}
+    return {
+        f.name: f"{other.TASK.upper()} recipes (task: {other.TASK}), not to {cls.TASK.upper()} recipes"
+        for other in RECIPES.values()
+        if other is not cls
+        for f in dataclasses.fields(other)
+        if f.name not in shared
+    }
 
 
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is list and args and dataclasses.is_dataclass(args[0]):
-        if not isinstance(value, list):
-            raise RecipeError(f"{where.rstrip('.')} must be a list.")
-        return [_build(args[0], item, f"{where}{i}.") for i, item in enumerate(value)]
-    numbers = [t for t in (float, int) if t is hint or t in args]
-    if numbers and isinstance(value, int | str) and not isinstance(value, bool):
-        try:
-            return numbers[0](value)  # YAML reads 1e-4 (no dot) as a string
-        except ValueError:
-            raise RecipeError(f"{where.rstrip('.')} must be a number, not {value!r}.") from None
-    return value
+def recipe_from_dict(
+    data: dict[str, Any], overrides: list[str] | None = None, source: str = "The recipe"
+) -> SFTRecipe | DPORecipe:
+    """A validated recipe from a mapping (a parsed YAML file) and command-line overrides.
+
+    The merged ``task`` (default dpo) picks ``SFTRecipe`` or ``DPORecipe``; ``source`` names the
+    file in error messages.
+    """
+    overrides = overrides or []
+    merged = merge(data or {}, parse_overrides(overrides))
+    if overrides:
+        source = f"{source} (with overrides {', '.join(overrides)})"
+    task = merged.get("task") or "dpo"
+    check_choice("task", task, tuple(RECIPES), Origin(source).fail)
+    cls = RECIPES[task]
+    return build(cls, merged, Origin(source, foreign=foreign_keys(cls)))
 
 
-def recipe_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
-    """A validated Recipe from a mapping (a parsed YAML file) and command-line overrides."""
-    return _build(Recipe, _merge(data or {}, parse_overrides(overrides or [])), "")
-
-
-def load_recipe(path: str | Path, overrides: list[str] | None = None, task: str | None = None) -> Recipe:
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, task: str | None = None
+) -> SFTRecipe | DPORecipe:
     """Read a YAML recipe; ``task`` (from the command) fills the recipe's task or must agree with it.
 
     Relative dataset paths are resolved against the recipe file's folder when they exist there.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"Recipe {path} does not exist; see configs/ for examples.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise RecipeError(f"Recipe {path} is not valid YAML: {error}") from error
+    data = read_yaml(path, "Recipe")
     if task is not None:
         if data.get("task", task) != task:
             raise RecipeError(
@@ -372,4 +353,4 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, task: str 
         if isinstance(spec, dict) and "path" in spec and not Path(spec["path"]).is_absolute():
             local = path.parent / spec["path"]
             spec["path"] = str(local) if local.exists() else spec["path"]
-    return recipe_from_dict(data, overrides)
+    return recipe_from_dict(data, overrides, f"Recipe {path}")

@@ -11,13 +11,13 @@ from typing import Any
 
 from training.errors import RecipeError
 from training.modeling import lora_config
-from training.recipes import Recipe
+from training.recipes import SFTRecipe
 from training.runs import common_arguments, train_and_record
 
 logger = logging.getLogger(__name__)
 
 
-def sft_config(recipe: Recipe, checkpoints: Path, has_eval: bool) -> Any:
+def sft_config(recipe: SFTRecipe, checkpoints: Path, has_eval: bool) -> Any:
     from trl import SFTConfig
 
     return SFTConfig(
@@ -29,7 +29,7 @@ def sft_config(recipe: Recipe, checkpoints: Path, has_eval: bool) -> Any:
 
 
 def build_sft_trainer(
-    recipe: Recipe, model: Any, tokenizer: Any, train: Any, validation: Any | None, checkpoints: Path
+    recipe: SFTRecipe, model: Any, tokenizer: Any, train: Any, validation: Any | None, checkpoints: Path
 ) -> Any:
     from trl import SFTTrainer
 
@@ -43,7 +43,7 @@ def build_sft_trainer(
     )
 
 
-def run_sft(recipe: Recipe) -> Path:
+def run_sft(recipe: SFTRecipe) -> Path:
     """Train an SFT adapter as the recipe says; returns the adapter folder (``<output_dir>/adapter``)."""
     if recipe.task != "sft":
         raise RecipeError(f"run_sft needs a recipe with task sft, not {recipe.task!r}.")

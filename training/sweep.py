@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from training.config import Origin, check_keys, load_config, parse_overrides, read_yaml
 from training.errors import RecipeError, TrainingError
-from training.recipes import Recipe, load_recipe
+from training.recipes import Recipe, foreign_keys, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +37,19 @@ logger = logging.getLogger(__name__)
 class SweepSpec:
     """A parsed sweep file."""
 
-    base: str
-    grid: dict[str, list[Any]]
-    subset: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    output_dir: str = "runs/sweep"
+    base: str = field(metadata={"help": "The recipe every run starts from, e.g. configs/dpo.yaml."})
+    grid: dict[str, list[Any]] = field(
+        metadata={"help": "Recipe keys (dotted for sections, e.g. adapter.r) mapped to the values to try."}
+    )
+    subset: int | None = field(
+        default=None, metadata={"help": "Rows kept per dataset in every run; null keeps them all."}
+    )
+    overrides: list[str] = field(
+        default_factory=list, metadata={"help": "Settings for every run, as key=value, e.g. max_steps=30."}
+    )
+    output_dir: str = field(
+        default="runs/sweep", metadata={"help": "Where each run gets its folder and the ranked table goes."}
+    )
 
     def __post_init__(self) -> None:
         if not self.grid or any(not isinstance(v, list) or not v for v in self.grid.values()):
@@ -52,17 +59,14 @@ class SweepSpec:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"Sweep file {path} does not exist; see configs/sweep.yaml.")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = set(data) - {"base", "grid", "subset", "overrides", "output_dir"}
-    if unknown or "base" not in data:
-        raise RecipeError(
-            f"Sweep file {path} needs 'base' and 'grid' and may have subset, overrides and "
-            f"output_dir; unexpected: {sorted(unknown)}."
-        )
-    return SweepSpec(**data)
+    """Read a sweep file and check its base recipe, overrides and grid keys before any run starts."""
+    source = f"Sweep file {path}"
+    spec = load_config(SweepSpec, read_yaml(path, "Sweep file", example="configs/sweep.yaml"), {},
+                       Origin(source))
+    recipe = load_recipe(spec.base, spec.overrides)
+    grid_keys = parse_overrides([f"{key}=" for key in spec.grid])
+    check_keys(type(recipe), grid_keys, Origin(f"{source}, grid", foreign=foreign_keys(type(recipe))))
+    return spec
 
 
 def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

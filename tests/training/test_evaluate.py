@@ -57,6 +57,18 @@ def test_recipe_layers_yaml_under_flags_and_rejects_unknown_keys(tmp_path):
         load_quantize_recipe(None, {"bits": 5})
 
 
+def test_recipe_errors_name_the_file_and_the_nested_key(tmp_path):
+    path = tmp_path / "quant.yaml"
+    path.write_text("gate:\n  max_mcqa_drop_point: 1\n")
+    with pytest.raises(QuantizationError, match=r"quant\.yaml: unknown key 'gate\.max_mcqa_drop_point'\. "
+                                                 r"Did you mean 'gate\.max_mcqa_drop_points'"):
+        load_quantize_recipe(path)
+    with pytest.raises(QuantizationError, match=r"values for group_size\): group_size is 4"):
+        load_quantize_recipe(None, {"group_size": 4, "bits": None})
+    with pytest.raises(QuantizationError, match="missing.yaml does not exist"):
+        load_quantize_recipe(tmp_path / "missing.yaml")
+
+
 def test_split_texts_gives_disjoint_calibration_and_heldout():
     texts = [f"text {i}" for i in range(10)]
     calibration, heldout = split_texts(texts, calibration=3, heldout=4)

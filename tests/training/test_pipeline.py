@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+from training.errors import TrainingError
 from training.pipeline import PipelineError, PipelineRecipe, load_pipeline_recipe, run_stage, write_report
 
 
@@ -86,3 +88,28 @@ def test_recipe_needs_a_calibration_source_to_quantise(tmp_path):
     path.write_text("outptu_dir: x\n")
     with pytest.raises(PipelineError, match="outptu_dir"):
         load_pipeline_recipe(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("outptu_dir: x\n", r"Pipeline recipe .*: unknown key 'outptu_dir'\. Did you mean 'output_dir'"),
+        ("evaluation: {text: notes.txt}\n", r"key 'evaluation\.text'\. Did you mean 'evaluation\.texts'"),
+        ("quantize: {calibration: notes.txt, bitz: 4}\n", r"section quantize: unknown key 'bitz'.*'bits'"),
+        ("quantize: {calibration: notes.txt, bits: 5}\n", r"section quantize: bits is 5"),
+        ("sft: {datasets: [{path: a.jsonl}], beta: 0.1}\n", r"section sft: 'beta' belongs to DPO recipes"),
+        ("dpo: {datasets: [{path: a.jsonl}], los: ipo}\n", r"section dpo: .*'los'\. Did you mean 'loss'"),
+        ("sft: missing.yaml\n", r"The sft section's recipe missing\.yaml does not exist"),
+    ],
+)
+def test_a_bad_section_fails_when_the_pipeline_is_loaded(tmp_path, text, message):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TrainingError, match=message):
+        load_pipeline_recipe(path)
+
+
+def test_the_shipped_pipeline_loads_with_its_sections():
+    recipe = load_pipeline_recipe(REPO_ROOT / "configs" / "pipeline.yaml")
+    assert recipe.sft["task"] == "sft" and recipe.dpo["task"] == "dpo"
+    assert recipe.quantize["bits"] == 4 and recipe.evaluation.text_limit == 32

@@ -1,4 +1,5 @@
-"""Recipes: validation, precedence (defaults < YAML < flags), the shipped examples, loss settings."""
+"""Recipes: validation, precedence (defaults < YAML < flags), the SFT/DPO split, the shipped examples,
+loss settings."""
 
 from __future__ import annotations
 
@@ -9,19 +10,30 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from training.config import parse_overrides
 from training.dpo import dpo_loss_settings
 from training.errors import RecipeError
-from training.recipes import Recipe, load_recipe, parse_overrides, recipe_from_dict
+from training.recipes import DPORecipe, Recipe, SFTRecipe, load_recipe, recipe_from_dict
 from training.sweep import combinations, load_sweep
 
 CONFIGS = REPO_ROOT / "configs"
 MINIMAL = {"datasets": [{"path": "pairs.jsonl"}]}
 
 
-@pytest.mark.parametrize("name", ["sft.yaml", "dpo.yaml", "dpo_qlora.yaml", "tiny_sft.yaml", "tiny_dpo.yaml"])
+SPECS = {"pipeline.yaml", "sweep.yaml", "tiny_sweep.yaml"}  # not training recipes
+RECIPE_FILES = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name not in SPECS)
+
+
+@pytest.mark.parametrize("name", RECIPE_FILES)
 def test_shipped_recipes_are_valid(name):
     recipe = load_recipe(CONFIGS / name)
     assert recipe.datasets and recipe.task in ("sft", "dpo")
+    assert isinstance(recipe, SFTRecipe if recipe.task == "sft" else DPORecipe)
+
+
+def test_every_shipped_config_is_checked():
+    assert {"sft.yaml", "dpo.yaml", "dpo_qlora.yaml", "tiny_sft.yaml", "tiny_dpo.yaml"} <= set(RECIPE_FILES)
+    assert SPECS <= {p.name for p in CONFIGS.glob("*.yaml")}
 
 
 def test_shipped_sweeps_are_valid():
@@ -31,20 +43,42 @@ def test_shipped_sweeps_are_valid():
         load_recipe(spec.base)
 
 
+def test_a_sweep_refuses_an_unknown_key_or_grid_key_with_a_suggestion(tmp_path):
+    sweep = {"base": str(CONFIGS / "tiny_sft.yaml"), "grid": {"learning_rate": [1e-3]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**sweep, "subst": 8}), encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"Sweep file .*: unknown key 'subst'\. Did you mean 'subset'"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({**sweep, "grid": {"adapter.rank": [8]}}), encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"grid: unknown key 'adapter\.rank'\. Did you mean 'adapter\.r'"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({**sweep, "grid": {"beta": [0.1, 0.2]}}), encoding="utf-8")
+    with pytest.raises(RecipeError, match="'beta' belongs to DPO recipes"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({"grid": sweep["grid"]}), encoding="utf-8")
+    with pytest.raises(RecipeError, match="base is missing; add it"):
+        load_sweep(path)
+
+
 def test_every_recipe_field_has_help():
     import dataclasses
 
     from training.cleaning import CleaningConfig
+    from training.pipeline import EvaluationSpec, PipelineRecipe
+    from training.quantize import GateThresholds, QuantizeRecipe
     from training.recipes import AdapterConfig, DatasetSpec, QuantizationConfig
+    from training.sweep import SweepSpec
 
-    for cls in (Recipe, AdapterConfig, DatasetSpec, QuantizationConfig, CleaningConfig):
+    configs = (Recipe, SFTRecipe, DPORecipe, AdapterConfig, DatasetSpec, QuantizationConfig, CleaningConfig,
+               QuantizeRecipe, GateThresholds, PipelineRecipe, EvaluationSpec, SweepSpec)
+    for cls in configs:
         assert all(f.metadata.get("help") for f in dataclasses.fields(cls)), cls.__name__
 
 
 def test_precedence_is_defaults_then_yaml_then_flags(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({**MINIMAL, "beta": 0.3, "adapter": {"r": 4}}), encoding="utf-8")
-    assert Recipe(datasets=MINIMAL["datasets"]).beta == 0.1
+    assert DPORecipe(datasets=MINIMAL["datasets"]).beta == 0.1
     from_yaml = load_recipe(path)
     assert (from_yaml.beta, from_yaml.adapter.r, from_yaml.adapter.alpha) == (0.3, 4, 32)
     flagged = load_recipe(path, ["beta=0.5", "adapter.alpha=8", "learning_rate=1e-4"])
@@ -54,6 +88,14 @@ def test_precedence_is_defaults_then_yaml_then_flags(tmp_path):
         8,
         1e-4,
     )
+
+
+def test_flags_override_the_yaml_inside_a_section_key_by_key(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "task": "sft", "cleaning": {"max_tokens": 64, "seed": 3}}))
+    recipe = load_recipe(path, ["cleaning.seed=7"])
+    cleaning = recipe.cleaning
+    assert (cleaning.max_tokens, cleaning.seed, cleaning.drop_duplicates) == (64, 7, True)
 
 
 def test_a_value_given_twice_names_both():
@@ -79,6 +121,44 @@ def test_bad_values_are_refused_with_a_fix(override, message):
         return
     with pytest.raises(RecipeError, match=message):
         recipe_from_dict(MINIMAL, [override])
+
+
+@pytest.mark.parametrize(
+    "data, overrides, message",
+    [
+        ({"lerning_rate": 1}, [], r"Recipe .*r\.yaml: unknown key 'lerning_rate'\. Did you mean 'learning_"),
+        ({"adapter": {"alpah": 8}}, [], r"unknown key 'adapter\.alpah'\. Did you mean 'adapter\.alpha'"),
+        ({}, ["cleaning.agreement_rule=globl"], r"with overrides cleaning.*Did you mean 'global'"),
+        ({"task": "dpp"}, [], r"task is 'dpp'; use sft or dpo\. Did you mean 'dpo'"),
+        ({"datasets": [{"name": "x"}]}, [], r"datasets\.0\.path is missing; add it\. The data file"),
+    ],
+)
+def test_unknown_keys_and_values_name_the_file_and_the_nearest_fix(tmp_path, data, overrides, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, **data}), encoding="utf-8")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path, overrides)
+
+
+@pytest.mark.parametrize("key, value", [("beta", 0.2), ("loss", "ipo"), ("share_prompt", False),
+                                        ("init_adapter", "runs/sft/adapter")])
+def test_an_sft_recipe_cannot_carry_a_dpo_key(tmp_path, key, value):
+    path = tmp_path / "sft.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "task": "sft", key: value}), encoding="utf-8")
+    expected = rf"Recipe .*sft\.yaml: '{key}' belongs to DPO recipes \(task: dpo\), not to SFT recipes"
+    with pytest.raises(RecipeError, match=expected):
+        load_recipe(path)
+    with pytest.raises(RecipeError, match=f"'{key}' belongs to DPO recipes"):
+        recipe_from_dict({**MINIMAL, "task": "sft"}, [f"{key}={value}"])
+    assert getattr(recipe_from_dict(MINIMAL, [f"{key}={value}"]), key) == value
+
+
+def test_the_task_picks_the_recipe_class_and_the_output_folder():
+    sft, dpo = recipe_from_dict({**MINIMAL, "task": "sft"}), recipe_from_dict(MINIMAL)
+    assert (type(sft), sft.output_dir, sft.init_adapter) == (SFTRecipe, "runs/sft", None)
+    assert (type(dpo), dpo.output_dir) == (DPORecipe, "runs/dpo")
+    with pytest.raises(RecipeError, match="this is a DPORecipe; use SFTRecipe instead"):
+        DPORecipe(task="sft", datasets=MINIMAL["datasets"])
 
 
 def test_label_smoothing_is_refused_for_ipo_and_hinge():
