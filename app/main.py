@@ -16,13 +16,13 @@ from app.errors import register_error_handlers
 from app.mcq.routes import router as mcq_router
 from app.openai_compat.routes import router as openai_router
 from app.request_limits import RequestLimitMiddleware
-from engine.runtime import Runtime
-from engine.runtime.batching import BatchingRuntime, BatchSettings
 from app.security import StudentKey
 from app.settings import Settings, get_settings
 from app.tutoring.routes import router as tutoring_router
 from app.tutoring.stream import router as ask_stream_router
 from app.web import attach_page_and_cors
+from engine.runtime import Runtime
+from engine.runtime.batching import BatchingRuntime, BatchSettings
 from retrieval import CourseStore, Retriever
 
 logger = logging.getLogger(__name__)
