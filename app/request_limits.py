@@ -1,4 +1,7 @@
-"""Refuse request bodies that are too large (413) or hold text no model can read (422).
+"""The limits of one request, in one place: body size and Unicode (middleware), then question length,
+token budget and conversation length (checks every answering route calls).
+
+Bodies that are too large (413) or hold text no model can read (422) are refused by the middleware.
 
 Checked as the body streams in, before any route parses it: a declared ``Content-Length`` over
 the limit is refused at once, and a chunked body is cut off when it passes the limit. Uploads
@@ -11,16 +14,55 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 # A JSON escape of a surrogate code point (paired or not); only then is the body decoded to check.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 MIB = 1 << 20
 MULTIPART_FRAMING_BYTES = MIB
+# A conversation may hold this many questions' worth of text (about 5,000 tokens at the default
+# TUTOR_MAX_QUESTION_CHARS), which leaves room for the sources in the model's context.
+CONVERSATION_QUESTIONS = 10
+
+
+def check_question(text: str, settings: Settings, *, what: str = "The question") -> None:
+    """Refuse a question (or an MCQ option) longer than TUTOR_MAX_QUESTION_CHARS: the context is finite."""
+    if len(text) > settings.max_question_chars:
+        raise InvalidRequestError(
+            f"{what} is {len(text)} characters long; the limit is {settings.max_question_chars} "
+            "(TUTOR_MAX_QUESTION_CHARS). Shorten it."
+        )
+
+
+def check_new_tokens(requested: int | None, settings: Settings) -> None:
+    """Refuse a token budget above TUTOR_MAX_NEW_TOKENS (None: the server's default)."""
+    if requested is not None and requested > settings.max_new_tokens:
+        raise InvalidRequestError(
+            f"max_new_tokens is {requested}; this server allows at most {settings.max_new_tokens} "
+            "(TUTOR_MAX_NEW_TOKENS)."
+        )
+
+
+def check_conversation(texts: Sequence[str], settings: Settings) -> None:
+    """Refuse a conversation longer than the model can read: its earlier turns go into the prompt too."""
+    limit = CONVERSATION_QUESTIONS * settings.max_question_chars
+    total = sum(len(text) for text in texts)
+    if total > limit:
+        raise InvalidRequestError(
+            f"The conversation is {total} characters long; the limit is {limit} ({CONVERSATION_QUESTIONS} "
+            "times TUTOR_MAX_QUESTION_CHARS). Drop its oldest messages."
+        )
 
 
 def too_large_detail(limit: int, setting: str) -> str:

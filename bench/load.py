@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from bench.serving import free_port, stop_process, wait_until_ready
 
 logger = logging.getLogger("bench.load")
 
@@ -129,12 +130,6 @@ def drive(url: str, endpoint: str, clients: int, args: argparse.Namespace, deadl
     return level
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def ingest_sample_course(index: Path) -> None:
     from engine.runtime.models import default_embedder_path
     from ingest.run import ingest_paths
@@ -167,26 +162,8 @@ def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterato
         wait_until_ready(server, url, timeout_s=240)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, timeout_s=30)
         log.close()
-
-
-def wait_until_ready(server: subprocess.Popen, url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"`tutor serve` exited with code {server.returncode}; see its server.log.")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"`tutor serve` was not ready after {timeout_s:.0f} s.")
 
 
 def report(levels: list[Level]) -> dict:

@@ -31,19 +31,19 @@ def build_settings(**overrides) -> Settings:
 
 
 def open_store(settings: Settings) -> CourseStore:
-    from retrieval import CourseStore
+    """The store the server opens (app.resources)."""
+    from app.resources import open_store as open_configured_store
 
-    if settings.chroma_url:
-        return CourseStore(url=settings.chroma_url)
-    return CourseStore(path=settings.index_path)
+    return open_configured_store(settings)
 
 
 def open_embedder(settings: Settings) -> Embedder:
-    from engine.runtime.models import ModelNotFoundError, check_embedder_path
-    from retrieval import Embedder
+    """The embedder the server loads (app.resources); a missing one is a bad --embedder."""
+    from app.resources import open_embedder as open_configured_embedder
+    from engine.runtime.models import ModelNotFoundError
 
     try:
-        return Embedder(check_embedder_path(settings.embedder), precision=settings.embed_precision)
+        return open_configured_embedder(settings)
     except ModelNotFoundError as error:
         raise typer.BadParameter(str(error), param_hint="--embedder / TUTOR_EMBEDDER") from None
 

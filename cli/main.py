@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import warnings
 
 import typer
 
@@ -25,6 +26,22 @@ COMMAND_MODULES = [
     "cli.train_commands",
 ]
 
+# Libraries' messages a user of `tutor` cannot act on: torchao's optional kernels that failed to load,
+# torch's _pytree deprecations raised inside torchao, the kernels hub, bitsandbytes' per-call cast
+# notices, transformers' generation-flag advice. Quieted here, at the edge, not in library code.
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "kernels", "bitsandbytes")
+QUIET_WARNING_MODULES = (r"torchao(\..*)?", r"torch\.utils\._pytree", r"kernels(\..*)?",
+                         r"bitsandbytes(\..*)?")
+
+
+def quiet_libraries() -> None:
+    """Hide the library warnings and log lines listed above (``--verbose`` shows them)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers first logs
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in QUIET_WARNING_MODULES:
+        warnings.filterwarnings("ignore", module=module)
+
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
@@ -33,6 +50,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        quiet_libraries()
 
 
 for _name in COMMAND_MODULES:

@@ -10,23 +10,38 @@ import typer
 
 if TYPE_CHECKING:
     from app.settings import Settings
-    from engine.mcq.engine import MCQEngine
+    from engine.mcq.engine import MCQEngine, MCQOptions
     from engine.mcq.evaluate import EvalSummary
 
 logger = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, *, use_context: bool) -> MCQEngine:
-    """The runtime named by the settings, and a retriever only when course context is wanted."""
+    """The engine `/v1/mcq` answers with: the server's runtime (app.resources, batching included), and
+    its retriever only when course context is wanted."""
+    from app.resources import serving_runtime
     from cli.ingest_commands import open_embedder, open_store
     from engine.mcq.engine import MCQEngine
-    from engine.runtime import load_runtime
     from retrieval import Retriever
 
-    runtime = load_runtime(settings.model, data_dir=settings.data_dir, device=settings.device,
-                           dtype=settings.dtype)
     retriever = Retriever(open_store(settings), open_embedder(settings)) if use_context else None
-    return MCQEngine(runtime, retriever)
+    return MCQEngine(serving_runtime(settings), retriever)
+
+
+def run_eval_mcq(settings: Settings, file: Path, options: MCQOptions, *, limit: int | None,
+                 out: Path) -> EvalSummary:
+    """Build the engine as the server does, answer FILE with a progress bar, and release the model."""
+    from cli.progress import progress_bar
+    from engine.mcq.evaluate import evaluate_file
+
+    engine = build_engine(settings, use_context=options.use_context)
+    try:
+        with progress_bar(f"MCQ {file.name}") as update:
+            return evaluate_file(engine, file, options, limit=limit, out=out, progress=update)
+    finally:
+        close = getattr(engine.runtime, "close", None)  # the batching worker; fakes have none
+        if close is not None:
+            close()
 
 
 def print_summary(summary: EvalSummary) -> None:
@@ -61,7 +76,7 @@ def eval_mcq(
     """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
     from cli.ingest_commands import build_settings
     from engine.mcq.engine import MCQInputError, MCQOptions, check_options
-    from engine.mcq.evaluate import MCQFileError, evaluate_file
+    from engine.mcq.evaluate import MCQFileError
 
     if method not in ("loglik", "generate"):
         raise typer.BadParameter(f"Unknown method {method!r}; use loglik or generate.", param_hint="--method")
@@ -70,9 +85,8 @@ def eval_mcq(
     try:
         check_options(options)
         options.top_k, options.min_score = settings.top_k, settings.min_score
-        engine = build_engine(settings, use_context=use_context)
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
-        summary = evaluate_file(engine, file, options, limit=limit, out=target)
+        summary = run_eval_mcq(settings, file, options, limit=limit, out=target)
     except (MCQInputError, MCQFileError) as error:
         raise typer.BadParameter(str(error)) from None
     print_summary(summary)

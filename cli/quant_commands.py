@@ -21,11 +21,19 @@ def store_factory(settings: Settings):
     """A function opening the course store lazily (only when a source names a course)."""
 
     def open_store():
-        from cli.ingest_commands import open_store as open_configured_store
+        from app.resources import open_store as open_configured_store
 
         return open_configured_store(settings)
 
     return open_store
+
+
+def runtime_for(model: str, settings: Settings):
+    """MODEL ('default': the packaged one) loaded as the server would load it with these settings
+    (TUTOR_LOAD_IN_BITS, dtype, device, generation precision)."""
+    from app.resources import open_runtime
+
+    return open_runtime(settings.model_copy(update={"model": None if model == "default" else model}))
 
 
 def default_course(settings: Settings) -> str:
@@ -86,13 +94,11 @@ def eval_perplexity(
 ) -> None:
     """Perplexity of MODEL on held-out text (token-weighted)."""
     from cli.ingest_commands import build_settings
-    from engine.runtime import load_runtime
     from training.evaluate import load_texts, perplexity
 
     settings = build_settings()
     held = load_texts(texts, store_factory(settings))[:limit]
-    runtime = load_runtime(None if model == "default" else model, data_dir=settings.data_dir,
-                           device=settings.device)
+    runtime = runtime_for(model, settings)
     typer.echo(json.dumps(perplexity(runtime, held, max_tokens).__dict__, indent=2))
 
 
@@ -104,12 +110,10 @@ def eval_generation(
 ) -> None:
     """BLEU (sacrebleu) and ROUGE-1/L F1 of MODEL's answers against reference answers."""
     from cli.ingest_commands import build_settings
-    from engine.runtime import load_runtime
     from training.evaluate import generation_scores
 
     settings = build_settings()
-    runtime = load_runtime(None if model == "default" else model, data_dir=settings.data_dir,
-                           device=settings.device)
+    runtime = runtime_for(model, settings)
     scores = generation_scores(runtime, references, limit, max_new_tokens)
     typer.echo(json.dumps(scores.__dict__, indent=2))
 

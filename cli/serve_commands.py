@@ -21,7 +21,8 @@ def serve(
     """Serve the tutor: POST /v1/ask, GET /v1/courses, GET /health, API docs at /docs."""
     from pydantic import ValidationError
 
-    from app.main import check_model_paths, run_server
+    from app.main import run_server
+    from app.resources import check_model_paths
     from app.settings import Settings
     from engine.runtime import ModelNotFoundError
 

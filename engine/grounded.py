@@ -1,17 +1,18 @@
 """The one grounded-answer path: retrieve from a course, build the cited prompt, generate.
 
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
-answers`` all call ``prepare_answer`` (and ``generate_answer`` unless they stream), so what is
-measured is what is served.
+answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
+stream), so what is measured is what is served.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from engine.runtime.base import GenerationRequest, Runtime
+from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, Retriever, build_grounded_prompt
 
 
@@ -89,6 +90,14 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
     return GroundedAnswer(result.text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                           finish_reason=result.finish_reason)
+
+
+def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
+    """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes."""
+    if prepared.generation is None:
+        yield NO_CONTEXT_ANSWER
+        return
+    yield from stream_text(runtime, prepared.generation)
 
 
 def answer_question(retriever: Retriever, runtime: Runtime, course: str, question: str, *,

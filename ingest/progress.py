@@ -18,10 +18,18 @@ class IngestProgress:
 
     def __enter__(self) -> IngestProgress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), transient=False)
+                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                      transient=False)
             self._progress.start()
             self._files_task = self._progress.add_task("files", total=self.total_files)
             self._chunks_task = self._progress.add_task("chunks", total=None, visible=False)

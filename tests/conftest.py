@@ -48,3 +48,11 @@ def runtime(models_data_dir):
     from engine.runtime import load_runtime
 
     return load_runtime(None, data_dir=models_data_dir, device="cpu")
+
+
+@pytest.fixture
+def client(settings, fakes):
+    """The app on fakes: each test module provides ``settings`` and ``fakes`` (runtime, store, retriever)."""
+    from tests.utils.fakes import fake_client
+
+    return fake_client(settings, *fakes)

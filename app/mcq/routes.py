@@ -54,7 +54,7 @@ MCQJobStoreDep = Annotated[MCQJobStore, Depends(get_job_store)]
 async def answer_mcq(request: MCQRequest, engine: MCQEngineDep,
                      defaults: RetrievalDefaultsDep, settings: SettingsDep) -> MCQResponse:
     """Answer one multiple-choice question with a letter, by log-likelihood or by generation."""
-    service.check_text_lengths([request], settings.max_question_chars)
+    service.check_text_lengths([request], settings)
     return await run_in_threadpool(service.answer_one, request, engine, defaults)
 
 
@@ -63,7 +63,7 @@ async def start_mcq_batch(request: MCQBatchRequest, engine: MCQEngineDep, jobs: 
                           defaults: RetrievalDefaultsDep, response: Response,
                           settings: SettingsDep) -> MCQJobStatus:
     """Queue a batch of questions; poll the Location for progress and results."""
-    service.check_text_lengths(request.items, settings.max_question_chars)
+    service.check_text_lengths(request.items, settings)
     job = await run_in_threadpool(jobs.submit, request, engine, defaults)
     response.headers["Location"] = f"/v1/mcq/batch/{job.id}"
     return job.report()

@@ -28,8 +28,10 @@ from app.mcq.schemas import (
     MCQSettings,
     OptionScore,
 )
+from app.request_limits import check_question
+from app.settings import Settings
 from app.tutoring.service import citations_for
-from engine.mcq.engine import MCQEngine, MCQInputError, MCQItem, MCQOptions, MCQPrediction, check_options
+from engine.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction, check_options
 from engine.mcq.letters import LETTERS
 from engine.mcq.metrics import aggregate
 
@@ -64,15 +66,13 @@ def option_scores(prediction: MCQPrediction) -> list[OptionScore] | None:
             for i, (ll, p) in enumerate(zip(prediction.logliks, prediction.probs, strict=True))]
 
 
-def check_text_lengths(items: Sequence[MCQRequest | MCQBatchItem], max_chars: int) -> None:
+def check_text_lengths(items: Sequence[MCQRequest | MCQBatchItem], settings: Settings) -> None:
     """Refuse a question or option longer than TUTOR_MAX_QUESTION_CHARS: the model's context is finite."""
     for number, item in enumerate(items):
         longest = max([item.question, *item.choices], key=len)
-        if len(longest) > max_chars:
-            name = f"item {getattr(item, 'id', number)!r}: " if isinstance(item, MCQBatchItem) else ""
-            part = "the question" if longest is item.question else "an option"
-            raise MCQInputError(f"{name}{part} is {len(longest)} characters long; the limit is {max_chars} "
-                                "(TUTOR_MAX_QUESTION_CHARS). Shorten it.")
+        name = f"item {getattr(item, 'id', number)!r}: " if isinstance(item, MCQBatchItem) else ""
+        part = "the question" if longest is item.question else "an option"
+        check_question(longest, settings, what=f"{name}{part}")
 
 
 def answer_one(request: MCQRequest, engine: MCQEngine, defaults: RetrievalDefaults) -> MCQResponse:

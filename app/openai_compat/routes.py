@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.deps import RetrieverDep, RuntimeDep, SettingsDep, StoreDep
 from app.openai_compat import service
 from app.openai_compat.schemas import ChatCompletion, ChatCompletionRequest, ModelList
+from app.sse import event_stream
 
 router = APIRouter(tags=["openai-compatible"])
 
@@ -35,7 +35,5 @@ async def chat_completions(request: ChatCompletionRequest, retriever: RetrieverD
     prepared = await run_in_threadpool(service.prepare_chat, request, retriever=retriever, runtime=runtime,
                                        settings=settings)
     if request.stream:
-        # A sync iterator: Starlette runs each step in a worker thread, off the event loop.
-        return StreamingResponse(service.stream_events(request, prepared, runtime),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return event_stream(service.stream_events(request, prepared, runtime))
     return await run_in_threadpool(service.complete, request, prepared, runtime)

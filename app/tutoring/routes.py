@@ -23,7 +23,7 @@ ERROR_RESPONSES = {
 async def ask(request: AskRequest, retriever: RetrieverDep, runtime: RuntimeDep,
               settings: SettingsDep) -> AskResponse:
     """Answer a question from a course's material, citing the pages used as [n]."""
-    return await run_in_threadpool(service.answer_question, request, retriever=retriever, runtime=runtime,
+    return await run_in_threadpool(service.ask, request, retriever=retriever, runtime=runtime,
                                    settings=settings)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
 
-from app.errors import InvalidRequestError
+from app.request_limits import check_new_tokens, check_question
 from app.settings import Settings
 from app.tutoring.schemas import (
     AskRequest,
@@ -16,26 +18,32 @@ from app.tutoring.schemas import (
     HealthResponse,
     Timings,
 )
-from engine.runtime import GenerationRequest, Runtime
-from retrieval import NO_CONTEXT_ANSWER, CourseStore, Hit, Retriever, build_grounded_prompt
+from engine.grounded import AnswerOptions, GroundedAnswer, PreparedAnswer, answer_question, prepare_answer
+from engine.runtime import Runtime
+from retrieval import CourseStore, Hit, Retriever
 
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 300
+OPTION_NAMES = frozenset(option.name for option in fields(AnswerOptions))
 
 
-def check_limits(request: AskRequest, settings: Settings) -> None:
-    """Refuse requests beyond this server's limits, naming the limit and its setting."""
-    if len(request.question) > settings.max_question_chars:
-        raise InvalidRequestError(
-            f"The question is {len(request.question)} characters long; the limit is "
-            f"{settings.max_question_chars} (TUTOR_MAX_QUESTION_CHARS). Shorten the question."
-        )
-    if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens:
-        raise InvalidRequestError(
-            f"max_new_tokens is {request.max_new_tokens}; this server allows at most "
-            f"{settings.max_new_tokens} (TUTOR_MAX_NEW_TOKENS)."
-        )
+def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -> AnswerOptions:
+    """The server's defaults, overridden by the options a request set (its fields named as AnswerOptions').
+
+    A new option (a field of AnswerOptions and of the request schema) passes through without changes here.
+    """
+    defaults = {"top_k": settings.top_k, "min_score": settings.min_score,
+                "max_new_tokens": settings.max_new_tokens}
+    given = {name: value for name, value in (asked or {}).items()
+             if name in OPTION_NAMES and value is not None}
+    return AnswerOptions(**{**defaults, **given})
+
+
+def check_ask(request: AskRequest, settings: Settings) -> None:
+    """Refuse a question or token budget beyond this server's limits, naming the limit and its setting."""
+    check_question(request.question, settings)
+    check_new_tokens(request.max_new_tokens, settings)
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -53,27 +61,27 @@ def citations_for(hits: list[Hit]) -> list[Citation]:
     ]
 
 
-def answer_question(request: AskRequest, *, retriever: Retriever, runtime: Runtime,
-                    settings: Settings) -> AskResponse:
-    """Retrieve the course's best chunks and answer from them; with none relevant, say so."""
-    check_limits(request, settings)
-    started = time.perf_counter()
-    hits = retriever.search(request.course, request.question, k=request.top_k or settings.top_k,
-                            min_score=settings.min_score)
-    retrieved = time.perf_counter()
-    if not hits:
+def timings_of(retrieval_s: float, generation_s: float) -> Timings:
+    return Timings(retrieval_s=round(retrieval_s, 4), generation_s=round(generation_s, 4),
+                   total_s=round(retrieval_s + generation_s, 4))
+
+
+def prepare_ask(request: AskRequest, *, retriever: Retriever, settings: Settings) -> PreparedAnswer:
+    """Check the limits, then retrieve and build the grounded request, as /v1/ask does, without generating."""
+    check_ask(request, settings)
+    return prepare_answer(retriever, request.course, request.question,
+                          options=answer_options(settings, request.model_dump()))
+
+
+def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings: Settings) -> AskResponse:
+    """Answer from the course's best chunks with numbered citations; with none relevant, say so."""
+    check_ask(request, settings)
+    answer: GroundedAnswer = answer_question(retriever, runtime, request.course, request.question,
+                                             options=answer_options(settings, request.model_dump()))
+    if answer.not_covered:
         logger.info("No chunk of %s scored above %.2f for the question.", request.course, settings.min_score)
-        answer, citations = NO_CONTEXT_ANSWER, []
-    else:
-        prompt = build_grounded_prompt(request.question, hits)
-        generation = GenerationRequest(messages=prompt.messages, temperature=request.temperature,
-                                       max_new_tokens=request.max_new_tokens or settings.max_new_tokens)
-        [result] = runtime.generate([generation])
-        answer, citations = result.text, citations_for(prompt.sources)
-    finished = time.perf_counter()
-    timings = Timings(retrieval_s=round(retrieved - started, 4), generation_s=round(finished - retrieved, 4),
-                      total_s=round(finished - started, 4))
-    return AskResponse(answer=answer, citations=citations, model=runtime.model_name, timings=timings)
+    return AskResponse(answer=answer.text, citations=citations_for(answer.sources), model=runtime.model_name,
+                       timings=timings_of(answer.retrieval_s, answer.generation_s))
 
 
 def list_courses(store: CourseStore) -> CoursesResponse:

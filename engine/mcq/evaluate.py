@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,11 +92,16 @@ def result_row(item: MCQItem, prediction: MCQPrediction) -> dict:
 
 
 def evaluate_file(engine: MCQEngine, path: Path, options: MCQOptions, *, limit: int | None = None,
-                  out: Path | None = None) -> EvalSummary:
-    """Answer every question of ``path``, write per-item results to ``out``, and summarise."""
+                  out: Path | None = None, progress: Callable[[int, int], None] | None = None) -> EvalSummary:
+    """Answer every question of ``path``, write per-item results to ``out``, and summarise.
+
+    ``progress(done, total)`` hears after each chunk of questions (default: a log line), so a long run
+    shows how far it got.
+    """
     items = read_mcq_jsonl(path, limit)
+    report = progress or (lambda done, total: logger.info("%d/%d", done, total))
     started = time.perf_counter()
-    predictions = engine.answer(items, options, progress=lambda done: logger.info("%d/%d", done, len(items)))
+    predictions = engine.answer(items, options, progress=lambda done: report(done, len(items)))
     seconds = time.perf_counter() - started
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from app.deps import get_retriever, get_runtime, get_store
-from app.main import build_app
 from app.settings import Settings
 from retrieval import SourceInfo
 from retrieval.store import SourceNotFoundError
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, fake_client
 
 COURSE = "physics-101"
 ADMIN, STUDENT = "admin-secret", "student-secret"
@@ -34,14 +32,9 @@ class AdminFakeStore(FakeStore):
 
 def make_client(tmp_path, **settings) -> tuple[TestClient, AdminFakeStore]:
     store = AdminFakeStore({COURSE: [SourceInfo("mechanics.pdf", "abc", chunks=7, pages=3)]})
-    app = build_app(Settings(data_dir=tmp_path, **settings))
-    runtime = FakeRuntime()
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
     retriever = FakeRetriever(store)
     retriever.embedder = None  # uploads that pass the checks would need a real one (integration tests)
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return TestClient(app, raise_server_exceptions=False), store
+    return fake_client(Settings(data_dir=tmp_path, **settings), FakeRuntime(), store, retriever), store
 
 
 def pdf_upload(content: bytes = b"%PDF-1.4\n%%EOF\n", name: str = "notes.pdf") -> dict:

@@ -7,30 +7,29 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app.deps import get_retriever, get_runtime, get_store
-from app.main import build_app
 from app.settings import Settings
 from retrieval import SourceInfo
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, fake_client, make_hit
 
 COURSE = "astro"
 QUESTION = {"question": "Which planet is largest?", "choices": ["Mars", "Jupiter", "Venus"]}
 
 
-def make_client(tmp_path, runtime) -> TestClient:
+def fakes_with(runtime) -> tuple:
     store = FakeStore({COURSE: [SourceInfo("planets.pdf", "h", chunks=1, pages=1)]})
-    retriever = FakeRetriever(store, [make_hit("Jupiter is the largest planet.", score=0.9, page=4)])
-    app = build_app(Settings(data_dir=tmp_path, top_k=2, min_score=0.3))
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return TestClient(app, raise_server_exceptions=False)
+    hits = [make_hit("Jupiter is the largest planet.", score=0.9, page=4)]
+    return runtime, store, FakeRetriever(store, hits)
 
 
 @pytest.fixture
-def client(tmp_path) -> TestClient:
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path, top_k=2, min_score=0.3)
+
+
+@pytest.fixture
+def fakes() -> tuple:
     # The fake scores each option by minus its length: the shortest option wins.
-    return make_client(tmp_path, FakeRuntime(answer="The correct answer is B) Jupiter."))
+    return fakes_with(FakeRuntime(answer="The correct answer is B) Jupiter."))
 
 
 def wait_for_job(client: TestClient, location: str, timeout_s: float = 60) -> dict:
@@ -112,7 +111,7 @@ def test_batch_refuses_bad_gold_and_unknown_jobs(client):
 
 @pytest.mark.integration
 def test_mcq_routes_with_the_real_model(tmp_path, runtime):
-    client = make_client(tmp_path, runtime)
+    client = fake_client(Settings(data_dir=tmp_path, top_k=2, min_score=0.3), *fakes_with(runtime))
     question = {"question": "What do plants need to make food?", "choices": ["sunlight", "sand", "plastic"]}
     body = client.post("/v1/mcq", json={**question, "method": "loglik"}).json()
     assert body["answer"] in "ABC" and len(body["scores"]) == 3

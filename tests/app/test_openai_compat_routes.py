@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.deps import get_retriever, get_runtime, get_store
-from app.main import build_app
 from app.settings import Settings
 from retrieval import NO_CONTEXT_ANSWER, SourceInfo
 from tests.utils.deploy import StreamingFakeRuntime
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, fake_client, make_hit
 
 COURSE = "physics-101"
 
@@ -25,18 +22,9 @@ def fakes():
     return StreamingFakeRuntime(), store, FakeRetriever(store, hits)
 
 
-def make_client(settings: Settings, runtime, store, retriever) -> TestClient:
-    app = build_app(settings)
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return TestClient(app, raise_server_exceptions=False)
-
-
 @pytest.fixture
-def client(tmp_path, fakes) -> TestClient:
-    settings = Settings(data_dir=tmp_path, max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
-    return make_client(settings, *fakes)
+def settings(tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path, max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
 
 
 def server_events(text: str) -> list:
@@ -92,7 +80,7 @@ def test_bare_model_generates_from_the_messages_without_retrieval(client, fakes)
 
 def test_chat_completion_without_relevant_material_answers_no_context(tmp_path, fakes):
     runtime, store, retriever = fakes
-    client = make_client(Settings(data_dir=tmp_path, min_score=0.95), runtime, store, retriever)
+    client = fake_client(Settings(data_dir=tmp_path, min_score=0.95), runtime, store, retriever)
     response = client.post("/v1/chat/completions", json={
         "model": f"tutor/{COURSE}", "messages": [{"role": "user", "content": "Who won the cup?"}]})
     assert response.json()["choices"][0]["message"]["content"] == NO_CONTEXT_ANSWER
@@ -158,7 +146,7 @@ def test_ask_stream_errors_before_streaming_are_json(client):
 def test_ask_stream_falls_back_to_generate_for_a_runtime_that_cannot_stream(tmp_path):
     store = FakeStore({COURSE: []})
     runtime = FakeRuntime(answer="Whole answer [1].")
-    client = make_client(Settings(data_dir=tmp_path), runtime, store,
+    client = fake_client(Settings(data_dir=tmp_path), runtime, store,
                          FakeRetriever(store, [make_hit("Inertia text.", score=0.9)]))
     response = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Inertia?"})
     events = server_events(response.text)

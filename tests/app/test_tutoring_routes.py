@@ -9,12 +9,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
 from app.settings import Settings
 from engine.runtime import ModelNotFoundError
 from retrieval import NO_CONTEXT_ANSWER, SourceInfo
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, fake_app, fake_client, make_hit
 
 COURSE = "physics-101"
 
@@ -31,18 +30,6 @@ def fakes():
             make_hit("Acceleration is proportional to force.", score=0.5, page=3),
             make_hit("Unrelated text about lunch breaks.", score=0.1, page=9)]
     return FakeRuntime(), store, FakeRetriever(store, hits)
-
-
-def override(app, runtime, store, retriever):
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return app
-
-
-@pytest.fixture
-def client(settings, fakes) -> TestClient:
-    return TestClient(override(build_app(settings), *fakes), raise_server_exceptions=False)
 
 
 def test_ask_returns_answer_with_numbered_citations_above_min_score(client, fakes):
@@ -158,8 +145,7 @@ def test_routes_answer_503_json_before_models_load(settings):
 def test_unexpected_error_is_json_500(settings, fakes):
     runtime, store, retriever = fakes
     runtime.generate = lambda requests: 1 / 0
-    app = override(build_app(settings), runtime, store, retriever)
-    client = TestClient(app, raise_server_exceptions=False)
+    client = fake_client(settings, runtime, store, retriever)
     response = client.post("/v1/ask", json={"course": COURSE, "question": "What is inertia?"})
     assert response.status_code == 500
     assert "server log" in response.json()["detail"]
@@ -178,7 +164,7 @@ def test_openapi_documents_the_tutoring_routes(client):
 def test_health_answers_while_generation_is_in_flight(settings, fakes):
     runtime, store, retriever = fakes
     runtime.release = threading.Event()  # generation blocks until health has answered
-    app = override(build_app(settings), runtime, store, retriever)
+    app = fake_app(settings, runtime, store, retriever)
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)

@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 import app.main
+import app.resources
 from cli.main import app as tutor
 
-REAL_MODEL_CHECK = app.main.check_model_paths
+REAL_MODEL_CHECK = app.resources.check_model_paths
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def served(monkeypatch, tmp_path) -> list:
         if name.startswith("TUTOR_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no developer .env
-    monkeypatch.setattr(app.main, "check_model_paths", lambda settings: (tmp_path, tmp_path))
+    monkeypatch.setattr(app.resources, "check_model_paths", lambda settings: (tmp_path, tmp_path))
     monkeypatch.setattr(app.main, "run_server", lambda settings, log_level: calls.append(settings))
     return calls
 
@@ -40,7 +41,7 @@ def test_flags_override_environment_settings(served, monkeypatch):
 
 
 def test_missing_model_path_stops_with_one_clear_line(served, monkeypatch, caplog):
-    monkeypatch.setattr(app.main, "check_model_paths", REAL_MODEL_CHECK)
+    monkeypatch.setattr(app.resources, "check_model_paths", REAL_MODEL_CHECK)
     caplog.set_level(logging.ERROR)
     result = CliRunner().invoke(tutor, ["serve", "--model", "/no/such/model"])
     assert result.exit_code == 2

@@ -26,14 +26,13 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from app.deps import get_retriever, get_runtime, get_store  # noqa: E402
 from app.main import build_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from ingest.run import ingest_paths  # noqa: E402
 from retrieval import CourseStore, Retriever  # noqa: E402
 from tests.utils import pdfs  # noqa: E402
 from tests.utils.embedding import HashingEmbedder  # noqa: E402
-from tests.utils.fakes import FakeRuntime  # noqa: E402
+from tests.utils.fakes import FakeRuntime, fake_app  # noqa: E402
 from tests.utils.store_snapshot import COURSE  # noqa: E402
 
 ADMIN = "fuzz-admin-key"
@@ -51,12 +50,9 @@ def fuzzed_app(folder: Path):
     store, embedder = CourseStore(path=folder / "chroma"), HashingEmbedder()
     lecture = pdfs.text_pdf(folder / "mechanics.pdf", ["Momentum is mass times velocity."])
     assert not ingest_paths([lecture], COURSE, store, embedder).failed
-    app = build_app(Settings(data_dir=folder, admin_api_key=ADMIN, max_question_chars=500, max_new_tokens=32))
+    settings = Settings(data_dir=folder, admin_api_key=ADMIN, max_question_chars=500, max_new_tokens=32)
+    app = fake_app(settings, FakeRuntime(), store, Retriever(store, embedder))
     app.router.lifespan_context = no_models
-    runtime, retriever = FakeRuntime(), Retriever(store, embedder)
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
     return app
 
 

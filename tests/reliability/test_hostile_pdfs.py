@@ -137,22 +137,17 @@ def test_injected_instructions_reach_the_model_only_as_quoted_source(tmp_path, s
     """End to end: PDF -> ingestion -> retrieval -> /v1/ask -> the messages the model receives."""
     from fastapi.testclient import TestClient
 
-    from app.deps import get_retriever, get_runtime, get_store
-    from app.main import build_app
     from app.settings import Settings
     from retrieval import Retriever
     from retrieval.prompt import SYSTEM_PROMPT
-    from tests.utils.fakes import FakeRuntime
+    from tests.utils.fakes import FakeRuntime, fake_app
 
     path = hostile_pdfs.injection_pdf(tmp_path / "lecture3.pdf")
     # One chunk for the page, so the whole injection is retrieved together.
     assert not ingest_paths([path], COURSE, stocked_store, fake_embedder, chunk_tokens=200,
                             chunk_overlap=20).failed
     runtime, retriever = FakeRuntime(), Retriever(stocked_store, fake_embedder)
-    app = build_app(Settings(data_dir=tmp_path, min_score=0.0, top_k=3))
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: stocked_store
-    app.dependency_overrides[get_retriever] = lambda: retriever
+    app = fake_app(Settings(data_dir=tmp_path, min_score=0.0, top_k=3), runtime, stocked_store, retriever)
     response = TestClient(app).post("/v1/ask", json={"course": COURSE, "question": "What do the previous "
                                                      "instructions say about entropy in an isolated system?"})
     assert response.status_code == 200, response.text
@@ -189,20 +184,13 @@ def test_a_file_name_cannot_break_out_of_its_source_tag():
 
 def admin_client(tmp_path, store, embedder):
     """The real app with a real store and the fake embedder; uploads need the admin key."""
-    from fastapi.testclient import TestClient
 
-    from app.deps import get_retriever, get_runtime, get_store
-    from app.main import build_app
     from app.settings import Settings
     from retrieval import Retriever
-    from tests.utils.fakes import FakeRuntime
+    from tests.utils.fakes import FakeRuntime, fake_client
 
-    app = build_app(Settings(data_dir=tmp_path, admin_api_key="key", **CHUNKS))
-    runtime, retriever = FakeRuntime(), Retriever(store, embedder)
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return TestClient(app, raise_server_exceptions=False)
+    settings = Settings(data_dir=tmp_path, admin_api_key="key", **CHUNKS)
+    return fake_client(settings, FakeRuntime(), store, Retriever(store, embedder))
 
 
 def test_hostile_uploads_get_422_naming_the_reason_and_leave_the_index_unchanged(tmp_path, stocked_store,

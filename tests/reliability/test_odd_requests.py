@@ -10,14 +10,12 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from app.deps import get_retriever, get_runtime, get_store
-from app.main import build_app
 from app.settings import Settings
 from ingest.run import ingest_paths
 from retrieval import CourseStore, Retriever
 from tests.utils import pdfs
 from tests.utils.embedding import HashingEmbedder
-from tests.utils.fakes import FakeRuntime
+from tests.utils.fakes import FakeRuntime, fake_client
 from tests.utils.store_snapshot import COURSE
 
 ADMIN = "admin-secret"
@@ -55,12 +53,7 @@ def client(tmp_path_factory) -> TestClient:
                                                        "Momentum is mass times velocity."])
     assert not ingest_paths([lecture], COURSE, store, embedder).failed
     retriever = Retriever(store, embedder)
-    app = build_app(settings)
-    runtime = FakeRuntime()
-    app.dependency_overrides[get_runtime] = lambda: runtime
-    app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: retriever
-    return TestClient(app, raise_server_exceptions=False)
+    return fake_client(settings, FakeRuntime(), store, retriever)
 
 
 # (endpoint, JSON body, expected status, words the detail must contain)

@@ -74,7 +74,8 @@ class SlowRuntime(FakeRuntime):
 
 def build_fake_app(index: Path, *, embed_delay_s: float, generate_delay_s: float, commit_delay_s: float):
     """``build_app`` whose lifespan opens the real index but loads fake models."""
-    from app.main import batching, build_app
+    from app.main import build_app
+    from app.resources import batching
     from app.settings import Settings
     from retrieval import Retriever
 

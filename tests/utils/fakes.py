@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
 from retrieval import CourseNotFoundError, Hit, SourceInfo
 from retrieval.store import check_course_name
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from app.settings import Settings
 
 
 def make_hit(text: str, *, score: float = 0.8, source: str = "notes.pdf", page: int = 1) -> Hit:
@@ -75,3 +82,23 @@ class FakeRetriever:
         self.searches.append({"course": course, "question": question, "k": k, "min_score": min_score})
         hits = self.hits[:k]
         return [hit for hit in hits if min_score is None or hit.score >= min_score]
+
+
+def fake_app(settings: Settings, runtime, store, retriever) -> FastAPI:
+    """The real app (routes, limits, errors) with fakes, or real stores, in place of what the lifespan
+    loads; the one way route tests build an app."""
+    from app.deps import get_retriever, get_runtime, get_store
+    from app.main import build_app
+
+    app = build_app(settings)
+    app.dependency_overrides[get_runtime] = lambda: runtime
+    app.dependency_overrides[get_store] = lambda: store
+    app.dependency_overrides[get_retriever] = lambda: retriever
+    return app
+
+
+def fake_client(settings: Settings, runtime, store, retriever) -> TestClient:
+    """A test client of ``fake_app``; server errors come back as 500 responses, as a client sees them."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(fake_app(settings, runtime, store, retriever), raise_server_exceptions=False)

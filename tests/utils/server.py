@@ -10,11 +10,9 @@ or start a server of your own with ``running_server({"TUTOR_...": ...})``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,17 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.serving import free_port, stop_process, wait_until_ready
 from tests.conftest import REPO_ROOT, SAMPLE_COURSE
 
 SAMPLE_COURSE_NAME = "sample-course"
 STARTUP_TIMEOUT_S = 300
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -58,20 +50,6 @@ def server_environment(settings_env: dict[str, str]) -> dict[str, str]:
     return {**env, **settings_env}
 
 
-def wait_until_ready(server: LiveServer, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"`tutor serve` exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"`tutor serve` was not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
-
-
 @contextmanager
 def running_server(settings_env: dict[str, str], *, extra_args: tuple[str, ...] = (),
                    startup_timeout_s: float = STARTUP_TIMEOUT_S) -> Iterator[LiveServer]:
@@ -89,20 +67,10 @@ def running_server(settings_env: dict[str, str], *, extra_args: tuple[str, ...] 
                                    stderr=subprocess.STDOUT)
     server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
-        wait_until_ready(server, startup_timeout_s)
+        wait_until_ready(process, server.url, timeout_s=startup_timeout_s, log_tail=server.log_tail)
         yield server
     finally:
         stop_process(process, timeout_s=30)
-
-
-def stop_process(process: subprocess.Popen, *, timeout_s: float) -> None:
-    """Ask ``process`` to stop (SIGTERM), and kill it if it has not exited within ``timeout_s``."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")

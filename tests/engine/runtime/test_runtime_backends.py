@@ -75,7 +75,7 @@ def test_hf_runtime_generates_with_a_bf16_copy_and_scores_with_the_float32_weigh
 def test_generation_dtype_follows_the_setting_and_the_hardware(monkeypatch, precision, dtype, bits, native,
                                                                expected):
     import retrieval.embedder
-    from app.main import generation_dtype
+    from app.resources import generation_dtype
     from app.settings import Settings
 
     monkeypatch.setattr(retrieval.embedder, "native_bf16", lambda device: native)

@@ -1,0 +1,116 @@
+"""The one factory of long-lived objects from settings: `tutor serve` and every `tutor` command build
+their store, embedder and model runtime here, so `tutor eval ...` runs exactly what the server serves.
+
+Only the edges (app/ and cli/) import it; engine/, retrieval/ and training/ take the objects it builds.
+Heavy libraries load inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from engine.runtime import Runtime
+    from engine.runtime.batching import BatchingRuntime
+    from retrieval import CourseStore, Embedder, Retriever
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    """The objects loaded once per process and shared by every request."""
+
+    runtime: Runtime
+    store: CourseStore
+    retriever: Retriever
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
+    """The embedder and LLM folders to load; raises ModelNotFoundError before anything heavy loads."""
+    from engine.runtime.models import check_embedder_path, resolve_llm_folder
+
+    embedder_folder = check_embedder_path(settings.embedder)
+    if settings.generation_url:  # a remote server generates: no local LLM to resolve
+        return embedder_folder, None
+    return embedder_folder, resolve_llm_folder(settings.model, settings.data_dir)
+
+
+def generation_dtype(settings: Settings, device: str) -> str | None:
+    """The dtype of the LLM's generation copy, or None to generate with the loaded weights."""
+    from retrieval.embedder import native_bf16
+
+    if settings.generation_precision == "bfloat16":
+        return "bfloat16"
+    auto = settings.generation_precision == "auto" and settings.load_in_bits is None
+    return "bfloat16" if auto and settings.dtype == "float32" and native_bf16(device) else None
+
+
+def open_store(settings: Settings) -> CourseStore:
+    """The Chroma server at TUTOR_CHROMA_URL, or the embedded index under the data directory."""
+    from retrieval import CourseStore
+
+    if settings.chroma_url:
+        return CourseStore(url=settings.chroma_url)
+    return CourseStore(path=settings.index_path)
+
+
+def open_embedder(settings: Settings) -> Embedder:
+    """The embedding model of TUTOR_EMBEDDER (or the packaged one) at its configured precision."""
+    from engine.runtime.models import check_embedder_path
+    from retrieval import Embedder
+
+    return Embedder(check_embedder_path(settings.embedder), device=resolve_device(settings.device),
+                    precision=settings.embed_precision)
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """The LLM as the server loads it: remote (TUTOR_GENERATION_URL), or local with TUTOR_LOAD_IN_BITS,
+    TUTOR_DTYPE, the device and the generation precision."""
+    from engine.runtime import load_runtime
+
+    _, llm_folder = check_model_paths(settings)
+    if llm_folder is None:
+        return load_runtime(settings.generation_model, data_dir=settings.data_dir, backend="openai",
+                            base_url=settings.generation_url, api_key=settings.generation_api_key)
+    device = resolve_device(settings.device)
+    return load_runtime(str(llm_folder), data_dir=settings.data_dir, device=device, dtype=settings.dtype,
+                        load_in_bits=settings.load_in_bits,
+                        generation_dtype=generation_dtype(settings, device))
+
+
+def batching(runtime: Runtime, settings: Settings) -> BatchingRuntime:
+    """The runtime behind a bounded queue that merges concurrent requests into batches."""
+    from engine.runtime.batching import BatchingRuntime, BatchSettings
+
+    return BatchingRuntime(runtime, BatchSettings(max_queue=settings.max_queue, max_batch=settings.max_batch,
+                                                  window_s=settings.batch_window_ms / 1000,
+                                                  timeout_s=settings.generation_timeout_s))
+
+
+def serving_runtime(settings: Settings) -> BatchingRuntime:
+    """The runtime exactly as the server answers with it: loaded from the settings, behind batching."""
+    return batching(open_runtime(settings), settings)
+
+
+def load_resources(settings: Settings) -> Resources:
+    """Load the embedder, the index and the LLM named by ``settings`` (the runtime without batching)."""
+    from retrieval import Retriever
+
+    check_model_paths(settings)  # a missing model fails before anything heavy loads
+    embedder, store = open_embedder(settings), open_store(settings)
+    runtime = open_runtime(settings)
+    logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, embedder.name, store.location)
+    return Resources(runtime=runtime, store=store, retriever=Retriever(store, embedder))
