@@ -70,6 +70,8 @@ def eval_answers(
     limit: int | None = typer.Option(None, min=1, help="Ask only the first N questions."),
     off_topic: bool = typer.Option(False, "--off-topic", help="The course does not cover these questions: "
                                    "measure how often the answer is 'not covered'."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="Longest answer in tokens "
+                                              "(TUTOR_MAX_NEW_TOKENS, as the server)."),
     out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
 ) -> None:
     """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
@@ -84,7 +86,7 @@ def eval_answers(
         raise typer.BadParameter(str(error), param_hint="FILE") from None
     summaries = []
     for name in model or [None]:
-        settings = build_settings(model=name)
+        settings = build_settings(model=name, max_new_tokens=max_new_tokens)
         options = AnswerOptions(top_k=settings.top_k, min_score=settings.min_score,
                                 max_new_tokens=settings.max_new_tokens)
         retriever, runtime = build_resources(settings)

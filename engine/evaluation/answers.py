@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,16 +187,22 @@ def result_row(item: AnswerItem, answer: GroundedAnswer, scores: dict) -> dict:
 def evaluate_answers(items: Sequence[AnswerItem], retriever: Retriever, runtime: Runtime, course: str, *,
                      options: AnswerOptions = AnswerOptions(), out: Path | None = None,
                      progress: Callable[[int], None] | None = None) -> AnswerSummary:
-    """Answer each item as ``/v1/ask`` does, write per-item rows to ``out``, and summarise."""
+    """Answer each item as ``/v1/ask`` does, write per-item rows to ``out``, and summarise.
+
+    Rows are written as they come, so an interrupted run on a slow machine keeps what it answered.
+    """
     rows = []
-    for done, item in enumerate(items, start=1):
-        answer = answer_question(retriever, runtime, course, item.question, options=options)
-        rows.append(result_row(item, answer, score_answer(item, answer)))
-        if progress is not None:
-            progress(done)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    with (out.open("w", encoding="utf-8") if out is not None else nullcontext()) as handle:
+        for done, item in enumerate(items, start=1):
+            answer = answer_question(retriever, runtime, course, item.question, options=options)
+            rows.append(result_row(item, answer, score_answer(item, answer)))
+            if handle is not None:
+                handle.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")
+                handle.flush()
+            if progress is not None:
+                progress(done)
     return summarise(runtime.model_name, items, rows)
 
 

@@ -303,7 +303,7 @@ def abstention_rows(question: GroundedQuestion, pool: Sequence[Passage], config:
 def build_split(questions: Sequence[GroundedQuestion], config: BuildConfig) -> BuiltRows:
     """Every example of one split; distractors come from this split's passages only."""
     pool = list({id(q.gold): q.gold for q in questions}.values())
-    if len({q.group for q in questions}) < 2 and config.abstention_share:
+    if len({q.group for q in questions}) == 1 and config.abstention_share:
         logger.warning("Only one article or story in this split: no abstention examples can be built.")
     rows = BuiltRows()
     for question in questions:
