@@ -15,10 +15,9 @@ SHARED = Path("..") / "shared" / "data" / "grounded"
 
 def grounded(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for sft_*.jsonl, dpo_*.jsonl and the report."),
-    squad: Path | None = typer.Option(SHARED / "squad.jsonl", help="SQuAD rows {id, title, context, "
-                                      "question, answers}; pass an empty string to leave SQuAD out."),
-    coqa: Path | None = typer.Option(SHARED / "coqa.jsonl", help="CoQA stories {id, source, story, turns}; "
-                                     "pass an empty string to leave CoQA out."),
+    squad: Path | None = typer.Option(None, help="SQuAD rows {id, title, context, question, answers}. "
+                                      "Without --squad and --coqa, both sets of ../shared/data/grounded."),
+    coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
     passages: int = typer.Option(4, help="Sources per prompt, as the server's TUTOR_TOP_K."),
     dev_fraction: float = typer.Option(0.1, help="Share of rows kept for dev, whole articles and stories."),
     abstention_share: float = typer.Option(0.15, help="Share of questions that also give a 'not covered' "
@@ -43,9 +42,10 @@ def grounded(
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
                              seed=seed)
-        report = build_grounded_data(out, squad=squad if squad and str(squad) else None,
-                                     coqa=coqa if coqa and str(coqa) else None, config=config,
-                                     runtime=runtime, on_policy=on_policy)
+        if squad is None and coqa is None:
+            squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+        report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,
+                                     on_policy=on_policy)
     except TrainingError as error:
         raise typer.BadParameter(str(error)) from None
     typer.echo(report.cleaning.to_markdown())

@@ -165,3 +165,18 @@ def test_chunk_story_merges_short_paragraphs_and_cuts_long_ones():
 def test_config_refuses_a_single_passage():
     with pytest.raises(RecipeError, match="passages must be at least 2"):
         BuildConfig(passages=1)
+
+
+def test_tutor_data_grounded_builds_from_the_given_set_only(tmp_path, data_files):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    squad, _ = data_files
+    result = CliRunner().invoke(app, ["data", "grounded", "--squad", str(squad), "--out", str(tmp_path / "g"),
+                                      "--passages", "3", "--dev-fraction", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "squad: questions read" in result.output and "coqa" not in result.output
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "cleaning_report.json", "cleaning_report.md", "dpo_dev.jsonl", "dpo_train.jsonl", "sft_dev.jsonl",
+        "sft_train.jsonl"]
