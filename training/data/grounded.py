@@ -82,6 +82,7 @@ class Passage:
     page: int
     answers: list[str] = field(default_factory=list)  # answers of the set's questions on this passage
     words: list[str] = field(default_factory=list)  # normalised tokens, for containment checks
+    keys: frozenset[str] = frozenset()  # content words, for closeness to a question
 
     def __post_init__(self) -> None:
         self.words = normalize_answer(self.text).split()
@@ -325,6 +326,7 @@ def on_policy_pairs(rows: BuiltRows, runtime: Runtime, limit: int, *, max_new_to
         chunk = examples[start:start + batch]
         requests = [GenerationRequest(messages=list(e.prompt), max_new_tokens=max_new_tokens) for e in chunk]
         for example, result in zip(chunk, runtime.generate(requests), strict=True):
+            # The target is cited_answer(reference, n): "<reference> [n]."
             gold_n, reference = cited_numbers(example.completion), example.completion.rsplit(" [", 1)[0]
             right = states_answer(result.text, [reference]) and cited_numbers(result.text) == gold_n
             if not right and result.text.strip():
