@@ -19,6 +19,8 @@ app.add_typer(eval_app, name="eval")
 
 # Each module defines register(app, eval_app) and adds its commands.
 COMMAND_MODULES = [
+    "cli.data_commands",
+    "cli.eval_answers_commands",
     "cli.ingest_commands",
     "cli.mcq_commands",
     "cli.quant_commands",

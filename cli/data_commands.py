@@ -1,0 +1,59 @@
+"""`tutor data grounded`: build the grounded-answer SFT and DPO data from SQuAD and CoQA."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+data_app = typer.Typer(help="Build training data.", no_args_is_help=True)
+SHARED = Path("..") / "shared" / "data" / "grounded"
+
+
+def grounded(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for sft_*.jsonl, dpo_*.jsonl and the report."),
+    squad: Path | None = typer.Option(None, help="SQuAD rows {id, title, context, question, answers}. "
+                                      "Without --squad and --coqa, both sets of ../shared/data/grounded."),
+    coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
+    passages: int = typer.Option(4, help="Sources per prompt, as the server's TUTOR_TOP_K."),
+    dev_fraction: float = typer.Option(0.1, help="Share of rows kept for dev, whole articles and stories."),
+    abstention_share: float = typer.Option(0.15, help="Share of questions that also give a 'not covered' "
+                                           "example from unrelated passages."),
+    seed: int = typer.Option(0, help="Seed of the split, the distractor ties and the source positions."),
+    on_policy: int = typer.Option(0, min=0, help="Generate the current model's answer to this many train "
+                                  "prompts as extra rejected answers (slow on a CPU)."),
+    model: str | None = typer.Option(None, help="The model answering --on-policy prompts (TUTOR_MODEL)."),
+) -> None:
+    """Grounded SFT examples and DPO pairs in the prompt format serving sends, cleaned and split."""
+    from cli.ingest_commands import build_settings
+    from training.data.grounded import BuildConfig, build_grounded_data
+    from training.errors import TrainingError
+
+    runtime = None
+    if on_policy:
+        from engine.runtime import load_runtime
+
+        settings = build_settings(model=model)
+        runtime = load_runtime(settings.model, data_dir=settings.data_dir, device=settings.device,
+                               dtype=settings.dtype)
+    try:
+        config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
+                             seed=seed)
+        if squad is None and coqa is None:
+            squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+        report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,
+                                     on_policy=on_policy)
+    except TrainingError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(report.cleaning.to_markdown())
+    for split, counts in report.kinds.items():
+        typer.echo(f"{split}: " + ", ".join(f"{kind} {count}" for kind, count in counts.items()))
+    logger.info("Wrote %s and the cleaning report in %s.", ", ".join(report.files.values()), out)
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+    data_app.command("grounded")(grounded)

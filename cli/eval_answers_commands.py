@@ -1,0 +1,105 @@
+"""`tutor eval answers`: ask a file's questions through the grounded-answer path and score the answers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+    from engine.evaluation.answers import AnswerSummary
+    from engine.runtime import Runtime
+    from retrieval import Retriever
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("model", "questions", "correct", "EM", "F1", "cite prec", "cite recall", "gold retrieved",
+           "malformed", "uncited", "false refusals", "abstained", "tokens", "p50 s", "p95 s")
+
+
+def build_resources(settings: Settings) -> tuple[Retriever, Runtime]:
+    """The course retriever and the LLM, loaded exactly as the server loads them for /v1/ask."""
+    from app.main import load_resources
+    from engine.runtime.models import ModelNotFoundError
+
+    try:
+        resources = load_resources(settings)
+    except ModelNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="--model / TUTOR_MODEL") from None
+    return resources.retriever, resources.runtime
+
+
+def results_path(folder: Path, file: Path, model: str | None) -> Path:
+    """``<folder>/<file stem>.<model name>.answers.jsonl``: one results file per model."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name if model else "default")
+    return folder / f"{file.stem}.{name}.answers.jsonl"
+
+
+def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
+    """One row per model, so models compare at a glance."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    def number(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    table = Table(title=title)
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for s in summaries:
+        table.add_row(s.model, str(s.questions), share(s.correct), share(s.exact_match), share(s.f1),
+                      share(s.citation_precision), share(s.citation_recall), share(s.gold_retrieved),
+                      share(s.malformed), share(s.uncited), share(s.false_refusals), share(s.abstained),
+                      number(s.answer_tokens), number(s.latency_p50_s, 2), number(s.latency_p95_s, 2))
+    Console(width=200).print(table)
+
+
+def eval_answers(
+    file: Path = typer.Argument(..., help="JSONL questions: the MCQ schema (asked open) or "
+                                "{question, answers, source?, page?}."),
+    course: str = typer.Option(..., "--course", "-c", help="The course to answer from."),
+    model: list[str] = typer.Option([], help="An HF folder or .gguf file; repeat to compare models "
+                                    "(default: TUTOR_MODEL or the shipped model)."),
+    limit: int | None = typer.Option(None, min=1, help="Ask only the first N questions."),
+    off_topic: bool = typer.Option(False, "--off-topic", help="The course does not cover these questions: "
+                                   "measure how often the answer is 'not covered'."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="Longest answer in tokens "
+                                              "(TUTOR_MAX_NEW_TOKENS, as the server)."),
+    out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
+) -> None:
+    """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
+    from cli.ingest_commands import build_settings
+    from engine.evaluation.answers import AnswerFileError, evaluate_answers, read_answer_items
+    from engine.grounded import AnswerOptions
+    from retrieval import CourseNotFoundError
+
+    try:
+        items = read_answer_items(file, limit=limit, off_topic=off_topic)
+    except AnswerFileError as error:
+        raise typer.BadParameter(str(error), param_hint="FILE") from None
+    summaries = []
+    for name in model or [None]:
+        settings = build_settings(model=name, max_new_tokens=max_new_tokens)
+        options = AnswerOptions(top_k=settings.top_k, min_score=settings.min_score,
+                                max_new_tokens=settings.max_new_tokens)
+        retriever, runtime = build_resources(settings)
+        target = results_path(out_dir, file, name)
+        try:
+            summaries.append(evaluate_answers(
+                items, retriever, runtime, course, options=options, out=target,
+                progress=lambda done: logger.info("%d/%d answered", done, len(items))))
+        except CourseNotFoundError as error:
+            raise typer.BadParameter(str(error), param_hint="--course") from None
+        logger.info("Per-item results of %s written to %s.", runtime.model_name, target)
+    print_summaries(summaries, f"Answers to {file.name} from course {course!r}")
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    eval_app.command("answers")(eval_answers)

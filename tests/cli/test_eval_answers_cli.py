@@ -1,0 +1,63 @@
+"""`tutor eval answers` on the sample course with the real default models and a tiny questions file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.conftest import SAMPLE_COURSE
+
+ROWS = [
+    {"id": "inertia", "question": "What does Newton's first law say?",
+     "answers": ["a body stays at rest or in uniform motion"], "source": "mechanics.pdf", "page": 1},
+    {"id": "water", "question": "What is the specific heat capacity of water?",
+     "choices": ["4186 J/(kg K)", "1000 J/(kg K)"], "answer_index": 0, "source": "thermodynamics.pdf",
+     "page": 2},
+    {"id": "unused", "question": "How does slicing a list work?", "answers": ["start:stop"]},
+]
+
+
+@pytest.fixture(scope="module")
+def sample_course(tmp_path_factory, embedder):
+    """The sample course ingested into a temporary Chroma, searched with the real embedder."""
+    from ingest.run import ingest_paths
+    from retrieval import CourseStore, Retriever
+
+    store = CourseStore(path=tmp_path_factory.mktemp("answers-chroma"))
+    assert ingest_paths([SAMPLE_COURSE], "sample-course", store, embedder).failed == []
+    return Retriever(store, embedder)
+
+
+@pytest.mark.integration
+def test_eval_answers_scores_each_answer_and_prints_one_row_per_model(sample_course, runtime, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setattr("cli.eval_answers_commands.build_resources",
+                        lambda settings: (sample_course, runtime))
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    result = CliRunner().invoke(app, ["eval", "answers", str(questions), "--course", "sample-course",
+                                      "--limit", "2", "--max-new-tokens", "24", "--out-dir", str(tmp_path)],
+                                env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    results = tmp_path / "questions.default.answers.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["inertia", "water"]
+    for row in rows:
+        assert row["answer"] and row["sources"] and 0 < row["answer_tokens"] <= 24
+        assert isinstance(row["correct"], bool) and isinstance(row["uncited"], bool)
+        assert 0.0 <= row["f1"] <= 1.0
+        assert row["gold_retrieved"] is True  # the sample course's retrieval finds both pages
+    for column in ("correct", "cite prec", "malformed", "uncited", "p50 s", runtime.model_name):
+        assert column in result.output
+
+
+def test_eval_answers_names_a_bad_questions_file(tmp_path):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"answers": ["x"]}\n')
+    result = CliRunner().invoke(app, ["eval", "answers", str(questions), "--course", "sample-course"],
+                                env={"COLUMNS": "400"})  # no wrapped message
+    assert result.exit_code != 0
+    assert "questions.jsonl:1: each row needs a non-empty 'question' string" in result.output

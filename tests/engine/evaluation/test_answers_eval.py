@@ -1,0 +1,76 @@
+"""Reading questions files and scoring answers over the grounded path, with a fake runtime."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.evaluation.answers import AnswerFileError, GivenPassages, evaluate_answers, read_answer_items
+from retrieval import NO_CONTEXT_ANSWER
+from tests.utils.fakes import FakeRuntime, make_hit
+
+MCQ_ROW = {"id": "sciq-val-3", "question": "What is an area of land called that is wet for all or part of "
+           "the year?", "choices": ["grassland", "wetland", "plains", "tundra"], "answer_index": 1,
+           "source": "sciq-dev-course.pdf", "page": 27, "page_end": 27}
+OPEN_ROW = {"id": "q2", "question": "Where might a teacher teach?", "answers": ["outdoors", "outside"],
+            "source": "teaching.pdf", "page": 2}
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_reader_takes_mcq_rows_as_open_questions_and_open_rows(tmp_path):
+    items = read_answer_items(write_rows(tmp_path / "q.jsonl", [MCQ_ROW, OPEN_ROW]))
+    assert items[0].references == ["wetland"] and items[0].distractors == ["grassland", "plains", "tundra"]
+    assert (items[0].gold.page, items[0].gold.page_end) == (27, 27)
+    assert items[1].references == ["outdoors", "outside"] and items[1].gold.page_end == 2
+    assert all(item.answerable for item in items)
+    assert [i.answerable for i in read_answer_items(tmp_path / "q.jsonl", off_topic=True)] == [False, False]
+    assert len(read_answer_items(tmp_path / "q.jsonl", limit=1)) == 1
+
+
+def test_reader_names_the_bad_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    no_gold = {"question": "Q?", "choices": ["a", "b"]}
+    path.write_text(json.dumps(OPEN_ROW) + "\n" + json.dumps(no_gold) + "\n")
+    with pytest.raises(AnswerFileError, match=r"bad.jsonl:2: an MCQ row needs"):
+        read_answer_items(path)
+
+
+def evaluate(tmp_path, answer: str, rows, *, off_topic=False):
+    hits = [make_hit("Grassland is dry.", source="sciq-dev-course.pdf", page=3),
+            make_hit("A wetland is wet.", source="sciq-dev-course.pdf", page=27)]
+    items = read_answer_items(write_rows(tmp_path / "q.jsonl", rows), off_topic=off_topic)
+    out = tmp_path / "results.jsonl"
+    summary = evaluate_answers(items, GivenPassages({r["question"]: hits for r in rows}),
+                               FakeRuntime(answer=answer), "sciq-dev", out=out)
+    return summary, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_a_right_cited_answer_scores_full_marks(tmp_path):
+    summary, [row] = evaluate(tmp_path, "A wetland [2].", [MCQ_ROW])
+    assert (summary.correct, summary.citation_precision, summary.citation_recall) == (1.0, 1.0, 1.0)
+    assert (summary.uncited, summary.malformed, summary.false_refusals) == (0.0, 0.0, 0.0)
+    assert summary.abstained is None and summary.answer_tokens == 5
+    assert row["answer"] == "A wetland [2]." and row["cited"] == [2] and row["sources"][1]["page"] == 27
+
+
+def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
+    summary, [row] = evaluate(tmp_path, 'The source n="1" is cited as [n] in the answer.', [MCQ_ROW])
+    assert (summary.correct, summary.uncited, summary.citation_recall) == (0.0, 1.0, 0.0)
+    assert summary.citation_precision is None and row["f1"] == 0.0
+
+
+def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
+    summary, [row] = evaluate(tmp_path, "Wetland [5].", [MCQ_ROW])
+    assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
+
+
+def test_off_topic_questions_measure_abstention_not_correctness(tmp_path):
+    summary, [row] = evaluate(tmp_path, NO_CONTEXT_ANSWER, [OPEN_ROW], off_topic=True)
+    assert summary.abstained == 1.0 and summary.correct is None and "correct" not in row
+    summary, _ = evaluate(tmp_path, NO_CONTEXT_ANSWER, [OPEN_ROW])
+    assert summary.false_refusals == 1.0 and summary.uncited == 0.0

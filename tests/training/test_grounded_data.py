@@ -1,0 +1,182 @@
+"""The grounded data builder on a few hand-made SQuAD and CoQA rows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from engine.grounded import prepare_answer
+from retrieval import NO_CONTEXT_ANSWER
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from training.cleaning import CleaningConfig
+from training.data.grounded import BuildConfig, build_grounded_data, chunk_story, cited_answer
+from training.data.readers import read_preference_pairs, read_sft
+from training.errors import RecipeError
+
+ARTICLES = {
+    "Rivers": ["The Rhine flows through Basel and reaches the North Sea near Rotterdam.",
+               "The Danube flows east through Vienna and Budapest into the Black Sea.",
+               "River deltas form where rivers slow down and drop their sediment."],
+    "Teachers": ["Teachers facilitate learning, sometimes outdoors rather than in a school building.",
+                 "A teacher who teaches one student at a time may be called a tutor.",
+                 "Teacher training colleges prepare graduates for classroom work."],
+    "Volcanoes": ["Magma that reaches the surface is called lava.",
+                  "Mount Etna in Sicily is one of the most active volcanoes in Europe.",
+                  "Volcanic ash can ground aircraft for days."],
+}
+QUESTIONS = {
+    "Rivers": [(0, "Which sea does the Rhine reach?", ["North Sea"]),
+               (1, "Which cities does the Danube flow through?", ["Vienna and Budapest"]),
+               (2, "Where do river deltas form?", ["where rivers slow down"])],
+    "Teachers": [(0, "Where might a teacher teach besides a school building?", ["outdoors"]),
+                 (1, "What is a teacher of one student called?", ["tutor", "a tutor"]),
+                 (2, "Who prepares graduates for classroom work?", ["Teacher training colleges"])],
+    "Volcanoes": [(0, "What is magma called at the surface?", ["lava"]),
+                  (1, "Which volcano in Sicily is very active?", ["Mount Etna", "Etna"]),
+                  (2, "What can ground aircraft for days?", ["Volcanic ash"])],
+}
+STORY = ("Anna keeps bees in her garden in Lyon.\n\nEvery spring she sells the honey at the market "
+         "near the river.\n\nHer brother Paul builds the hives from old pine boards.")
+
+
+@pytest.fixture
+def data_files(tmp_path):
+    squad = tmp_path / "squad.jsonl"
+    rows = [{"id": f"{title}-{n}", "title": title, "context": ARTICLES[title][index], "question": question,
+             "answers": answers}
+            for title, items in QUESTIONS.items() for n, (index, question, answers) in enumerate(items)]
+    squad.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    coqa = tmp_path / "coqa.jsonl"
+    turns = [{"question": "Where does Anna keep bees?", "answers": ["in her garden"]},
+             {"question": "Does she sell honey?", "answers": ["yes"]},
+             {"question": "Who builds the hives?", "answers": ["her brother Paul", "Paul"]}]
+    coqa.write_text(json.dumps({"id": "story1", "source": "cnn", "story": STORY, "turns": turns}) + "\n")
+    return squad, coqa
+
+
+def build(tmp_path, data_files, **changes):
+    squad, coqa = data_files
+    config = BuildConfig(passages=3, dev_fraction=0.3, abstention_share=1.0, chunk_words=12, seed=1)
+    for name, value in changes.items():
+        setattr(config, name, value)
+    return build_grounded_data(tmp_path / "out", squad=squad, coqa=coqa, config=config,
+                               cleaning=CleaningConfig())
+
+
+def test_outputs_are_read_by_the_sft_and_preference_readers(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    for name in ("sft_train", "sft_dev"):
+        result = read_sft(report.files[name], on_error="fail")
+        assert result.rows and not result.bad_rows
+    for name in ("dpo_train", "dpo_dev"):
+        result = read_preference_pairs(report.files[name], on_error="fail")
+        assert result.rows and not result.bad_rows
+
+
+def test_splits_keep_each_article_and_story_whole(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    groups = {name: {json.loads(line)["group"] for line in open(path)} for name, path in report.files.items()}
+    assert groups["sft_train"] and groups["sft_dev"]
+    assert not groups["sft_train"] & groups["sft_dev"]
+    assert not groups["dpo_train"] & groups["dpo_dev"]
+
+
+def rows_of(report, name):
+    return [json.loads(line) for line in open(report.files[name])]
+
+
+def test_the_target_cites_the_source_that_holds_the_answer(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    rows = rows_of(report, "sft_train") + rows_of(report, "sft_dev")
+    answered = [row for row in rows if row["kind"] == "answer"]
+    assert len(answered) == 11  # 9 SQuAD questions and the 2 CoQA turns whose answer names a passage
+    for row in answered:
+        n = int(re.search(r"\[(\d)\]\.$", row["completion"]).group(1))
+        sources = re.findall(r'<source n="(\d)"[^>]*>\n(.*?)\n</source>', row["prompt"][-1]["content"], re.S)
+        assert len(sources) == 3
+        reference = row["completion"].rsplit(" [", 1)[0].lower()
+        assert reference in sources[n - 1][1].lower()
+        assert all(reference not in text.lower() for m, text in sources if int(m) != n)
+
+
+def test_rejected_kinds_and_abstention_examples_are_present(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    pairs = rows_of(report, "dpo_train") + rows_of(report, "dpo_dev")
+    assert {"distractor", "wrong_source", "uncited", "abstention"} <= {p["kind"] for p in pairs}
+    abstentions = [r for name in ("sft_train", "sft_dev") for r in rows_of(report, name)
+                   if r["kind"] == "abstention"]
+    assert abstentions and all(r["completion"] == NO_CONTEXT_ANSWER for r in abstentions)
+    for row in abstentions:  # none of the shown passages comes from the question's own article
+        title = row["group"].split(":", 1)[1]
+        assert f'file="{title}.pdf"' not in row["prompt"][-1]["content"]
+    by_kind = {p["kind"]: p for p in pairs}
+    assert re.fullmatch(r".+ \[\d\]\.", by_kind["wrong_source"]["rejected"])
+    assert "[" not in by_kind["uncited"]["rejected"]
+
+
+def test_the_prompt_is_the_one_serving_builds_with_coqa_turns_as_the_conversation(tmp_path, data_files):
+    report = build(tmp_path, data_files, dev_fraction=0.0)
+    [row] = [r for r in rows_of(report, "sft_train") if r["id"] == "story1:2" and r["kind"] == "answer"]
+    history = [{"role": "user", "content": "Where does Anna keep bees?"},
+               {"role": "assistant", "content": "In her garden."},
+               {"role": "user", "content": "Does she sell honey?"},
+               {"role": "assistant", "content": "Yes."}]
+    assert row["prompt"][1:5] == history
+    sources = re.findall(r'<source n="\d" file="([^"]+)" pages="(\d+)">\n(.*?)\n</source>',
+                         row["prompt"][-1]["content"], re.S)
+    hits = [make_hit(text, source=file, page=int(page)) for file, page, text in sources]
+    # Serving's own path, its retriever returning the same sources, builds the very same messages.
+    served = prepare_answer(FakeRetriever(FakeStore({"bees": []}), hits), "bees", "Who builds the hives?",
+                            conversation=history)
+    assert served.generation.messages == row["prompt"]
+
+
+def test_the_cleaning_report_counts_each_step(tmp_path, data_files):
+    build(tmp_path, data_files)
+    report = json.loads((tmp_path / "out" / "cleaning_report.json").read_text())
+    steps = {step["step"]: step for step in report["steps"]}
+    assert steps["coqa: turns whose answer locates a passage"]["removed"] == 1  # the yes/no turn
+    assert "sft train: drop exact duplicates" in steps and "dpo dev: drop exact duplicates" in steps
+    assert report["splits"]["sft train"] + report["splits"]["sft dev"] == 11 + sum(
+        n["sft abstention"] for n in report["kinds"].values())
+    markdown = (tmp_path / "out" / "cleaning_report.md").read_text()
+    assert "| step | before | removed | after | note |" in markdown
+
+
+def test_on_policy_answers_become_rejected_unless_right(tmp_path, data_files):
+    squad, _ = data_files
+    config = BuildConfig(passages=3, dev_fraction=0.0, abstention_share=0.0)
+    wrong = build_grounded_data(tmp_path / "a", squad=squad, config=config,
+                                runtime=FakeRuntime(answer="Paris."), on_policy=2)
+    assert wrong.kinds["train"]["on_policy"] == 2
+    first = rows_of(wrong, "sft_train")[0]
+    runtime = FakeRuntime(answer=first["completion"])
+    right = build_grounded_data(tmp_path / "b", squad=squad, config=config, runtime=runtime, on_policy=1)
+    assert "on_policy" not in right.kinds["train"] and len(runtime.requests) == 1
+
+
+def test_chunk_story_merges_short_paragraphs_and_cuts_long_ones():
+    assert chunk_story("a b\n\nc d\n\nw w w w w", 4) == ["a b\nc d", "w w w w", "w"]
+    assert cited_answer("the North Sea.", 2) == "The North Sea [2]."
+
+
+def test_config_refuses_a_single_passage():
+    with pytest.raises(RecipeError, match="passages must be at least 2"):
+        BuildConfig(passages=1)
+
+
+def test_tutor_data_grounded_builds_from_the_given_set_only(tmp_path, data_files):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    squad, _ = data_files
+    result = CliRunner().invoke(app, ["data", "grounded", "--squad", str(squad), "--out", str(tmp_path / "g"),
+                                      "--passages", "3", "--dev-fraction", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "squad: questions read" in result.output and "coqa" not in result.output
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "cleaning_report.json", "cleaning_report.md", "dpo_dev.jsonl", "dpo_train.jsonl", "sft_dev.jsonl",
+        "sft_train.jsonl"]

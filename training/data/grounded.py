@@ -1,0 +1,415 @@
+"""Grounded-answer training data from SQuAD and CoQA, in the exact prompt format serving sends.
+
+Each question becomes the prompt ``/v1/ask`` would build (``engine.grounded.prepare_answer`` with
+the passages standing in for the course's search hits): the gold passage among retrieved-like
+distractors (the passages lexically closest to the question, its own article's first) at a
+shuffled position, CoQA's earlier turns as the conversation. The target states the reference
+answer and cites the gold source ``[n]``. Preference pairs reject a distractor's answer with its
+citation, the right answer citing a wrong source, the right answer uncited and, optionally, the
+current model's own answer. Some questions also get an abstention example: only unrelated
+passages, answered with the fixed "not covered" text. Splits are whole articles (SQuAD ``title``)
+or stories (CoQA ``id``), and distractors come from the same split only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.evaluation.answer_metrics import (
+    cited_numbers,
+    contains,
+    find_phrase,
+    normalize_answer,
+    states_answer,
+)
+from engine.grounded import AnswerOptions, prepare_answer
+from engine.runtime.base import GenerationRequest, Runtime
+from retrieval import NO_CONTEXT_ANSWER, Hit
+from training.cleaning import CleaningConfig, CleaningReport, clean, split_by_group
+from training.data.schema import Message, PreferencePair, SFTExample
+from training.errors import DataFormatError, RecipeError
+
+logger = logging.getLogger(__name__)
+
+# Words that say nothing about which passage answers a question.
+STOPWORDS = frozenset(
+    "what which who whom whose when where why how is are was were be been do does did of in on at to for "
+    "from by with and or but not no it its this that these those he she they his her their them as than "
+    "then there about into can could would should will has have had many much".split()
+)
+# CoQA answers that any passage "contains": they cannot locate the gold passage.
+UNLOCATABLE = frozenset({"yes", "no", "unknown"})
+REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "on_policy", "abstention")
+
+
+@dataclass
+class BuildConfig:
+    """How the grounded examples are built."""
+
+    passages: int = field(default=4, metadata={"help": "Sources per prompt, as the server's top_k."})
+    dev_fraction: float = field(default=0.1, metadata={"help": "Share of rows (whole articles or "
+                                                       "stories) kept for the dev split."})
+    abstention_share: float = field(default=0.15, metadata={"help": "Share of questions that also give an "
+                                                            "abstention example (unrelated passages only)."})
+    history_turns: int = field(default=3, metadata={"help": "Earlier CoQA turns kept as the conversation."})
+    chunk_words: int = field(default=100, metadata={"help": "CoQA stories are cut into passages of about "
+                                                    "this many words, like the course's chunks."})
+    seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
+
+    def __post_init__(self) -> None:
+        if self.passages < 2:
+            raise RecipeError("passages must be at least 2: the gold passage and a distractor.")
+        if not 0 <= self.dev_fraction < 1:
+            raise RecipeError(f"dev_fraction is {self.dev_fraction}; use a share in [0, 1), e.g. 0.1.")
+        if not 0 <= self.abstention_share <= 1:
+            raise RecipeError(f"abstention_share is {self.abstention_share}; use a share in [0, 1].")
+
+
+@dataclass
+class Passage:
+    """A passage of a set, shown to the model as one numbered source."""
+
+    text: str
+    group: str  # the article or story: splits never separate its passages
+    source: str  # the file name the prompt shows
+    page: int
+    answers: list[str] = field(default_factory=list)  # answers of the set's questions on this passage
+    words: list[str] = field(default_factory=list)  # normalised tokens, for containment checks
+    keys: frozenset[str] = frozenset()  # content words, for closeness to a question
+
+    def __post_init__(self) -> None:
+        self.words = normalize_answer(self.text).split()
+        self.keys = content_words(self.text)
+
+    def holds(self, answer: str) -> bool:
+        return bool(find_phrase(self.words, normalize_answer(answer).split()))
+
+    def hit(self, score: float) -> Hit:
+        return Hit(text=self.text, score=score, source=self.source, page=self.page, page_end=self.page,
+                   chunk_index=self.page - 1)
+
+
+@dataclass
+class GroundedQuestion:
+    """A question with its reference answers, its gold passage and the conversation before it."""
+
+    id: str
+    group: str
+    question: str
+    answers: list[str]
+    gold: Passage
+    history: list[Message] = field(default_factory=list)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataFormatError(f"Data file {path} does not exist; check the path (see shared/data/README.md).")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}:{number}: not valid JSON ({error.msg}); fix the row.") \
+                    from error
+    return rows
+
+
+def load_squad(path: Path) -> list[GroundedQuestion]:
+    """SQuAD rows ``{id, title, context, question, answers}``: each context is one passage."""
+    passages: dict[tuple[str, str], Passage] = {}
+    questions = []
+    for row in _read_jsonl(path):
+        key = (row["title"], row["context"])
+        if key not in passages:
+            page = sum(title == row["title"] for title, _ in passages) + 1
+            passages[key] = Passage(row["context"], f"squad:{row['title']}", f"{row['title']}.pdf", page)
+        passage = passages[key]
+        answers = [a for a in row["answers"] if a.strip()]
+        passage.answers.extend(a for a in answers[:1] if a not in passage.answers)
+        questions.append(GroundedQuestion(row["id"], passage.group, row["question"], answers, passage))
+    return questions
+
+
+def chunk_story(text: str, words: int) -> list[str]:
+    """Paragraphs merged up to about ``words`` words; longer paragraphs cut into windows of that size."""
+    pieces: list[str] = []
+    for paragraph in (p.split() for p in re.split(r"\n\s*\n", text)):
+        pieces.extend(" ".join(paragraph[i:i + words]) for i in range(0, len(paragraph), words))
+    chunks: list[str] = []
+    for piece in pieces:
+        if chunks and len(chunks[-1].split()) + len(piece.split()) <= words:
+            chunks[-1] += "\n" + piece
+        else:
+            chunks.append(piece)
+    return chunks
+
+
+def _locate(passages: Sequence[Passage], answers: Sequence[str]) -> Passage | None:
+    """The first passage holding a reference answer that can identify it (not yes/no)."""
+    for answer in sorted(answers, key=len, reverse=True):
+        if normalize_answer(answer) in UNLOCATABLE or not normalize_answer(answer):
+            continue
+        for passage in passages:
+            if passage.holds(answer):
+                return passage
+    return None
+
+
+def load_coqa(path: Path, chunk_words: int, history_turns: int) -> tuple[list[GroundedQuestion], int]:
+    """CoQA stories cut into passages; one question per turn whose answer locates its passage.
+
+    Returns the questions and how many turns were left out because no passage holds their answer
+    (yes/no answers, free-form paraphrases); they still count as conversation for later turns.
+    """
+    questions, unlocated = [], 0
+    for row in _read_jsonl(path):
+        group, source = f"coqa:{row['id']}", f"{row['source']}-{row['id'][:8]}.pdf"
+        passages = [Passage(text, group, source, page)
+                    for page, text in enumerate(chunk_story(row["story"], chunk_words), start=1)]
+        history: list[Message] = []
+        for number, turn in enumerate(row["turns"]):
+            answers = [a for a in turn["answers"] if a.strip()]
+            gold = _locate(passages, answers)
+            if gold is None:
+                unlocated += 1
+            else:
+                gold.answers.extend(answers[:1])
+                earlier = history[-2 * history_turns:] if history_turns else []
+                questions.append(GroundedQuestion(f"{row['id']}:{number}", group, turn["question"], answers,
+                                                  gold, earlier))
+            history = [*history, {"role": "user", "content": turn["question"]},
+                       {"role": "assistant", "content": short_answer(answers[0] if answers else "unknown")}]
+    return questions, unlocated
+
+
+def short_answer(answer: str) -> str:
+    """The reference answer as a short sentence: capitalised, one final full stop."""
+    text = answer.strip().rstrip(".").strip()
+    return text[:1].upper() + text[1:] + "."
+
+
+def cited_answer(answer: str, n: int) -> str:
+    """The target: the reference answer citing source ``n``, e.g. ``Outdoors [2].``"""
+    return short_answer(answer)[:-1] + f" [{n}]."
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The distinct normalised words of ``text`` that can tell passages apart."""
+    return frozenset(normalize_answer(text).split()) - STOPWORDS
+
+
+def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng: random.Random, *,
+            same_group: bool) -> list[Passage]:
+    """The ``count`` passages closest to the question that do not hold its answer.
+
+    ``same_group`` ranks the question's own article or story first (retrieved-like distractors);
+    without it, that article is left out (unrelated passages for abstention).
+    """
+    # Closeness is the number of the question's content words a passage holds: retriever-like.
+    words = content_words(question.question)
+    ties = {id(p): rng.random() for p in pool}
+    candidates = [p for p in pool if p is not question.gold and (same_group or p.group != question.group)]
+    candidates.sort(key=lambda p: (same_group and p.group == question.group, len(words & p.keys),
+                                   ties[id(p)]), reverse=True)
+    chosen: list[Passage] = []
+    for passage in candidates:
+        if passage.text != question.gold.text and not any(passage.holds(a) for a in question.answers):
+            chosen.append(passage)
+            if len(chosen) == count:
+                break
+    return chosen
+
+
+def grounded_messages(question: GroundedQuestion, hits: list[Hit]) -> list[Message]:
+    """The chat messages serving sends for this question with these sources, built by serving's code."""
+    passages = _FixedHits(hits)
+    prepared = prepare_answer(passages, "", question.question, conversation=question.history,
+                              options=AnswerOptions(top_k=len(hits)))
+    assert prepared.generation is not None  # hits are never empty here
+    return prepared.generation.messages
+
+
+class _FixedHits:
+    """Stands in for the course's retriever: the search returns the hits the builder chose."""
+
+    def __init__(self, hits: list[Hit]):
+        self.hits = hits
+
+    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None) -> list[Hit]:
+        return list(self.hits)
+
+
+@dataclass
+class BuiltRows:
+    """The SFT examples and preference pairs of one split, and what was skipped on the way."""
+
+    sft: list[SFTExample] = field(default_factory=list)
+    pairs: list[PreferencePair] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def add_pair(self, prompt: list[Message], chosen: str, rejected: str, kind: str, *, group: str,
+                 origin: str) -> None:
+        self.pairs.append(PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, group=group,
+                                         source=kind, origin=origin))
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+
+def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: BuildConfig,
+                  rows: BuiltRows, rng: random.Random) -> None:
+    """The question with its gold passage among distractors: one SFT example and its rejected answers."""
+    distractors = closest(question, pool, config.passages - 1, rng, same_group=True)
+    if not distractors:
+        return
+    passages = list(distractors)
+    gold_at = rng.randrange(len(passages) + 1)
+    passages.insert(gold_at, question.gold)
+    prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)])
+    answer, n = question.answers[0], gold_at + 1
+    chosen = cited_answer(answer, n)
+    rows.sft.append(SFTExample(prompt=prompt, completion=chosen, group=question.group, source="answer",
+                               origin=question.id))
+    wrong = [(i, p) for i, p in enumerate(passages, start=1) if p is not question.gold]
+    with_answers = [(i, a) for i, p in wrong for a in p.answers if not states_answer(a, question.answers)
+                    and not contains(answer, a)]
+    if with_answers:
+        i, other = rng.choice(with_answers)
+        rows.add_pair(prompt, chosen, cited_answer(other, i), "distractor", group=question.group,
+                      origin=question.id)
+    rows.add_pair(prompt, chosen, cited_answer(answer, rng.choice(wrong)[0]), "wrong_source",
+                  group=question.group, origin=question.id)
+    rows.add_pair(prompt, chosen, short_answer(answer), "uncited", group=question.group, origin=question.id)
+
+
+def abstention_rows(question: GroundedQuestion, pool: Sequence[Passage], config: BuildConfig,
+                    rows: BuiltRows, rng: random.Random) -> None:
+    """Only unrelated passages: the target is the fixed "not covered" answer, not a guess."""
+    unrelated = closest(question, pool, config.passages, rng, same_group=False)
+    if len(unrelated) < config.passages:
+        return
+    prompt = grounded_messages(question, [p.hit(0.5 - i / 100) for i, p in enumerate(unrelated)])
+    rows.sft.append(SFTExample(prompt=prompt, completion=NO_CONTEXT_ANSWER, group=question.group,
+                               source="abstention", origin=question.id))
+    rows.add_pair(prompt, NO_CONTEXT_ANSWER, cited_answer(question.answers[0], 1), "abstention",
+                  group=question.group, origin=question.id)
+
+
+def build_split(questions: Sequence[GroundedQuestion], config: BuildConfig) -> BuiltRows:
+    """Every example of one split; distractors come from this split's passages only."""
+    pool = list({id(q.gold): q.gold for q in questions}.values())
+    if len({q.group for q in questions}) == 1 and config.abstention_share:
+        logger.warning("Only one article or story in this split: no abstention examples can be built.")
+    rows = BuiltRows()
+    for question in questions:
+        rng = random.Random(f"{config.seed}:{question.id}")
+        answered_rows(question, pool, config, rows, rng)
+        if rng.random() < config.abstention_share:
+            abstention_rows(question, pool, config, rows, rng)
+    return rows
+
+
+def on_policy_pairs(rows: BuiltRows, runtime: Runtime, limit: int, *, max_new_tokens: int = 64,
+                    batch: int = 8) -> None:
+    """The current model's own answers to the first ``limit`` answered prompts, as rejected answers.
+
+    An answer that states the reference and cites only the gold source is right: it gives no pair.
+    """
+    examples = [e for e in rows.sft if e.source == "answer"][:limit]
+    for start in range(0, len(examples), batch):
+        chunk = examples[start:start + batch]
+        requests = [GenerationRequest(messages=list(e.prompt), max_new_tokens=max_new_tokens) for e in chunk]
+        for example, result in zip(chunk, runtime.generate(requests), strict=True):
+            # The target is cited_answer(reference, n): "<reference> [n]."
+            gold_n, reference = cited_numbers(example.completion), example.completion.rsplit(" [", 1)[0]
+            right = states_answer(result.text, [reference]) and cited_numbers(result.text) == gold_n
+            if not right and result.text.strip():
+                rows.add_pair(list(example.prompt), example.completion, result.text.strip(), "on_policy",
+                              group=example.group, origin=example.origin)
+        logger.info("On-policy answers: %d/%d prompts.", start + len(chunk), len(examples))
+
+
+def row_json(row: SFTExample | PreferencePair) -> dict[str, Any]:
+    """A row in the schema ``training.data.readers`` reads (``read_sft`` / ``read_preference_pairs``)."""
+    common = {"id": row.origin, "group": row.group, "kind": row.source, "prompt": row.prompt}
+    if isinstance(row, SFTExample):
+        return {**common, "completion": row.completion}
+    return {**common, "chosen": row.chosen, "rejected": row.rejected}
+
+
+def write_jsonl(path: Path, rows: Sequence[SFTExample | PreferencePair]) -> None:
+    text = "".join(json.dumps(row_json(row), ensure_ascii=False) + "\n" for row in rows)
+    path.write_text(text, encoding="utf-8")
+
+
+@dataclass
+class GroundedDataReport:
+    """Where the files went, how many rows each kind gave, and what cleaning removed."""
+
+    files: dict[str, str]
+    kinds: dict[str, dict[str, int]]
+    cleaning: CleaningReport
+
+
+def load_questions(squad: Path | None, coqa: Path | None, config: BuildConfig,
+                   report: CleaningReport) -> list[GroundedQuestion]:
+    """The questions of both sets; turns CoQA cannot locate are counted in the report."""
+    questions: list[GroundedQuestion] = []
+    if squad is not None:
+        rows = load_squad(squad)
+        report.record("squad: questions read", len(rows), len(rows))
+        questions += rows
+    if coqa is not None:
+        rows, unlocated = load_coqa(coqa, config.chunk_words, config.history_turns)
+        report.record("coqa: turns whose answer locates a passage", len(rows) + unlocated, len(rows),
+                      "yes/no and free-form answers cannot name the gold passage")
+        questions += rows
+    if not questions:
+        raise RecipeError("No grounded data to build from: give --squad, --coqa or both.")
+    return questions
+
+
+def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path | None = None,
+                        config: BuildConfig | None = None, cleaning: CleaningConfig | None = None,
+                        runtime: Runtime | None = None, on_policy: int = 0) -> GroundedDataReport:
+    """Build, clean and write ``sft_{train,dev}.jsonl`` and ``dpo_{train,dev}.jsonl`` plus the report.
+
+    ``runtime`` with ``on_policy`` > 0 adds the model's own answers to that many train prompts as
+    rejected answers (slow on a CPU: one generation each).
+    """
+    config, cleaning = config or BuildConfig(), cleaning or CleaningConfig()
+    report = CleaningReport()
+    questions = load_questions(squad, coqa, config, report)
+    splits = split_by_group(questions, (1 - config.dev_fraction, config.dev_fraction, 0.0), config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files, kinds = {}, {}
+    for split, name in (("train", "train"), ("validation", "dev")):
+        rows = build_split(splits[split], config)
+        if runtime is not None and on_policy and split == "train":
+            on_policy_pairs(rows, runtime, on_policy)
+        kinds[name] = dict(rows.kinds) | {"sft": len(rows.sft), "sft abstention": sum(
+            e.source == "abstention" for e in rows.sft)}
+        for task, data in (("sft", rows.sft), ("dpo", rows.pairs)):
+            cleaned, _ = clean(data, cleaning, report=report, prefix=f"{task} {name}: ")
+            path = out_dir / f"{task}_{name}.jsonl"
+            write_jsonl(path, cleaned)
+            files[f"{task}_{name}"] = str(path)
+            report.splits[f"{task} {name}"] = len(cleaned)
+    write_report(out_dir, report, kinds)
+    return GroundedDataReport(files=files, kinds=kinds, cleaning=report)
+
+
+def write_report(out_dir: Path, report: CleaningReport, kinds: dict[str, dict[str, int]]) -> None:
+    """``cleaning_report.json`` and ``.md``: each step's counts, the split sizes, the rows per kind."""
+    (out_dir / "cleaning_report.json").write_text(
+        json.dumps({**report.to_dict(), "kinds": kinds}, indent=2) + "\n", encoding="utf-8")
+    lines = [report.to_markdown(), "", "| split | kind | rows |", "|---|---|---:|"]
+    lines += [f"| {split} | {kind} | {count} |"
+              for split, counts in kinds.items() for kind, count in counts.items()]
+    (out_dir / "cleaning_report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
