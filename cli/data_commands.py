@@ -34,11 +34,9 @@ def grounded(
 
     runtime = None
     if on_policy:
-        from engine.runtime import load_runtime
+        from app.resources import open_runtime
 
-        settings = build_settings(model=model)
-        runtime = load_runtime(settings.model, data_dir=settings.data_dir, device=settings.device,
-                               dtype=settings.dtype)
+        runtime = open_runtime(build_settings(model=model))  # on-policy answers: what the server generates
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
                              seed=seed)

@@ -23,7 +23,7 @@ COLUMNS = ("model", "questions", "correct", "EM", "F1", "cite prec", "cite recal
 
 def build_resources(settings: Settings) -> tuple[Retriever, Runtime]:
     """The course retriever and the LLM, loaded exactly as the server loads them for /v1/ask."""
-    from app.main import load_resources
+    from app.resources import load_resources
     from engine.runtime.models import ModelNotFoundError
 
     try:
@@ -75,9 +75,10 @@ def eval_answers(
     out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
 ) -> None:
     """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
+    from app.tutoring.service import answer_options
     from cli.ingest_commands import build_settings
+    from cli.progress import progress_bar
     from engine.evaluation.answers import AnswerFileError, evaluate_answers, read_answer_items
-    from engine.grounded import AnswerOptions
     from retrieval import CourseNotFoundError
 
     try:
@@ -87,14 +88,13 @@ def eval_answers(
     summaries = []
     for name in model or [None]:
         settings = build_settings(model=name, max_new_tokens=max_new_tokens)
-        options = AnswerOptions(top_k=settings.top_k, min_score=settings.min_score,
-                                max_new_tokens=settings.max_new_tokens)
         retriever, runtime = build_resources(settings)
         target = results_path(out_dir, file, name)
         try:
-            summaries.append(evaluate_answers(
-                items, retriever, runtime, course, options=options, out=target,
-                progress=lambda done: logger.info("%d/%d answered", done, len(items))))
+            with progress_bar(f"Answers {runtime.model_name}") as update:
+                summaries.append(evaluate_answers(
+                    items, retriever, runtime, course, options=answer_options(settings), out=target,
+                    progress=lambda done: update(done, len(items))))
         except CourseNotFoundError as error:
             raise typer.BadParameter(str(error), param_hint="--course") from None
         logger.info("Per-item results of %s written to %s.", runtime.model_name, target)
