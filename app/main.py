@@ -16,13 +16,13 @@ from app.errors import register_error_handlers
 from app.mcq.routes import router as mcq_router
 from app.openai_compat.routes import router as openai_router
 from app.request_limits import RequestLimitMiddleware
-from engine.runtime import Runtime
-from engine.runtime.batching import BatchingRuntime, BatchSettings
 from app.security import StudentKey
 from app.settings import Settings, get_settings
 from app.tutoring.routes import router as tutoring_router
 from app.tutoring.stream import router as ask_stream_router
 from app.web import attach_page_and_cors
+from engine.runtime import Runtime
+from engine.runtime.batching import BatchingRuntime, BatchSettings
 from retrieval import CourseStore, Retriever
 
 logger = logging.getLogger(__name__)
@@ -39,14 +39,6 @@ class Resources:
     retriever: Retriever
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
     """The embedder and LLM folders to load; raises ModelNotFoundError before anything heavy loads."""
     from engine.runtime.models import check_embedder_path, resolve_llm_folder
@@ -60,6 +52,7 @@ def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
 def load_resources(settings: Settings) -> Resources:
     """Load the embedder, the index and the LLM named by ``settings``."""
     from engine.runtime import load_runtime
+    from engine.runtime.model_files import resolve_device
     from retrieval import Embedder
 
     embedder_folder, llm_folder = check_model_paths(settings)

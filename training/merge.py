@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 from training.errors import TrainingError
@@ -46,19 +45,16 @@ def merge_adapter(
     import torch
     from peft import PeftModel
 
-    from training.modeling import load_base_model, load_tokenizer, resolve_model_folder
+    from engine.runtime.model_files import load_tokenizer, publishing
+    from training.modeling import load_base_model, resolve_model_folder
 
     base_folder = resolve_model_folder(base_name, data_dir)
     model = PeftModel.from_pretrained(load_base_model(base_folder), adapter_dir)
     merged = model.merge_and_unload()
     merged.to(torch.float32)
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_folder
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    merged.save_pretrained(partial)
-    load_tokenizer(tokenizer_source).save_pretrained(partial)
-    if out_dir.exists():
-        out_dir.rmdir()
-    partial.rename(out_dir)
+    with publishing(out_dir) as folder:
+        merged.save_pretrained(folder)
+        load_tokenizer(tokenizer_source).save_pretrained(folder)
     logger.info("Merged %s into %s; saved to %s.", adapter_dir, base_folder, out_dir)
     return out_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.runtime.base import register_backend
 from engine.runtime.hf import HFRuntime
+from engine.runtime.model_files import quant_method
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def quantization_method(folder: str | Path) -> str | None:
     if not config_file.is_file():
         return None
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    method = (config.get("quantization_config") or {}).get("quant_method")
-    return str(method).lower() if method else None
+    return quant_method(config.get("quantization_config"))
 
 
 def import_gptqmodel():

@@ -15,6 +15,7 @@ from engine.runtime.base import (
     LoglikelihoodRequest,
     register_backend,
 )
+from engine.runtime.model_files import bitsandbytes_config, load_plain_config, load_tokenizer, resolve_device
 from engine.runtime.models import resolve_llm_folder
 from engine.runtime.streaming import cut_at_stop
 
@@ -49,17 +50,12 @@ class HFRuntime:
         generation_dtype: str | None = None,
     ):
         import torch
-        from transformers import AutoTokenizer
 
         started = time.perf_counter()
         self.folder = resolve_llm_folder(model, data_dir)
         self.model_name = self.folder.name
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.device = torch.device(resolve_device(device))
+        self.tokenizer = load_tokenizer(self.folder)
         self.model = self._load_model(getattr(torch, dtype), load_in_bits)
         self.generation_model = self.model
         if generation_dtype is not None and self.model.dtype != getattr(torch, generation_dtype):
@@ -80,15 +76,8 @@ class HFRuntime:
 
         if load_in_bits is None:
             return AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype).to(self.device).eval()
-        if load_in_bits not in (4, 8):
-            raise ValueError(f"load_in_bits is {load_in_bits}; use 4 or 8 (bitsandbytes), or None.")
-        from transformers import AutoConfig, BitsAndBytesConfig
-
-        config = AutoConfig.from_pretrained(self.folder)
-        if (getattr(config, "quantization_config", None) or {}).get("quant_method") == "gguf":
-            del config.quantization_config  # a converted GGUF folder's note: its saved weights are plain
-        quantization = BitsAndBytesConfig(load_in_4bit=load_in_bits == 4, load_in_8bit=load_in_bits == 8,
-                                          bnb_4bit_compute_dtype=dtype)
+        quantization = bitsandbytes_config(load_in_bits, dtype)
+        config = load_plain_config(self.folder)  # a converted GGUF folder's note would refuse bitsandbytes
         return AutoModelForCausalLM.from_pretrained(self.folder, config=config, dtype=dtype,
                                                     device_map=str(self.device),
                                                     quantization_config=quantization).eval()

@@ -12,8 +12,9 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 from pathlib import Path
+
+from engine.runtime.model_files import drop_gguf_note, publishing
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +111,8 @@ def convert_gguf(gguf: Path, models_dir: Path) -> Path:
     # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
-    # The GGUF origin is not a quantisation of the saved weights: drop it so 4-bit loads work.
-    if hasattr(fresh.config, "quantization_config"):
-        del fresh.config.quantization_config
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    fresh.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)  # atomic: a killed conversion never leaves a half folder behind
+    drop_gguf_note(fresh.config)  # the saved weights are plain floats, not a GGUF quantisation
+    with publishing(target) as folder:  # a killed conversion never leaves a half folder behind
+        fresh.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     return target
