@@ -169,7 +169,8 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     from datasets import Dataset
 
     from engine.runtime.model_files import load_tokenizer
-    from training.metrics import preference_metrics, score_pairs
+    from engine.runtime.pairs import score_pairs
+    from training.metrics import preference_metrics
     from training.modeling import load_base_model, resolve_model_folder
 
     model_dir = resolve_model_folder(args.model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -13,15 +12,14 @@ logger = logging.getLogger(__name__)
 
 def adapter_base(adapter_dir: Path) -> str:
     """The base model folder an adapter was trained on (from its adapter_config.json)."""
-    config_file = adapter_dir / "adapter_config.json"
-    if not config_file.exists():
+    from engine.runtime.models import adapter_base as named_base
+
+    base = named_base(adapter_dir)
+    if base is None:
         raise TrainingError(
             f"{adapter_dir} is not an adapter folder (no adapter_config.json); give the "
             "'adapter' folder a training run wrote."
         )
-    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise TrainingError(f"{config_file} does not name its base model; pass --base to merge it.")
     return base
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -67,6 +68,18 @@ def check_embedder_path(path: str | Path | None) -> Path:
     if not folder.is_dir():
         raise ModelNotFoundError(f"Embedding model folder {folder} does not exist.")
     return folder
+
+
+def adapter_base(model: str | Path) -> str | None:
+    """The base model a LoRA adapter folder names (its adapter_config.json), or None for any other path."""
+    config_file = Path(model).expanduser() / "adapter_config.json"
+    if not config_file.is_file():
+        return None
+    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ModelNotFoundError(f"{config_file} does not name its base model (base_model_name_or_path); "
+                                 "merge the adapter with `tutor merge --base` and load the merged folder.")
+    return str(base)
 
 
 def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
