@@ -98,6 +98,19 @@ def test_merged_model_gives_the_adapter_model_logits(sft_run, tmp_path):
     assert torch.allclose(expected, got, atol=1e-3)
 
 
+def test_an_adapter_runtime_scores_as_its_base_with_the_adapter_disabled(sft_run, tiny_model_dir):
+    from engine.runtime import PairRequest, load_runtime
+    from engine.runtime.models import default_data_dir
+
+    pairs = [PairRequest("Q: What is energy? A:", " The capacity to do work.", " A banana.")]
+    adapter = load_runtime(str(sft_run), data_dir=default_data_dir(), device="cpu")
+    base = load_runtime(str(tiny_model_dir), data_dir=default_data_dir(), device="cpu")
+    with adapter.adapter_disabled():
+        disabled = adapter.pair_logprobs(pairs)
+    assert disabled[0] == pytest.approx(base.pair_logprobs(pairs)[0], abs=1e-4)
+    assert adapter.pair_logprobs(pairs) != disabled  # the adapter is back on after the block
+
+
 def test_dpo_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
     from training.dpo import run_dpo
 
