@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.runtime.model_files import resolve_device
+
 if TYPE_CHECKING:
     from app.settings import Settings
     from engine.runtime import Runtime
@@ -28,14 +30,6 @@ class Resources:
     runtime: Runtime
     store: CourseStore
     retriever: Retriever
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:

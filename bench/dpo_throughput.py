@@ -167,8 +167,10 @@ def run_variant(variant: str, args: argparse.Namespace) -> dict:
     """Build, train and score one variant in this process; returns its measurements."""
     from datasets import Dataset
 
-    from training.metrics import preference_metrics, score_pairs
-    from training.modeling import load_base_model, load_tokenizer, resolve_model_folder
+    from engine.runtime.model_files import load_tokenizer
+    from engine.runtime.pairs import score_pairs
+    from training.metrics import preference_metrics
+    from training.modeling import load_base_model, resolve_model_folder
 
     model_dir = resolve_model_folder(args.model)
     rows, held_out = load_rows(

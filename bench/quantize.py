@@ -61,11 +61,12 @@ def float16_sizes_mb(source: Path) -> tuple[float, float]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from engine.runtime.model_files import load_plain_config
     from training.evaluate import folder_size_mb
-    from training.modeling import load_config
 
-    # load_config drops the converted GGUF folder's quantization note: its weights are plain.
-    model = AutoModelForCausalLM.from_pretrained(source, config=load_config(source), dtype=torch.float16)
+    # load_plain_config drops the converted GGUF folder's quantization note: its weights are plain.
+    config = load_plain_config(source)
+    model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float16)
     embedding_mb = model.get_input_embeddings().weight.numel() * 2 / 1e6
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)

@@ -50,6 +50,9 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug 
     # Before torch loads OpenMP: spinning worker threads starve each other when other processes share
     # the cores (measured on 2 busy cores: 0.5 tokens/s spinning, 7.5 tokens/s passive).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from engine.runtime.gptq import defer_torchao
+
+    defer_torchao()  # before transformers loads a model: torchao only for a GPTQ folder
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:

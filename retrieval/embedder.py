@@ -58,7 +58,7 @@ class Embedder:
             return len(self._counter.encode(text, add_special_tokens=False).ids)
         return len(self.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
-    def embed(self, texts: list[str], *, show_progress: bool = False) -> list[list[float]]:
+    def embed(self, texts: list[str]) -> list[list[float]]:
         """Unit-length embeddings, one per text, in order."""
         if not texts:
             return []
@@ -68,7 +68,7 @@ class Embedder:
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
-                show_progress_bar=show_progress,
+                show_progress_bar=False,
             )
         return vectors.astype("float32").tolist()
 

@@ -115,21 +115,17 @@ def split_texts(texts: Sequence[str], calibration: int, heldout: int) -> tuple[l
 
 # -- metrics -------------------------------------------------------------------------------------
 def perplexity(runtime: Any, texts: Sequence[str], max_tokens: int = 512) -> PerplexityResult:
-    """Perplexity of ``runtime``'s model on ``texts``, each cut to ``max_tokens`` tokens."""
-    import torch
+    """Perplexity of ``runtime``'s model on ``texts``, each cut to ``max_tokens`` tokens.
+
+    The runtime's rolling log-likelihood scores every token of a text after its first.
+    """
+    from engine.runtime.base import RollingRequest
 
     if not texts:
         raise EvaluationError("Perplexity needs at least one held-out text.")
-    total, tokens = 0.0, 0
-    with torch.inference_mode():
-        for text in texts:
-            ids = runtime.tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens].to(runtime.device)
-            if ids.shape[1] < 2:
-                continue
-            logits = runtime.model(input_ids=ids).logits.float()
-            logprobs = torch.log_softmax(logits[0, :-1], dim=-1)
-            total -= float(logprobs.gather(-1, ids[0, 1:, None]).sum())
-            tokens += ids.shape[1] - 1
+    scores = runtime.loglikelihood_rolling([RollingRequest(text, max_tokens=max_tokens) for text in texts])
+    total = -sum(logprob for logprob, _ in scores)
+    tokens = sum(count for _, count in scores)
     if tokens == 0:
         raise EvaluationError("The held-out texts are too short to measure perplexity.")
     return PerplexityResult(perplexity=math.exp(total / tokens), tokens=tokens, texts=len(texts))
@@ -148,9 +144,9 @@ def mcqa_accuracy(runtime: Any, questions: str | Path, limit: int | None = None)
 
 def preference_scores(runtime: Any, pairs: str | Path, limit: int | None = None) -> list[tuple[float, float]]:
     """(chosen, rejected) summed log-probabilities of each preference pair under ``runtime``'s model."""
-    from training.metrics import load_pairs, score_pairs
+    from training.metrics import load_pairs, pair_requests
 
-    return score_pairs(runtime.model, runtime.tokenizer, load_pairs(pairs, limit))
+    return runtime.pair_logprobs(pair_requests(load_pairs(pairs, limit)))
 
 
 def reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[float, float]],

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from pathlib import Path
 
 from training.errors import TrainingError
@@ -14,15 +12,14 @@ logger = logging.getLogger(__name__)
 
 def adapter_base(adapter_dir: Path) -> str:
     """The base model folder an adapter was trained on (from its adapter_config.json)."""
-    config_file = adapter_dir / "adapter_config.json"
-    if not config_file.exists():
+    from engine.runtime.models import adapter_base as named_base
+
+    base = named_base(adapter_dir)
+    if base is None:
         raise TrainingError(
             f"{adapter_dir} is not an adapter folder (no adapter_config.json); give the "
             "'adapter' folder a training run wrote."
         )
-    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise TrainingError(f"{config_file} does not name its base model; pass --base to merge it.")
     return base
 
 
@@ -46,19 +43,16 @@ def merge_adapter(
     import torch
     from peft import PeftModel
 
-    from training.modeling import load_base_model, load_tokenizer, resolve_model_folder
+    from engine.runtime.model_files import load_tokenizer, publishing
+    from training.modeling import load_base_model, resolve_model_folder
 
     base_folder = resolve_model_folder(base_name, data_dir)
     model = PeftModel.from_pretrained(load_base_model(base_folder), adapter_dir)
     merged = model.merge_and_unload()
     merged.to(torch.float32)
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_folder
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    merged.save_pretrained(partial)
-    load_tokenizer(tokenizer_source).save_pretrained(partial)
-    if out_dir.exists():
-        out_dir.rmdir()
-    partial.rename(out_dir)
+    with publishing(out_dir) as folder:
+        merged.save_pretrained(folder)
+        load_tokenizer(tokenizer_source).save_pretrained(folder)
     logger.info("Merged %s into %s; saved to %s.", adapter_dir, base_folder, out_dir)
     return out_dir

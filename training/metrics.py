@@ -6,16 +6,19 @@ obtained by disabling the adapter (no second copy of the weights), as in DPO tra
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.runtime.base import PairRequest
 from training.data.readers import read_dataset
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
+
+# Tokens of prompt + completion scored at most, as TRL's DPO max_length cuts them.
+PAIR_MAX_TOKENS = 1024
 
 
 @dataclass
@@ -75,74 +78,9 @@ def preference_metrics(
     )
 
 
-def encode_pair(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], list[int], list[int]]:
-    """(prompt ids, chosen ids, rejected ids) as TRL's DPOTrainer tokenizes a row.
-
-    Chat rows go through the chat template; the completion starts where the tokenized prompt and
-    the tokenized prompt + answer diverge. Plain rows get the EOS token after each answer.
-    """
-    if isinstance(row["prompt"], list):
-
-        def render(messages: list[dict[str, str]], generation: bool) -> list[int]:
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
-            return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-        prompt = render(row["prompt"], True)
-        full = [render(row["prompt"] + row[key], False) for key in ("chosen", "rejected")]
-    else:
-        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
-        full = [
-            tokenizer(row["prompt"] + row[key] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-            for key in ("chosen", "rejected")
-        ]
-    shared = min(_common_prefix(prompt, ids) for ids in full)
-    return prompt[:shared], full[0][shared:], full[1][shared:]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
-def completion_logps(
-    model: Any,
-    sequences: list[tuple[list[int], list[int]]],
-    pad_id: int,
-    batch_size: int = 4,
-    max_length: int = 1024,
-) -> list[float]:
-    """Summed log-probability of each completion given its prompt, in order."""
-    import torch
-
-    results: list[float] = []
-    device = next(model.parameters()).device
-    for start in range(0, len(sequences), batch_size):
-        batch = [(p + c)[:max_length] for p, c in sequences[start : start + batch_size]]
-        prompt_lengths = [len(p) for p, _ in sequences[start : start + batch_size]]
-        width = max(len(ids) for ids in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, seq in enumerate(batch):
-            ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
-        with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1)
-        for i, seq in enumerate(batch):
-            results.append(float(logps[i, prompt_lengths[i] - 1 : len(seq) - 1].sum()))
-    return results
-
-
-def score_pairs(
-    model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch_size: int = 4, max_length: int = 1024
-) -> list[tuple[float, float]]:
-    """(chosen, rejected) summed log-probabilities of each row under ``model``."""
-    encoded = [encode_pair(tokenizer, row) for row in rows]
-    sequences = [(p, c) for p, c, _ in encoded] + [(p, r) for p, _, r in encoded]
-    logps = completion_logps(model, sequences, tokenizer.pad_token_id, batch_size, max_length)
-    return list(zip(logps[: len(rows)], logps[len(rows) :], strict=True))
+def pair_requests(rows: list[dict[str, Any]], max_tokens: int = PAIR_MAX_TOKENS) -> list[PairRequest]:
+    """The runtime's pair requests for TRL-format {prompt, chosen, rejected} rows."""
+    return [PairRequest(row["prompt"], row["chosen"], row["rejected"], max_tokens=max_tokens) for row in rows]
 
 
 def load_pairs(data: str | Path, limit: int | None = None, chat: bool = True) -> list[dict[str, Any]]:
@@ -158,21 +96,6 @@ def _is_adapter(path: str | Path | None) -> bool:
     return path is not None and (Path(path) / "adapter_config.json").exists()
 
 
-def load_scoring_model(model: str | Path | None, data_dir: str | Path | None) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode: an adapter on its base, or a plain model folder / GGUF file."""
-    from training.modeling import load_base_model, load_tokenizer, resolve_model_folder
-
-    if _is_adapter(model):
-        from peft import PeftModel
-
-        config = json.loads((Path(model) / "adapter_config.json").read_text(encoding="utf-8"))
-        base = load_base_model(resolve_model_folder(config["base_model_name_or_path"], data_dir))
-        tokenizer = load_tokenizer(Path(model))
-        return PeftModel.from_pretrained(base, model).eval(), tokenizer
-    folder = resolve_model_folder(model, data_dir)
-    return load_base_model(folder).eval(), load_tokenizer(folder)
-
-
 def evaluate_preferences(
     model: str | Path | None,
     data: str | Path,
@@ -181,25 +104,31 @@ def evaluate_preferences(
     limit: int | None = None,
     batch_size: int = 4,
     data_dir: str | Path | None = None,
-    max_length: int = 1024,
+    max_length: int = PAIR_MAX_TOKENS,
     chat: bool = True,
+    device: str = "cpu",
 ) -> PreferenceMetrics:
     """Score ``data`` with the policy ``model`` and a reference, and compute the preference metrics.
 
     Reference: ``reference`` when given; otherwise, for an adapter, its base with the adapter
     disabled; otherwise the packaged default model. ``chat`` frames plain-text prompts with the
-    chat template, as training does with ``chat_template: true``.
+    chat template, as training does with ``chat_template: true``. Both load through
+    ``engine.runtime.load_runtime`` (an adapter folder on its base model).
     """
-    rows = load_pairs(data, limit, chat)
-    policy_model, tokenizer = load_scoring_model(model, data_dir)
-    policy = score_pairs(policy_model, tokenizer, rows, batch_size, max_length)
+    from engine.runtime import load_runtime
+    from engine.runtime.models import default_data_dir
+
+    requests = pair_requests(load_pairs(data, limit, chat), max_length)
+    options = {"data_dir": data_dir or default_data_dir(), "device": device, "batch_size": batch_size}
+    policy_runtime = load_runtime(None if model is None else str(model), **options)
+    policy = policy_runtime.pair_logprobs(requests)
     if reference is None and _is_adapter(model):
-        with policy_model.disable_adapter():
-            ref_scores = score_pairs(policy_model, tokenizer, rows, batch_size, max_length)
+        with policy_runtime.adapter_disabled():
+            ref_scores = policy_runtime.pair_logprobs(requests)
     else:
-        del policy_model
-        ref_model, ref_tokenizer = load_scoring_model(reference, data_dir)
-        ref_scores = score_pairs(ref_model, ref_tokenizer, rows, batch_size, max_length)
+        del policy_runtime
+        reference_runtime = load_runtime(None if reference is None else str(reference), **options)
+        ref_scores = reference_runtime.pair_logprobs(requests)
     metrics = preference_metrics(policy, ref_scores, beta)
     logger.info("Preference metrics on %d pairs of %s: %s", metrics.pairs, data, metrics.to_dict())
     return metrics

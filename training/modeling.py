@@ -23,45 +23,12 @@ def resolve_model_folder(model: str | Path | None, data_dir: str | Path | None =
     return resolve_llm_folder(model, data_dir or default_data_dir())
 
 
-def load_config(folder: Path) -> Any:
-    """The model config without a stale GGUF ``quantization_config``.
-
-    A folder converted from GGUF keeps ``quant_method: gguf`` in config.json although its weights
-    are plain float32; transformers would then refuse a BitsAndBytesConfig.
-    """
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(folder)
-    quant = getattr(config, "quantization_config", None)
-    if quant is not None and _quant_method(quant) == "gguf":
-        del config.quantization_config
-    return config
-
-
-def _quant_method(quant: Any) -> str:
-    method = quant.get("quant_method") if isinstance(quant, dict) else getattr(quant, "quant_method", "")
-    return str(getattr(method, "value", method))
-
-
-def load_tokenizer(folder: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def bnb_config(quant: QuantizationConfig) -> Any:
-    import torch
-    from transformers import BitsAndBytesConfig
+    """The recipe's 4-bit bitsandbytes settings (QLoRA)."""
+    from engine.runtime.model_files import bitsandbytes_config
 
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=quant.quant_type,
-        bnb_4bit_use_double_quant=quant.double_quant,
-        bnb_4bit_compute_dtype=getattr(torch, quant.compute_dtype),
-    )
+    return bitsandbytes_config(4, quant.compute_dtype, quant_type=quant.quant_type,
+                               double_quant=quant.double_quant)
 
 
 def load_base_model(folder: Path, quant: QuantizationConfig | None = None) -> Any:
@@ -69,7 +36,9 @@ def load_base_model(folder: Path, quant: QuantizationConfig | None = None) -> An
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"config": load_config(folder), "dtype": torch.float32}
+    from engine.runtime.model_files import load_plain_config
+
+    kwargs: dict[str, Any] = {"config": load_plain_config(folder), "dtype": torch.float32}
     if quant is not None and quant.load_in_4bit:
         kwargs["quantization_config"] = bnb_config(quant)
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
@@ -126,6 +95,8 @@ def lora_config(adapter: AdapterConfig) -> Any:
 
 def load_for_training(recipe: Recipe) -> tuple[Any, Any, Path]:
     """(model, tokenizer, base folder) of a recipe; with ``init_adapter``, a trainable PeftModel."""
+    from engine.runtime.model_files import load_tokenizer
+
     folder = resolve_model_folder(recipe.model, recipe.data_dir)
     tokenizer = load_tokenizer(folder)
     model = load_base_model(folder, recipe.quantization)

@@ -183,13 +183,14 @@ def staged_source(folder: Path, work: Path) -> Path:
         raise QuantizationError(
             f"{folder} is already quantised ({method}); quantise its full-precision source folder instead."
         )
+    from engine.runtime.model_files import drop_gguf_note
+
     staged = work / "source"
     staged.mkdir()
     for item in folder.iterdir():
         if item.name != "config.json":
             (staged / item.name).symlink_to(item.resolve())
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    config.pop("quantization_config")  # the weights were de-quantised when the GGUF file was converted
+    config = drop_gguf_note(json.loads((folder / "config.json").read_text(encoding="utf-8")))
     (staged / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return staged
 
@@ -346,11 +347,12 @@ def quantize_model(model: str | Path | None, out_dir: str | Path, calibration: l
 
     Args:
         model: an HF folder, a .gguf file, or None for the packaged default model.
-        out_dir: the folder to publish; it is written as ``.<name>.partial`` beside it and renamed.
+        out_dir: the folder to publish; it is written as ``<name>.partial`` beside it and renamed.
         calibration: texts GPTQ calibrates on; ``heldout``: disjoint texts for the perplexity gate.
         data_dir: where converted GGUF models are cached.
         device: where the before/after evaluation runs.
     """
+    from engine.runtime.model_files import publishing
     from engine.runtime.models import resolve_llm_folder
 
     out_dir = Path(out_dir)
@@ -358,21 +360,18 @@ def quantize_model(model: str | Path | None, out_dir: str | Path, calibration: l
     if not calibration or not heldout:
         raise QuantizationError("Quantisation needs calibration texts and held-out texts; both were empty.")
     source = resolve_llm_folder(model, data_dir)
-    work = out_dir.with_name(f".{out_dir.name}.partial")
+    work = out_dir.with_name(f".{out_dir.name}.work")  # the staged source and GPTQModel's logs
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        started = time.perf_counter()
-        target = work / "model"
-        run_gptq(staged_source(source, work), target, calibration, recipe, work / "logs")
-        report = judge(source, target, heldout, recipe, data_dir=data_dir, device=device,
-                       seconds=time.perf_counter() - started, out_dir=out_dir)
-        (target / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
-        if not report.passed:
-            raise QualityGateError(report)
-        if out_dir.exists():
-            out_dir.rmdir()
-        target.rename(out_dir)
+        with publishing(out_dir) as target:  # a failed gate raises inside: nothing is published
+            started = time.perf_counter()
+            run_gptq(staged_source(source, work), target, calibration, recipe, work / "logs")
+            report = judge(source, target, heldout, recipe, data_dir=data_dir, device=device,
+                           seconds=time.perf_counter() - started, out_dir=out_dir)
+            (target / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+            if not report.passed:
+                raise QualityGateError(report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     logger.info("Published %s (%d-bit GPTQ).", out_dir, recipe.bits)

@@ -8,6 +8,8 @@ from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
+    PairRequest,
+    RollingRequest,
     Runtime,
 )
 from engine.runtime.models import ModelNotFoundError, default_embedder_path, resolve_llm_folder
@@ -17,6 +19,8 @@ __all__ = [
     "GenerationResult",
     "LoglikelihoodRequest",
     "ModelNotFoundError",
+    "PairRequest",
+    "RollingRequest",
     "Runtime",
     "default_embedder_path",
     "load_runtime",

@@ -27,7 +27,15 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.runtime.base import GenerationRequest, GenerationResult, LoglikelihoodRequest, Runtime
+from engine.runtime.base import (
+    GenerationRequest,
+    GenerationResult,
+    LoglikelihoodRequest,
+    PairRequest,
+    RollingRequest,
+    Runtime,
+)
+from engine.runtime.streaming import stream_text
 
 logger = logging.getLogger(__name__)
 
@@ -77,16 +85,17 @@ class BatchSettings:
 class _Call:
     """One caller's requests, waiting for the worker."""
 
-    kind: str  # "generate" or "loglikelihood"
+    kind: str  # the runtime's batch method: "generate", "loglikelihood", "loglikelihood_rolling"...
     requests: list[Any]
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
 
 
 class BatchingRuntime:
-    """A Runtime that merges concurrent ``generate`` and ``loglikelihood`` calls (see the module doc).
+    """A Runtime that merges concurrent calls of each batch method (see the module doc).
 
-    Attributes it does not define (``tokenizer``, ``device``...) come from the wrapped runtime.
+    It answers the whole ``Runtime`` contract and nothing more: the wrapped runtime's internals
+    (its model, its tokenizer) stay inside it.
     """
 
     def __init__(self, runtime: Runtime, settings: BatchSettings | None = None):
@@ -96,20 +105,10 @@ class BatchingRuntime:
         self._calls: queue.Queue[_Call | None] = queue.Queue()
         self._slots = threading.BoundedSemaphore(self.settings.max_queue)
         self._closing = threading.Event()
-        self._batches = 0  # model calls made, for logs and tests
         # kind -> (callers, run seconds, end time) of the last batch of that kind
         self._last_batch: dict[str, tuple[int, float, float]] = {}
         self._worker = threading.Thread(target=self._work, name="runtime-batcher", daemon=True)
         self._worker.start()
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet: avoid recursing
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    @property
-    def batches(self) -> int:
-        return self._batches
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         return self.inner.format_chat(messages)
@@ -120,16 +119,17 @@ class BatchingRuntime:
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
         return self._run("loglikelihood", requests)
 
+    def loglikelihood_rolling(self, requests: list[RollingRequest]) -> list[tuple[float, int]]:
+        return self._run("loglikelihood_rolling", requests)
+
+    def pair_logprobs(self, requests: list[PairRequest]) -> list[tuple[float, float]]:
+        return self._run("pair_logprobs", requests)
+
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """The wrapped runtime's token stream (not batched), counted against the queue bound."""
         self._take_slot()
         try:
-            stream = getattr(self.inner, "stream", None)
-            if stream is None:
-                [result] = self.inner.generate([request])
-                yield result.text
-            else:
-                yield from stream(request)
+            yield from stream_text(self.inner, request)
         finally:
             self._slots.release()
 
@@ -226,7 +226,6 @@ class BatchingRuntime:
             return
         method: Callable[[list], list] = getattr(self.inner, live[0].kind)
         requests = [request for call in live for request in call.requests]
-        self._batches += 1
         started = time.monotonic()
         try:
             results = method(requests)

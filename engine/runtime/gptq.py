@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from engine.runtime.base import register_backend
 from engine.runtime.hf import HFRuntime
+from engine.runtime.model_files import quant_method
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 MIN_CPU_WORKERS, MAX_CPU_WORKERS = 2, 8
 # config.json key naming the input embedding a quantised folder fills from its quantised output head
 TIED_EMBEDDING_KEY = "tutor_embedding_from_head"
+TORCHAO = "torchao"
 
 
 class GPTQNotInstalledError(ImportError):
@@ -32,12 +35,29 @@ def quantization_method(folder: str | Path) -> str | None:
     if not config_file.is_file():
         return None
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    method = (config.get("quantization_config") or {}).get("quant_method")
-    return str(method).lower() if method else None
+    return quant_method(config.get("quantization_config"))
+
+
+def defer_torchao() -> None:
+    """Keep torchao out of this process until a GPTQ folder is loaded or written.
+
+    transformers (when it loads any model), peft and sentence-transformers import torchao whenever
+    it is installed, and the quant extra installs it for GPTQModel: every command that loads a model
+    then paid for its import and printed its kernel and torch ``_pytree`` warnings. A ``None`` entry
+    in ``sys.modules`` is Python's mark for an absent module, so their probes find no torchao;
+    ``import_gptqmodel`` removes the mark first. A no-op once torchao is imported.
+    """
+    sys.modules.setdefault(TORCHAO, None)
+
+
+def _undefer_torchao() -> None:
+    if TORCHAO in sys.modules and sys.modules[TORCHAO] is None:
+        del sys.modules[TORCHAO]
 
 
 def import_gptqmodel():
     """Import GPTQModel with this machine's settings, or explain how to install it."""
+    _undefer_torchao()  # GPTQModel uses torchao's kernels
     workers = max(MIN_CPU_WORKERS, min(os.cpu_count() or MIN_CPU_WORKERS, MAX_CPU_WORKERS))
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(workers))
     try:

@@ -7,15 +7,19 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
+    PairRequest,
+    RollingRequest,
     register_backend,
 )
-from engine.runtime.models import resolve_llm_folder
+from engine.runtime.model_files import bitsandbytes_config, load_plain_config, load_tokenizer, resolve_device
+from engine.runtime.models import adapter_base, resolve_llm_folder
 from engine.runtime.streaming import cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -26,7 +30,8 @@ class HFRuntime:
     """A causal LM loaded once with transformers.
 
     Args:
-        model: an HF model folder, a ``.gguf`` file, or None for the packaged SmolLM2.
+        model: an HF model folder, a ``.gguf`` file, a LoRA adapter folder (loaded on its base model),
+            or None for the packaged SmolLM2.
         data_dir: where a GGUF file's converted folder is cached.
         device: "cpu", "cuda", or "auto" (GPU when there is one).
         dtype: "float32", "bfloat16" or "float16"; float32 is the safe CPU default.
@@ -49,18 +54,17 @@ class HFRuntime:
         generation_dtype: str | None = None,
     ):
         import torch
-        from transformers import AutoTokenizer
 
         started = time.perf_counter()
-        self.folder = resolve_llm_folder(model, data_dir)
-        self.model_name = self.folder.name
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        base = adapter_base(model) if model is not None else None
+        self.adapter = Path(model).expanduser() if base is not None else None
+        self.folder = resolve_llm_folder(base if base is not None else model, data_dir)
+        self.model_name = (self.adapter or self.folder).name
+        self.device = torch.device(resolve_device(device))
+        self.tokenizer = load_tokenizer(self._tokenizer_folder())
         self.model = self._load_model(getattr(torch, dtype), load_in_bits)
+        if self.adapter is not None:
+            self.model = self._with_adapter(self.model)
         self.generation_model = self.model
         if generation_dtype is not None and self.model.dtype != getattr(torch, generation_dtype):
             if load_in_bits is not None:
@@ -74,21 +78,35 @@ class HFRuntime:
         self.load_seconds = time.perf_counter() - started
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
 
+    def _tokenizer_folder(self) -> Path:
+        """An adapter's own tokenizer when it saved one (training may add tokens), else the base's."""
+        if self.adapter is not None and (self.adapter / "tokenizer_config.json").exists():
+            return self.adapter
+        return self.folder
+
+    def _with_adapter(self, model):
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, self.adapter).eval()
+
+    @contextmanager
+    def adapter_disabled(self) -> Iterator[None]:
+        """Inside the block the runtime answers with the adapter's base model: DPO's reference model,
+        without a second copy of the weights. Meant for evaluation, not for a serving runtime."""
+        if self.adapter is None:
+            raise ValueError(f"{self.model_name} was loaded without an adapter, so there is none to disable; "
+                             "load an adapter folder, or score the reference model as a runtime of its own.")
+        with self.model.disable_adapter():
+            yield
+
     def _load_model(self, dtype, load_in_bits: int | None):
         """The model in eval mode on ``self.device``; the GPTQ backend loads its own way."""
         from transformers import AutoModelForCausalLM
 
         if load_in_bits is None:
             return AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype).to(self.device).eval()
-        if load_in_bits not in (4, 8):
-            raise ValueError(f"load_in_bits is {load_in_bits}; use 4 or 8 (bitsandbytes), or None.")
-        from transformers import AutoConfig, BitsAndBytesConfig
-
-        config = AutoConfig.from_pretrained(self.folder)
-        if (getattr(config, "quantization_config", None) or {}).get("quant_method") == "gguf":
-            del config.quantization_config  # a converted GGUF folder's note: its saved weights are plain
-        quantization = BitsAndBytesConfig(load_in_4bit=load_in_bits == 4, load_in_8bit=load_in_bits == 8,
-                                          bnb_4bit_compute_dtype=dtype)
+        quantization = bitsandbytes_config(load_in_bits, dtype)
+        config = load_plain_config(self.folder)  # a converted GGUF folder's note would refuse bitsandbytes
         return AutoModelForCausalLM.from_pretrained(self.folder, config=config, dtype=dtype,
                                                     device_map=str(self.device),
                                                     quantization_config=quantization).eval()
@@ -196,6 +214,20 @@ class HFRuntime:
 
         with self.lock:
             return score_continuations(self, requests)
+
+    def loglikelihood_rolling(self, requests: list[RollingRequest]) -> list[tuple[float, int]]:
+        from engine.runtime.rolling import rolling_loglikelihoods
+
+        with self.lock:
+            return rolling_loglikelihoods(self.model, self.tokenizer, self.device, requests, self.max_length)
+
+    def pair_logprobs(self, requests: list[PairRequest]) -> list[tuple[float, float]]:
+        from engine.runtime.pairs import score_pairs
+
+        rows = [{"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected} for r in requests]
+        limits = [r.max_tokens or self.max_length for r in requests]
+        with self.lock:
+            return score_pairs(self.model, self.tokenizer, rows, self.batch_size, limits)
 
 
 class _StopWhenSet:

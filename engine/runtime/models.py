@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
-import shutil
 from pathlib import Path
+
+from engine.runtime.model_files import drop_gguf_note, publishing
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,18 @@ def check_embedder_path(path: str | Path | None) -> Path:
     return folder
 
 
+def adapter_base(model: str | Path) -> str | None:
+    """The base model a LoRA adapter folder names (its adapter_config.json), or None for any other path."""
+    config_file = Path(model).expanduser() / "adapter_config.json"
+    if not config_file.is_file():
+        return None
+    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ModelNotFoundError(f"{config_file} does not name its base model (base_model_name_or_path); "
+                                 "merge the adapter with `tutor merge --base` and load the merged folder.")
+    return str(base)
+
+
 def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
     """Return an HF model folder for ``model``: a folder as is, a GGUF file converted once.
 
@@ -110,12 +124,8 @@ def convert_gguf(gguf: Path, models_dir: Path) -> Path:
     # A GGUF-loaded model refuses save_pretrained: rebuild from its config and copy the weights.
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
-    # The GGUF origin is not a quantisation of the saved weights: drop it so 4-bit loads work.
-    if hasattr(fresh.config, "quantization_config"):
-        del fresh.config.quantization_config
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    fresh.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)  # atomic: a killed conversion never leaves a half folder behind
+    drop_gguf_note(fresh.config)  # the saved weights are plain floats, not a GGUF quantisation
+    with publishing(target) as folder:  # a killed conversion never leaves a half folder behind
+        fresh.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     return target

@@ -1,9 +1,9 @@
 """A remote backend: any OpenAI-compatible server (vLLM, llama.cpp's server, another tutor).
 
 Generation goes through ``POST /v1/chat/completions``; the server does the batching, so a
-batch of requests is sent as concurrent calls. Continuation scoring needs the model's
-log-probabilities over a given text, which chat servers do not offer: ``loglikelihood``
-raises ``RemoteScoringUnsupportedError``.
+batch of requests is sent as concurrent calls. Scoring needs the model's log-probabilities over a
+given text, which chat servers do not offer: ``loglikelihood``, ``loglikelihood_rolling`` and
+``pair_logprobs`` raise ``RemoteScoringUnsupportedError``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from engine.runtime.base import (
     GenerationRequest,
     GenerationResult,
     LoglikelihoodRequest,
+    PairRequest,
+    RollingRequest,
     register_backend,
 )
 from engine.runtime.streaming import cut_at_stop
@@ -168,9 +170,19 @@ class OpenAIRuntime:
             ) from error
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
-        raise RemoteScoringUnsupportedError(
-            f"The openai backend ({self.base_url}) cannot score continuations: chat servers do not return "
-            "log-probabilities of given text. Use MCQ generation mode, or the in-process hf backend."
+        raise self._cannot_score("score continuations",
+                                 "Use MCQ generation mode, or the in-process hf backend.")
+
+    def loglikelihood_rolling(self, requests: list[RollingRequest]) -> list[tuple[float, int]]:
+        raise self._cannot_score("measure perplexity", "Measure it with the in-process hf backend.")
+
+    def pair_logprobs(self, requests: list[PairRequest]) -> list[tuple[float, float]]:
+        raise self._cannot_score("score preference pairs", "Score them with the in-process hf backend.")
+
+    def _cannot_score(self, task: str, fix: str) -> RemoteScoringUnsupportedError:
+        return RemoteScoringUnsupportedError(
+            f"The openai backend ({self.base_url}) cannot {task}: chat servers do not return "
+            f"log-probabilities of given text. {fix}"
         )
 
     def close(self) -> None:

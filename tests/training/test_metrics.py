@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from engine.runtime.pairs import encode_pair
 from training.errors import TrainingError
-from training.metrics import encode_pair, preference_metrics
+from training.metrics import preference_metrics
 
 
 def test_preference_metrics_from_known_log_probabilities():

@@ -84,16 +84,31 @@ def test_dpo_from_the_sft_adapter_learns_and_evaluates_on_reload(dpo_run, sft_ru
 def test_merged_model_gives_the_adapter_model_logits(sft_run, tmp_path):
     import torch
 
+    from engine.runtime import load_runtime
+    from engine.runtime.models import default_data_dir
     from training.merge import merge_adapter
-    from training.metrics import load_scoring_model
 
     merged = merge_adapter(sft_run, tmp_path / "merged")
     ids = torch.tensor([[1, 504, 3458, 314, 253, 2361, 30]])
-    adapter_model, _ = load_scoring_model(sft_run, None)
-    merged_model, _ = load_scoring_model(merged, None)
+    # the one loader: an adapter folder loads on its base model
+    adapter_model = load_runtime(str(sft_run), data_dir=default_data_dir(), device="cpu").model
+    merged_model = load_runtime(str(merged), data_dir=default_data_dir(), device="cpu").model
     with torch.no_grad():
         expected, got = adapter_model(input_ids=ids).logits, merged_model(input_ids=ids).logits
     assert torch.allclose(expected, got, atol=1e-3)
+
+
+def test_an_adapter_runtime_scores_as_its_base_with_the_adapter_disabled(sft_run, tiny_model_dir):
+    from engine.runtime import PairRequest, load_runtime
+    from engine.runtime.models import default_data_dir
+
+    pairs = [PairRequest("Q: What is energy? A:", " The capacity to do work.", " A banana.")]
+    adapter = load_runtime(str(sft_run), data_dir=default_data_dir(), device="cpu")
+    base = load_runtime(str(tiny_model_dir), data_dir=default_data_dir(), device="cpu")
+    with adapter.adapter_disabled():
+        disabled = adapter.pair_logprobs(pairs)
+    assert disabled[0] == pytest.approx(base.pair_logprobs(pairs)[0], abs=1e-4)
+    assert adapter.pair_logprobs(pairs) != disabled  # the adapter is back on after the block
 
 
 def test_dpo_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):

@@ -32,6 +32,6 @@ class HashingEmbedder:
         norm = math.sqrt(sum(v * v for v in vector)) or 1.0
         return [v / norm for v in vector]
 
-    def embed(self, texts: list[str], *, show_progress: bool = False) -> list[list[float]]:
+    def embed(self, texts: list[str]) -> list[list[float]]:
         self.embedded.extend(texts)
         return [self._vector(text) for text in texts]

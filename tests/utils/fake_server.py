@@ -54,7 +54,7 @@ class SlowEmbedder(HashingEmbedder):
         super().__init__()
         self.delay_s = delay_s
 
-    def embed(self, texts: list[str], *, show_progress: bool = False) -> list[list[float]]:
+    def embed(self, texts: list[str]) -> list[list[float]]:
         if len(texts) > 1:  # a document being ingested, not a question being searched
             announce(f"EMBEDDING {len(texts)}")
             time.sleep(self.delay_s)

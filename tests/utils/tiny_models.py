@@ -14,15 +14,15 @@ def make_cut_down_model(source: Path, target: Path, layers: int = 2) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.modeling import load_config
+    from engine.runtime.model_files import load_plain_config
 
     if (target / "config.json").exists():
         return target
-    config = load_config(source)
+    config = load_plain_config(source)
     config.num_hidden_layers = layers
     if getattr(config, "layer_types", None):
         config.layer_types = config.layer_types[:layers]
-    full = AutoModelForCausalLM.from_pretrained(source, config=load_config(source), dtype=torch.float32)
+    full = AutoModelForCausalLM.from_pretrained(source, config=load_plain_config(source), dtype=torch.float32)
     small = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     state = {k: v for k, v in full.state_dict().items() if k in small.state_dict()}
     small.load_state_dict(state, strict=False)

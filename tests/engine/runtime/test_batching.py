@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 from app.deps import get_retriever, get_runtime, get_store
 from app.main import build_app
 from app.settings import Settings
-from engine.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
+from engine.runtime import (
+    GenerationRequest,
+    GenerationResult,
+    LoglikelihoodRequest,
+    PairRequest,
+    RollingRequest,
+)
 from engine.runtime.batching import BatchingRuntime, BatchSettings, GenerationTimeoutError, RuntimeBusyError
 from retrieval import SourceInfo
 from tests.utils.fakes import FakeRetriever, FakeStore, make_hit
@@ -38,6 +44,13 @@ class RecordingModel:
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
         return self._answer("loglikelihood", requests, lambda r: (-float(len(r.continuation)), False))
+
+    def loglikelihood_rolling(self, requests: list[RollingRequest]) -> list[tuple[float, int]]:
+        return self._answer("loglikelihood_rolling", requests, lambda r: (-float(len(r.text)), len(r.text)))
+
+    def pair_logprobs(self, requests: list[PairRequest]) -> list[tuple[float, float]]:
+        return self._answer("pair_logprobs", requests,
+                            lambda r: (-float(len(r.chosen)), -float(len(r.rejected))))
 
     def _answer(self, kind, requests, answer):
         self.gate.wait(10)
@@ -175,14 +188,17 @@ def test_close_finishes_accepted_work_then_refuses_new_work(model):
         runtime.generate(ask("late"))
 
 
-def test_the_wrapper_passes_other_attributes_through(model):
+def test_the_wrapper_answers_the_runtime_contract_and_hides_the_rest(model):
     runtime = BatchingRuntime(model)
     try:
         assert runtime.model_name == "recording-model"
         assert runtime.format_chat([{"role": "user", "content": "hi"}]) == "hi"
         assert list(runtime.stream(ask("streamed")[0])) == ["streamed"]
+        assert runtime.loglikelihood_rolling([RollingRequest("four")]) == [(-4.0, 4)]
+        assert runtime.pair_logprobs([PairRequest("Q?", "yes", "no")]) == [(-3.0, -2.0)]
+        assert ("loglikelihood_rolling", 1) in model.calls and ("pair_logprobs", 1) in model.calls
         with pytest.raises(AttributeError):
-            _ = runtime.no_such_attribute
+            _ = runtime.delay_s  # the wrapped runtime's own attributes stay inside it
     finally:
         runtime.close()
 
