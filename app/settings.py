@@ -73,6 +73,15 @@ class Settings(BaseSettings):
                                    "for others to join it, in milliseconds.")
     generation_timeout_s: float = Field(300, gt=0, description="Longest wait for the model's answer; "
                                         "past it the request gets 504.")
+    # Insights (issue 16): the log of asked questions that `tutor report` and /admin/report read.
+    question_log: bool = Field(True, description="Log each answered question per course (time, question, "
+                               "sources and scores, whether it was covered, latency; never the client's "
+                               "address) for `tutor report` and /admin/report; false logs nothing.")
+    question_log_url: str | None = Field(None, description="SQLAlchemy URL of the question log, e.g. "
+                                         "postgresql+psycopg://user:pass@db/tutor (install its driver). "
+                                         "Default: sqlite:///<data_dir>/questions.db.")
+    question_log_retention_days: int = Field(180, ge=1, description="Logged questions older than this "
+                                             "many days are deleted, at start-up and once a day.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -97,6 +106,11 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def question_log_location(self) -> str:
+        """The question log's SQLAlchemy URL: TUTOR_QUESTION_LOG_URL or SQLite under the data directory."""
+        return self.question_log_url or f"sqlite:///{self.data_dir / 'questions.db'}"
 
 
 @lru_cache
