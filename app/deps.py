@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from app.errors import ServiceNotReadyError
 from app.settings import Settings
 from engine.runtime import Runtime
-from insights import QuestionLog, QuestionLogUnavailableError
+from insights import QuestionLog, QuestionLogOffError
 from retrieval import CourseStore, Retriever
 
 
@@ -50,7 +50,7 @@ def get_active_question_log(request: Request) -> QuestionLog:
     """The question log, for the report routes, which have nothing to show without one."""
     log = get_question_log(request)
     if log is None:
-        raise QuestionLogUnavailableError(
+        raise QuestionLogOffError(
             "This server logs no questions (TUTOR_QUESTION_LOG=false), so there is no report; set "
             "TUTOR_QUESTION_LOG=true and restart, or read an existing log with `tutor report`."
         )

@@ -4,6 +4,14 @@ No FastAPI here: the server (app/) writes the log and serves the report page, ``
 reads the same database and writes the same report.
 """
 
-from insights.log import QuestionEntry, QuestionLog, QuestionLogUnavailableError, QuestionStore, record_answer
+from insights.log import (
+    QuestionEntry,
+    QuestionLog,
+    QuestionLogOffError,
+    QuestionLogUnavailableError,
+    QuestionStore,
+    record_answer,
+)
 
-__all__ = ["QuestionEntry", "QuestionLog", "QuestionLogUnavailableError", "QuestionStore", "record_answer"]
+__all__ = ["QuestionEntry", "QuestionLog", "QuestionLogOffError", "QuestionLogUnavailableError",
+           "QuestionStore", "record_answer"]

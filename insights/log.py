@@ -37,7 +37,11 @@ def utc_now() -> datetime:
 
 
 class QuestionLogUnavailableError(RuntimeError):
-    """The question log's database cannot be opened, or the log is switched off."""
+    """The question log's database cannot be opened."""
+
+
+class QuestionLogOffError(LookupError):
+    """The question log is switched off, so there is no report to show."""
 
 
 class Base(DeclarativeBase):

@@ -15,8 +15,9 @@ router = APIRouter(tags=["administration"], dependencies=[Depends(require_admin_
 ERROR_RESPONSES = {
     401: {"description": "No admin key was sent."},
     403: {"description": "The key is wrong, or administration is switched off (no TUTOR_ADMIN_API_KEY)."},
+    404: {"description": "This server logs no questions (TUTOR_QUESTION_LOG=false): there is no report."},
     422: {"description": "A bad course name or number of days."},
-    503: {"description": "The question log is off (TUTOR_QUESTION_LOG=false), or the index is not loaded."},
+    503: {"description": "The index is not loaded."},
 }
 COURSE = Query(..., description="The course to report on.")
 SINCE = Query(None, ge=1, le=36500, description="Only the questions of the last N days (default: all kept).")
