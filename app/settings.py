@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     generation_model: str | None = Field(None, description="The model name at TUTOR_GENERATION_URL. "
                                          "Default: the first one the server lists.")
     generation_api_key: str | None = Field(None, description="Bearer token for TUTOR_GENERATION_URL.")
-    admin_api_key: str | None = Field(None, description="Key for document upload and removal (header "
-                                      "X-API-Key or Authorization: Bearer). Unset: administration is off.")
+    admin_api_key: str | None = Field(None, description="Key for document upload and removal and the "
+                                      "question report (header X-API-Key or Authorization: Bearer). "
+                                      "Unset: administration is off.")
     student_api_key: str | None = Field(None, description="When set, the student endpoints (ask, MCQ, "
                                         "chat completions, courses) need this key too.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
