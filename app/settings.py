@@ -82,7 +82,8 @@ class Settings(BaseSettings):
                                          "postgresql+psycopg://user:pass@db/tutor (install its driver). "
                                          "Default: sqlite:///<data_dir>/questions.db.")
     question_log_retention_days: int = Field(180, ge=1, description="Logged questions older than this "
-                                             "many days are deleted, at start-up and once a day.")
+                                             "many days are deleted: at start-up, then at most once a day "
+                                             "as questions are written.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
