@@ -95,17 +95,21 @@ def test_record_answer_logs_the_sources_pages_and_scores(tmp_path):
 def test_a_full_queue_drops_questions_without_blocking(tmp_path, caplog):
     class StuckStore(QuestionStore):
         def add(self, entries):
-            release.wait(5)
+            writing.set()
+            release.wait(10)
             super().add(entries)
 
-    release = threading.Event()
+    writing, release = threading.Event(), threading.Event()
     log = QuestionLog(StuckStore(f"sqlite:///{tmp_path / 'q.db'}"), max_pending=2)
+    assert log.record(entry("first")) and writing.wait(5)  # the writer is stuck committing it
     started = time.perf_counter()
     accepted = [log.record(entry(f"q{i}")) for i in range(10)]
     assert time.perf_counter() - started < 1
-    assert accepted.count(False) >= 7 and "questions are not logged" in caplog.text
+    assert accepted == [True, True] + [False] * 8
+    assert "questions are not logged" in caplog.text
     release.set()
     log.close()
+    assert len(QuestionStore(log.store.url).entries(COURSE)) == 3
 
 
 def test_a_database_error_is_a_warning_and_the_writer_keeps_going(tmp_path, caplog):
