@@ -34,6 +34,7 @@ COPY app /tmp/src/app
 COPY engine /tmp/src/engine
 COPY retrieval /tmp/src/retrieval
 COPY ingest /tmp/src/ingest
+COPY insights /tmp/src/insights
 COPY cli /tmp/src/cli
 COPY training /tmp/src/training
 RUN pip install /tmp/src \

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from app.errors import ServiceNotReadyError
 from app.settings import Settings
 from engine.runtime import Runtime
+from insights import QuestionLog, QuestionLogOffError
 from retrieval import CourseStore, Retriever
 
 
@@ -40,7 +41,25 @@ def get_retriever(request: Request) -> Retriever:
     return _loaded(request, "retriever")
 
 
+def get_question_log(request: Request) -> QuestionLog | None:
+    """The question log; None (nothing is logged) while it is off (TUTOR_QUESTION_LOG=false) or not open."""
+    return getattr(request.app.state, "question_log", None)
+
+
+def get_active_question_log(request: Request) -> QuestionLog:
+    """The question log, for the report routes, which have nothing to show without one."""
+    log = get_question_log(request)
+    if log is None:
+        raise QuestionLogOffError(
+            "This server logs no questions (TUTOR_QUESTION_LOG=false), so there is no report; set "
+            "TUTOR_QUESTION_LOG=true and restart, or read an existing log with `tutor report`."
+        )
+    return log
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 StoreDep = Annotated[CourseStore, Depends(get_store)]
 RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+QuestionLogDep = Annotated[QuestionLog | None, Depends(get_question_log)]
+ActiveQuestionLogDep = Annotated[QuestionLog, Depends(get_active_question_log)]

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from engine.mcq.engine import MCQInputError
 from engine.runtime.batching import GenerationTimeoutError, RuntimeBusyError
 from engine.runtime.openai import GenerationServerError, RemoteScoringUnsupportedError
+from insights import QuestionLogOffError
 from retrieval import CourseNotFoundError, InvalidCourseNameError
 from retrieval.store import SourceNotFoundError
 
@@ -64,6 +65,7 @@ STATUS_BY_EXCEPTION: dict[type[Exception], int] = {
     RemoteScoringUnsupportedError: 422,
     RuntimeBusyError: 503,
     GenerationTimeoutError: 504,
+    QuestionLogOffError: 404,
 }
 
 

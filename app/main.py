@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.admin.routes import router as admin_router
 from app.errors import register_error_handlers
+from app.insights.routes import router as report_router
 from app.mcq.routes import router as mcq_router
 from app.openai_compat.routes import router as openai_router
 from app.request_limits import RequestLimitMiddleware
-from app.resources import batching, load_resources
+from app.resources import batching, load_resources, open_question_log
 from app.security import StudentKey
 from app.settings import Settings, get_settings
 from app.tutoring.routes import router as tutoring_router
@@ -28,17 +29,21 @@ STATE_OBJECTS = ("runtime", "store", "retriever")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the models and the index once; drop them when the server stops."""
+    """Load the models and the index once, open the question log; drop them when the server stops."""
     resources = await run_in_threadpool(load_resources, app.state.settings)
     resources.runtime = batching(resources.runtime, app.state.settings)
     for name in STATE_OBJECTS:
         setattr(app.state, name, getattr(resources, name))
+    app.state.question_log = await run_in_threadpool(open_question_log, app.state.settings)
     try:
         yield
     finally:
         for name in STATE_OBJECTS:
             setattr(app.state, name, None)  # routes answer 503 from here on
         await run_in_threadpool(resources.runtime.close)  # lets queued model work finish first
+        if app.state.question_log is not None:  # after the runtime: the last answers get logged too
+            await run_in_threadpool(app.state.question_log.close)
+        app.state.question_log = None
         logger.info("Released the model and the index.")
 
 
@@ -53,6 +58,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     for name in STATE_OBJECTS:
         setattr(app.state, name, None)
+    app.state.question_log = None  # questions are logged once the lifespan opens the log
     register_error_handlers(app)
     mib = 1024 * 1024
     app.add_middleware(RequestLimitMiddleware, max_body_bytes=int(app.state.settings.max_request_mb * mib),
@@ -62,6 +68,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_router, dependencies=[StudentKey])
     app.include_router(mcq_router, dependencies=[StudentKey])
     app.include_router(admin_router)
+    app.include_router(report_router)
     attach_page_and_cors(app, app.state.settings)
     return app
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.settings import Settings
     from engine.runtime import Runtime
     from engine.runtime.batching import BatchingRuntime
+    from insights import QuestionLog, QuestionStore
     from retrieval import CourseStore, Embedder, Retriever
 
 logger = logging.getLogger(__name__)
@@ -108,3 +109,35 @@ def load_resources(settings: Settings) -> Resources:
     runtime = open_runtime(settings)
     logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, embedder.name, store.location)
     return Resources(runtime=runtime, store=store, retriever=Retriever(store, embedder))
+
+
+def open_question_store(settings: Settings) -> QuestionStore:
+    """The question log's database (TUTOR_QUESTION_LOG_URL, or SQLite under the data directory), for reading.
+
+    Raises QuestionLogUnavailableError, naming the setting, when the database cannot be opened.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from insights import QuestionLogUnavailableError, QuestionStore
+
+    try:
+        return QuestionStore(settings.question_log_location,
+                             retention_days=settings.question_log_retention_days)
+    except (SQLAlchemyError, ImportError, OSError) as error:
+        raise QuestionLogUnavailableError(
+            f"The question log at TUTOR_QUESTION_LOG_URL={settings.question_log_location!r} cannot be opened "
+            f"({error}). Fix the URL (and install its database driver), or set TUTOR_QUESTION_LOG=false."
+        ) from error
+
+
+def open_question_log(settings: Settings) -> QuestionLog | None:
+    """The server's question log, writing in the background; None when TUTOR_QUESTION_LOG is off."""
+    from insights import QuestionLog
+
+    if not settings.question_log:
+        logger.info("The question log is off (TUTOR_QUESTION_LOG=false): no question is recorded.")
+        return None
+    log = QuestionLog(open_question_store(settings))
+    logger.info("Logging questions to %s (kept %d days).", log.store.location,
+                settings.question_log_retention_days)
+    return log

@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     generation_model: str | None = Field(None, description="The model name at TUTOR_GENERATION_URL. "
                                          "Default: the first one the server lists.")
     generation_api_key: str | None = Field(None, description="Bearer token for TUTOR_GENERATION_URL.")
-    admin_api_key: str | None = Field(None, description="Key for document upload and removal (header "
-                                      "X-API-Key or Authorization: Bearer). Unset: administration is off.")
+    admin_api_key: str | None = Field(None, description="Key for document upload and removal and the "
+                                      "question report (header X-API-Key or Authorization: Bearer). "
+                                      "Unset: administration is off.")
     student_api_key: str | None = Field(None, description="When set, the student endpoints (ask, MCQ, "
                                         "chat completions, courses) need this key too.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -73,6 +74,16 @@ class Settings(BaseSettings):
                                    "for others to join it, in milliseconds.")
     generation_timeout_s: float = Field(300, gt=0, description="Longest wait for the model's answer; "
                                         "past it the request gets 504.")
+    # Insights (issue 16): the log of asked questions that `tutor report` and /admin/report read.
+    question_log: bool = Field(True, description="Log each answered question per course (time, question, "
+                               "sources and scores, whether it was covered, latency; never the client's "
+                               "address) for `tutor report` and /admin/report; false logs nothing.")
+    question_log_url: str | None = Field(None, description="SQLAlchemy URL of the question log, e.g. "
+                                         "postgresql+psycopg://user:pass@db/tutor (install its driver). "
+                                         "Default: sqlite:///<data_dir>/questions.db.")
+    question_log_retention_days: int = Field(180, ge=1, description="Logged questions older than this "
+                                             "many days are deleted: at start-up, then at most once a day "
+                                             "as questions are written.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -97,6 +108,11 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def question_log_location(self) -> str:
+        """The question log's SQLAlchemy URL: TUTOR_QUESTION_LOG_URL or SQLite under the data directory."""
+        return self.question_log_url or f"sqlite:///{self.data_dir / 'questions.db'}"
 
 
 @lru_cache

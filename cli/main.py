@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "cli.eval_answers_commands",
     "cli.ingest_commands",
     "cli.mcq_commands",
+    "cli.report_commands",
     "cli.quant_commands",
     "cli.serve_commands",
     "cli.train_commands",

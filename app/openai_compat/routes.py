@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import RetrieverDep, RuntimeDep, SettingsDep, StoreDep
+from app.deps import QuestionLogDep, RetrieverDep, RuntimeDep, SettingsDep, StoreDep
 from app.openai_compat import service
 from app.openai_compat.schemas import ChatCompletion, ChatCompletionRequest, ModelList
 from app.sse import event_stream
@@ -30,10 +30,10 @@ async def models(store: StoreDep, runtime: RuntimeDep) -> ModelList:
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses={
     **ERROR_RESPONSES, 200: {"description": "A completion, or with stream: true server-sent chunk events."}})
 async def chat_completions(request: ChatCompletionRequest, retriever: RetrieverDep, runtime: RuntimeDep,
-                           settings: SettingsDep):
+                           settings: SettingsDep, question_log: QuestionLogDep):
     """Answer the last user message from the course named by ``model``; citations in ``citations``."""
     prepared = await run_in_threadpool(service.prepare_chat, request, retriever=retriever, runtime=runtime,
                                        settings=settings)
     if request.stream:
-        return event_stream(service.stream_events(request, prepared, runtime))
-    return await run_in_threadpool(service.complete, request, prepared, runtime)
+        return event_stream(service.stream_events(request, prepared, runtime, question_log))
+    return await run_in_threadpool(service.complete, request, prepared, runtime, question_log)

@@ -28,6 +28,7 @@ from app.sse import sse_event
 from app.tutoring.service import answer_options, citations_for
 from engine.grounded import AnswerOptions, PreparedAnswer, generate_answer, prepare_answer, stream_answer
 from engine.runtime import GenerationRequest, Runtime
+from insights import QuestionLog, record_answer
 from retrieval import CourseStore, Retriever
 
 
@@ -51,9 +52,13 @@ def course_of(model: str, runtime: Runtime) -> str | None:
     )
 
 
+def user_texts(request: ChatCompletionRequest) -> list[str]:
+    return [m.text().strip() for m in request.messages if m.role == "user"]
+
+
 def last_user_text(request: ChatCompletionRequest, settings: Settings) -> str:
     """The question retrieval runs on: the last user message, within the server's limit."""
-    texts = [m.text().strip() for m in request.messages if m.role == "user"]
+    texts = user_texts(request)
     if not texts or not texts[-1]:
         raise InvalidRequestError("The conversation has no user message to answer; end it with one.")
     check_question(texts[-1], settings, what="The last user message")
@@ -85,9 +90,21 @@ def prepare_chat(request: ChatCompletionRequest, *, retriever: Retriever, runtim
     return prepare_answer(retriever, course, question, conversation=earlier, options=options)
 
 
-def complete(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: Runtime) -> ChatCompletion:
+def record_chat(question_log: QuestionLog | None, request: ChatCompletionRequest, prepared: PreparedAnswer,
+                runtime: Runtime, *, route: str, generation_s: float) -> None:
+    """Log a course model's answer; the bare model's plain chat is no course question and is not logged."""
+    course = course_of(request.model, runtime)
+    if course is not None:
+        record_answer(question_log, course=course, question=user_texts(request)[-1], route=route,
+                      model=runtime.model_name, sources=prepared.sources,
+                      not_covered=prepared.generation is None, latency_s=prepared.retrieval_s + generation_s)
+
+
+def complete(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: Runtime,
+             question_log: QuestionLog | None = None) -> ChatCompletion:
     """Generate the whole answer (stream: false)."""
     answer = generate_answer(runtime, prepared)
+    record_chat(question_log, request, prepared, runtime, route="chat", generation_s=answer.generation_s)
     usage = Usage(prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
                   total_tokens=answer.prompt_tokens + answer.completion_tokens)
     return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
@@ -96,8 +113,8 @@ def complete(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: 
                           usage=usage, citations=citations_for(answer.sources))
 
 
-def stream_events(request: ChatCompletionRequest, prepared: PreparedAnswer,
-                  runtime: Runtime) -> Iterator[str]:
+def stream_events(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: Runtime,
+                  question_log: QuestionLog | None = None) -> Iterator[str]:
     """The completion as OpenAI's chunk events: role and citations, content deltas, finish, [DONE]."""
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": request.model}
@@ -108,7 +125,10 @@ def stream_events(request: ChatCompletionRequest, prepared: PreparedAnswer,
 
     yield chunk({"role": "assistant", "content": ""},
                 citations=[c.model_dump() for c in citations_for(prepared.sources)])
+    started = time.perf_counter()
     for piece in stream_answer(runtime, prepared):
         yield chunk({"content": piece})
+    record_chat(question_log, request, prepared, runtime, route="chat/stream",
+                generation_s=time.perf_counter() - started)
     yield chunk({}, "stop")
     yield sse_event("[DONE]")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import RetrieverDep, RuntimeDep, SettingsDep, StoreDep
+from app.deps import QuestionLogDep, RetrieverDep, RuntimeDep, SettingsDep, StoreDep
 from app.tutoring import service
 from app.tutoring.schemas import AskRequest, AskResponse, CoursesResponse, HealthResponse
 
@@ -20,11 +20,11 @@ ERROR_RESPONSES = {
 
 
 @router.post("/v1/ask", response_model=AskResponse, responses=ERROR_RESPONSES)
-async def ask(request: AskRequest, retriever: RetrieverDep, runtime: RuntimeDep,
-              settings: SettingsDep) -> AskResponse:
+async def ask(request: AskRequest, retriever: RetrieverDep, runtime: RuntimeDep, settings: SettingsDep,
+              question_log: QuestionLogDep) -> AskResponse:
     """Answer a question from a course's material, citing the pages used as [n]."""
     return await run_in_threadpool(service.ask, request, retriever=retriever, runtime=runtime,
-                                   settings=settings)
+                                   settings=settings, question_log=question_log)
 
 
 @router.get("/v1/courses", response_model=CoursesResponse, responses={503: ERROR_RESPONSES[503]})

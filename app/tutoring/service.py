@@ -20,6 +20,7 @@ from app.tutoring.schemas import (
 )
 from engine.grounded import AnswerOptions, GroundedAnswer, PreparedAnswer, answer_question, prepare_answer
 from engine.runtime import Runtime
+from insights import QuestionLog, record_answer
 from retrieval import CourseStore, Hit, Retriever
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,17 @@ def prepare_ask(request: AskRequest, *, retriever: Retriever, settings: Settings
                           options=answer_options(settings, request.model_dump()))
 
 
-def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings: Settings) -> AskResponse:
+def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings: Settings,
+        question_log: QuestionLog | None = None) -> AskResponse:
     """Answer from the course's best chunks with numbered citations; with none relevant, say so."""
     check_ask(request, settings)
     answer: GroundedAnswer = answer_question(retriever, runtime, request.course, request.question,
                                              options=answer_options(settings, request.model_dump()))
     if answer.not_covered:
         logger.info("No chunk of %s scored above %.2f for the question.", request.course, settings.min_score)
+    record_answer(question_log, course=request.course, question=request.question, route="ask",
+                  model=runtime.model_name, sources=answer.sources, not_covered=answer.not_covered,
+                  latency_s=answer.retrieval_s + answer.generation_s)
     return AskResponse(answer=answer.text, citations=citations_for(answer.sources), model=runtime.model_name,
                        timings=timings_of(answer.retrieval_s, answer.generation_s))
 

@@ -16,21 +16,24 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import RetrieverDep, RuntimeDep, SettingsDep
+from app.deps import QuestionLogDep, RetrieverDep, RuntimeDep, SettingsDep
 from app.sse import event_stream, sse_event
 from app.tutoring.routes import ERROR_RESPONSES
 from app.tutoring.schemas import AskRequest
 from app.tutoring.service import citations_for, prepare_ask, timings_of
 from engine.grounded import PreparedAnswer, stream_answer
 from engine.runtime import Runtime
+from insights import QuestionLog, record_answer
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["tutoring"])
 
 
-def answer_events(prepared: PreparedAnswer, runtime: Runtime) -> Iterator[str]:
-    """Citations first, then the answer piece by piece, then the whole answer with timings."""
+def answer_events(prepared: PreparedAnswer, runtime: Runtime, request: AskRequest,
+                  question_log: QuestionLog | None = None) -> Iterator[str]:
+    """Citations first, then the answer piece by piece, then the whole answer with timings (and the
+    question logged, once the answer is complete)."""
     citations = [c.model_dump() for c in citations_for(prepared.sources)]
     yield sse_event({"type": "citations", "citations": citations, "model": runtime.model_name})
     started, pieces = time.perf_counter(), []
@@ -43,13 +46,16 @@ def answer_events(prepared: PreparedAnswer, runtime: Runtime) -> Iterator[str]:
         yield sse_event({"type": "error", "detail": f"Generating the answer failed: {error}"})
         return
     timings = timings_of(prepared.retrieval_s, time.perf_counter() - started)
+    record_answer(question_log, course=request.course, question=request.question, route="ask/stream",
+                  model=runtime.model_name, sources=prepared.sources,
+                  not_covered=prepared.generation is None, latency_s=timings.total_s)
     yield sse_event({"type": "done", "answer": "".join(pieces).strip(), "timings": timings.model_dump()})
 
 
 @router.post("/v1/ask/stream", responses={
     **ERROR_RESPONSES, 200: {"description": "Server-sent events: citations, delta..., done."}})
 async def ask_stream(request: AskRequest, retriever: RetrieverDep, runtime: RuntimeDep,
-                     settings: SettingsDep) -> StreamingResponse:
+                     settings: SettingsDep, question_log: QuestionLogDep) -> StreamingResponse:
     """Answer like /v1/ask, streaming the answer as it is generated."""
     prepared = await run_in_threadpool(prepare_ask, request, retriever=retriever, settings=settings)
-    return event_stream(answer_events(prepared, runtime))
+    return event_stream(answer_events(prepared, runtime, request, question_log))

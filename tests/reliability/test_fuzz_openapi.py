@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from app.main import build_app  # noqa: E402
+from app.resources import open_question_log  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from ingest.run import ingest_paths  # noqa: E402
 from retrieval import CourseStore, Retriever  # noqa: E402
@@ -53,6 +54,7 @@ def fuzzed_app(folder: Path):
     settings = Settings(data_dir=folder, admin_api_key=ADMIN, max_question_chars=500, max_new_tokens=32)
     app = fake_app(settings, FakeRuntime(), store, Retriever(store, embedder))
     app.router.lifespan_context = no_models
+    app.state.question_log = open_question_log(settings)  # the report pages read it
     return app
 
 

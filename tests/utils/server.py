@@ -39,6 +39,11 @@ class LiveServer:
     def client(self, timeout: float = 300.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
+    @property
+    def question_log(self) -> Path:
+        """The SQLite question log the server writes (in its working directory, unless the test set one)."""
+        return self.log_path.parent / "questions.db"
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -63,8 +68,10 @@ def running_server(settings_env: dict[str, str], *, extra_args: tuple[str, ...] 
                "--log-level", "warning", *extra_args]
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=workdir, env=server_environment(settings_env), stdout=log,
-                                   stderr=subprocess.STDOUT)
+        # The question log goes to the server's own folder (LiveServer.question_log), not the data directory.
+        env = server_environment({"TUTOR_QUESTION_LOG_URL": f"sqlite:///{workdir / 'questions.db'}",
+                                  **settings_env})
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
         wait_until_ready(process, server.url, timeout_s=startup_timeout_s, log_tail=server.log_tail)
