@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     top_k: int = Field(4, ge=1, le=20, description="Chunks retrieved per question by default.")
     min_score: float = Field(0.25, ge=-1, le=1, description="Chunks below this cosine similarity are "
                              "not used; with none left the tutor says the course does not cover it.")
+    retrieval: Literal["dense", "lexical", "hybrid"] = Field(
+        "hybrid", description="How courses are searched: dense (embeddings), lexical (BM25) or hybrid "
+        "(both, fused). In lexical and hybrid mode TUTOR_MIN_SCORE applies to the best dense candidate.")
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with 422.")
     max_new_tokens: int = Field(256, ge=1, description="Default and upper bound of generated tokens.")
     # 128: the length all-MiniLM-L6-v2 was trained on; it found the right page more often than 200.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 # Bounds that do not depend on settings; the settings-dependent ones (question length,
@@ -16,6 +18,8 @@ class AskRequest(BaseModel):
     question: str = Field(..., description="The student's question, in plain text.")
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K,
                               description="Chunks to retrieve (default TUTOR_TOP_K).")
+    retrieval: Literal["dense", "lexical", "hybrid"] | None = Field(
+        None, description="How to search the course (default TUTOR_RETRIEVAL).")
     max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate "
                                        "(default and upper bound TUTOR_MAX_NEW_TOKENS).")
     temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 answers greedily; "
