@@ -18,6 +18,7 @@ app.add_typer(eval_app, name="eval")
 
 # Each module defines register(app, eval_app) and adds its commands.
 COMMAND_MODULES = [
+    "cli.eval_retrieval_commands",
     "cli.ingest_commands",
     "cli.mcq_commands",
     "cli.quant_commands",
