@@ -50,15 +50,25 @@ class LexicalSettings:
         return f"{self.stemmer}-{self.stopwords}-{self.k1}-{self.b}"
 
 
+_THREAD = threading.local()
+
+
+def _stemmer(language: str):
+    """One PyStemmer per thread and language: making one costs more than stemming a question, and a
+    stemmer's word cache must not be shared between threads."""
+    stemmers = _THREAD.__dict__.setdefault("stemmers", {})
+    if language not in stemmers:
+        import Stemmer
+
+        stemmers[language] = Stemmer.Stemmer(language)
+    return stemmers[language]
+
+
 def tokenize(texts: list[str], settings: LexicalSettings) -> list[list[str]]:
     """Lower-cased words of each text, stop words removed and stemmed as ``settings`` say."""
     import bm25s
 
-    stemmer = None
-    if settings.stemmer:
-        import Stemmer
-
-        stemmer = Stemmer.Stemmer(settings.stemmer)
+    stemmer = _stemmer(settings.stemmer) if settings.stemmer else None
     return bm25s.tokenize(texts, stopwords=settings.stopwords, stemmer=stemmer, return_ids=False,
                           show_progress=False)
 
@@ -94,8 +104,9 @@ class LexicalIndex:
         [terms] = tokenize([query], self.settings)
         if not any(term in self.bm25.vocab_dict for term in terms):
             return []
+        # n_threads=0: in the calling thread (1 would start a thread pool per question).
         documents, scores = self.bm25.retrieve([terms], k=min(k, len(self.chunks)), show_progress=False,
-                                               n_threads=1)
+                                               n_threads=0)
         pairs = zip(documents[0], scores[0], strict=True)
         return [(self.chunks[int(doc)], float(score)) for doc, score in pairs if score > 0]
 
