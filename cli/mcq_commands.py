@@ -70,6 +70,7 @@ def eval_mcq(
     try:
         check_options(options)
         options.top_k, options.min_score = settings.top_k, settings.min_score
+        options.retrieval = settings.retrieval
         engine = build_engine(settings, use_context=use_context)
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = evaluate_file(engine, file, options, limit=limit, out=target)

@@ -58,8 +58,10 @@ class HybridSettings:
         rrf_k: RRF's rank offset (60 in the original paper).
     """
 
+    # Chosen on sciq-dev and SQuAD together (README, "Retrieval"): convex beat RRF on both, and a dense
+    # share of 0.2 with 30 candidates had the best mean MRR@10 of the weights 0.1 to 0.6 and 10 to 30.
     fusion: Fusion = "convex"
-    weight: float = 0.3
+    weight: float = 0.2
     candidates: int = 30
     rrf_k: int = 60
 
