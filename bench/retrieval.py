@@ -12,7 +12,10 @@ noise and renormalised), written through the store in files of ``--file-chunks``
 size of ``--steps``: lexical index build time and memory, and p50/p95 latency per mode over the
 gold questions (query embedding with the real model included).
 
-    .venv/bin/python bench/retrieval.py --index DATA/chroma --course sciq-dev \\
+Run it as a module from the repository root (``bench/retrieval.py`` as a script would shadow the
+``retrieval`` package)::
+
+    .venv/bin/python -m bench.retrieval --index DATA/chroma --course sciq-dev \\
         --gold ../shared/data/courses/sciq-dev/sciq-dev-mcq.jsonl --steps 10000,100000
 """
 
