@@ -81,8 +81,9 @@ class MCQOptions:
     top_k: int = 4
     min_score: float | None = None
     retrieval: RetrievalMode = "hybrid"
-    # The options name the things the question is about; searching with them finds the page more often.
-    query_with_choices: bool = True
+    # Searching with the options too found the gold page first for 91.9% of sciq-dev's questions in
+    # hybrid mode, against 92.6% with the question alone: the distractors add as much noise as signal.
+    query_with_choices: bool = False
     max_new_tokens: int | None = None  # None: the prompt format's budget
 
     @property
