@@ -304,10 +304,16 @@ class CourseStore:
         where: dict = {"version": {"$in": live}}
         if source is not None:
             where = {"$and": [where, {"source": source}]}
-        result = collection.get(where=where, include=["documents", "metadatas"])
-        pairs = zip(result["documents"], result["metadatas"], strict=True)
-        found = [_chunk(text, meta) for text, meta in pairs]
-        return sorted(found, key=lambda chunk: (chunk.source, chunk.index))
+        found: list[Chunk] = []
+        # Pages of at most max_batch: one get of a 100,000-chunk course fails in Chroma's SQLite
+        # ("too many SQL variables").
+        while True:
+            result = collection.get(where=where, include=["documents", "metadatas"], limit=self.max_batch,
+                                    offset=len(found))
+            found += [_chunk(text, meta) for text, meta in zip(result["documents"], result["metadatas"],
+                                                                strict=True)]
+            if len(result["ids"]) < self.max_batch:
+                return sorted(found, key=lambda chunk: (chunk.source, chunk.index))
 
     def query(self, course: str, embedding: list[float], k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` live chunks nearest to ``embedding``, with cosine similarity."""

@@ -135,3 +135,10 @@ def test_convex_fusion_divides_each_side_by_its_best_score():
 def test_rrf_adds_reciprocal_ranks():
     fused = fuse_rrf([["a", "b"], ["b"]], k=1)
     assert fused == pytest.approx({"a": 0.5, "b": 1 / 3 + 1 / 2})
+
+
+def test_live_chunks_are_read_in_pages_of_max_batch(store):
+    """A 100,000-chunk course cannot be read in one get (SQLite's variable limit); pages add up to it."""
+    whole = store_view(store)
+    store.max_batch = 1
+    assert store_view(store) == whole and len(whole) == 4
