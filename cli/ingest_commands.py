@@ -101,14 +101,16 @@ def ingest(
 def courses(
     chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index."),
 ) -> None:
-    """List the courses in the index with their file and chunk counts."""
+    """List the courses in the index with their file and chunk counts and their lexical index."""
     store = open_store(build_settings(chroma_url=chroma_url))
     names = store.courses()
     if not names:
         typer.echo(f"No courses yet in {store.location}. Add one with `tutor ingest PATH --course NAME`.")
     for name in names:
         infos = store.sources(name)
-        typer.echo(f"{name}\t{len(infos)} files\t{sum(i.chunks for i in infos)} chunks")
+        lexical = store.lexical_index(name)  # checked against the store, rebuilt if it differs
+        typer.echo(f"{name}\t{len(infos)} files\t{sum(i.chunks for i in infos)} chunks\tlexical index "
+                   f"{lexical.size_bytes / 2**20:.1f} MiB, built in {lexical.build_s:.2f} s")
 
 
 def sources(

@@ -21,6 +21,7 @@ app.add_typer(eval_app, name="eval")
 COMMAND_MODULES = [
     "cli.data_commands",
     "cli.eval_answers_commands",
+    "cli.eval_retrieval_commands",
     "cli.ingest_commands",
     "cli.mcq_commands",
     "cli.report_commands",

@@ -85,6 +85,7 @@ def eval_mcq(
     try:
         check_options(options)
         options.top_k, options.min_score = settings.top_k, settings.min_score
+        options.retrieval = settings.retrieval
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = run_eval_mcq(settings, file, options, limit=limit, out=target)
     except (MCQInputError, MCQFileError) as error:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
-from retrieval import NO_CONTEXT_ANSWER, Hit, Retriever, build_grounded_prompt
+from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class AnswerOptions:
 
     top_k: int = 4
     min_score: float | None = None
+    retrieval: RetrievalMode = "hybrid"
     max_new_tokens: int = 256
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
@@ -69,7 +70,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     between the tutor's system prompt and the grounded question.
     """
     started = time.perf_counter()
-    hits = retriever.search(course, question, k=options.top_k, min_score=options.min_score)
+    hits = retriever.search(course, question, k=options.top_k, min_score=options.min_score,
+                            mode=options.retrieval)
     if not hits:
         return PreparedAnswer(None, retrieval_s=time.perf_counter() - started)
     prompt = build_grounded_prompt(question, hits)

@@ -192,5 +192,7 @@ def ingest_paths(
     finally:
         if own_pool and pool is not None:
             pool.shutdown(cancel_futures=True)
+    if course in store.courses():  # the lexical index follows what this run committed
+        store.lexical_index(course)
     report.seconds = time.perf_counter() - started
     return report

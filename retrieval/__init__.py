@@ -1,9 +1,10 @@
-"""Retrieval: the embedder, the course store (the only code that talks to Chroma),
-search, and grounded prompt building with numbered citations."""
+"""Retrieval: the embedder, the course store (the only code that talks to Chroma) with its
+lexical index, dense/lexical/hybrid search, and grounded prompt building with numbered citations."""
 
 from retrieval.embedder import Embedder
+from retrieval.lexical import LexicalSettings
 from retrieval.prompt import NO_CONTEXT_ANSWER, GroundedPrompt, build_grounded_prompt
-from retrieval.search import Hit, Retriever
+from retrieval.search import MODES, Hit, HybridSettings, RetrievalMode, Retriever, UnknownRetrievalModeError
 from retrieval.store import (
     Chunk,
     CourseNotFoundError,
@@ -15,6 +16,7 @@ from retrieval.store import (
 )
 
 __all__ = [
+    "MODES",
     "NO_CONTEXT_ANSWER",
     "Chunk",
     "CourseNotFoundError",
@@ -23,9 +25,13 @@ __all__ = [
     "EmbedderMismatchError",
     "GroundedPrompt",
     "Hit",
+    "HybridSettings",
     "InvalidCourseNameError",
+    "LexicalSettings",
+    "RetrievalMode",
     "Retriever",
     "SourceInfo",
     "SourceNotFoundError",
+    "UnknownRetrievalModeError",
     "build_grounded_prompt",
 ]

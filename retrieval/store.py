@@ -5,17 +5,25 @@ Crash safety without transactions: a file's new chunks are written first under a
 ``source -> version``) makes them live, then the old version's chunks are deleted.
 A run killed at any point leaves either the old or the new version visible, never a
 mix; ``repair`` deletes leftovers of killed runs and the next run redoes the file.
+
+Every manifest write also stores a fresh ``generation``, so the manifest's fingerprint changes with
+each commit; the lexical index (retrieval/lexical.py) is labelled with the fingerprint it was built
+from and rebuilt from the live chunks whenever the store shows another one.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import logging
 import re
 import threading
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from retrieval.lexical import LexicalIndex, LexicalIndexes, LexicalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +32,8 @@ COURSE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
 MANIFEST_PREFIX = "src:"
 SCHEMA_KEY = "tutor_schema"
 EMBEDDER_KEY = "tutor_embedder"  # the model that made the course's vectors
+GENERATION_KEY = "tutor_generation"  # changes with every commit; the lexical index follows it
+LEXICAL_FOLDER = "tutor-lexical"  # inside an embedded store's folder
 
 
 class CourseNotFoundError(LookupError):
@@ -108,9 +118,12 @@ class CourseStore:
     Args:
         path: folder of an embedded (persistent) Chroma; used when ``url`` is None.
         url: a Chroma server, e.g. "http://127.0.0.1:8001".
+        lexical: how the lexical (BM25) indexes tokenise; kept on disk beside an embedded store,
+            built in memory by each process for a server.
     """
 
-    def __init__(self, path: str | Path | None = None, url: str | None = None):
+    def __init__(self, path: str | Path | None = None, url: str | None = None,
+                 lexical: LexicalSettings | None = None):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -126,14 +139,17 @@ class CourseStore:
                 settings=chroma_settings,
             )
             self.location = url
+            lexical_folder = None
         elif path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
             self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
             self.location = str(path)
+            lexical_folder = Path(path) / LEXICAL_FOLDER
         else:
             raise ValueError("CourseStore needs a path (embedded Chroma) or a url (Chroma server).")
         self.max_batch = self.client.get_max_batch_size()
         self._manifest_lock = threading.Lock()
+        self.lexical = LexicalIndexes(lexical_folder, lexical or LexicalSettings())
 
     # -- courses ---------------------------------------------------------------------
     def courses(self) -> list[str]:
@@ -172,6 +188,7 @@ class CourseStore:
     def remove_course(self, course: str) -> None:
         self._collection(course)
         self.client.delete_collection(course)
+        self.lexical.drop(course)
 
     # -- the manifest: which version of each source is live ---------------------------
     @staticmethod
@@ -196,7 +213,14 @@ class CourseStore:
         else:
             metadata[key] = f"{entry['file_hash']}:{entry['chunks']}:{entry['pages']}"
         metadata[SCHEMA_KEY] = 1
+        metadata[GENERATION_KEY] = uuid.uuid4().hex
         collection.modify(metadata=metadata)
+
+    def _fingerprint(self, collection) -> str:
+        """Names the live content of a course: the manifest and the generation of its last commit."""
+        metadata = collection.metadata or {}
+        state = [sorted(self._manifest(collection).items()), str(metadata.get(GENERATION_KEY))]
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
     def _live_versions(self, collection) -> list[str]:
         return [_version(s, e["file_hash"]) for s, e in self._manifest(collection).items()]
@@ -247,6 +271,7 @@ class CourseStore:
         with self._manifest_lock:
             self._write_manifest(collection, source, None)
         collection.delete(where={"source": source})
+        self.lexical_index(course)
         return entry["chunks"]
 
     def repair(self, course: str) -> int:
@@ -270,17 +295,25 @@ class CourseStore:
 
     def chunks(self, course: str, source: str | None = None) -> list[Chunk]:
         """The live chunks of ``course`` (of one ``source`` if given), by source and index."""
-        collection = self._collection(course)
+        return self._live_chunks(self._collection(course), source)
+
+    def _live_chunks(self, collection, source: str | None = None) -> list[Chunk]:
         live = self._live_versions(collection)
         if not live:
             return []
         where: dict = {"version": {"$in": live}}
         if source is not None:
             where = {"$and": [where, {"source": source}]}
-        result = collection.get(where=where, include=["documents", "metadatas"])
-        pairs = zip(result["documents"], result["metadatas"], strict=True)
-        found = [_chunk(text, meta) for text, meta in pairs]
-        return sorted(found, key=lambda chunk: (chunk.source, chunk.index))
+        found: list[Chunk] = []
+        # Pages of at most max_batch: one get of a 100,000-chunk course fails in Chroma's SQLite
+        # ("too many SQL variables").
+        while True:
+            result = collection.get(where=where, include=["documents", "metadatas"], limit=self.max_batch,
+                                    offset=len(found))
+            found += [_chunk(text, meta) for text, meta in zip(result["documents"], result["metadatas"],
+                                                                strict=True)]
+            if len(result["ids"]) < self.max_batch:
+                return sorted(found, key=lambda chunk: (chunk.source, chunk.index))
 
     def query(self, course: str, embedding: list[float], k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` live chunks nearest to ``embedding``, with cosine similarity."""
@@ -299,6 +332,30 @@ class CourseStore:
                                         result["distances"][0], strict=True):
             hits.append((_chunk(text, meta), 1.0 - float(distance)))
         return hits
+
+    # -- the lexical index -------------------------------------------------------------
+    def lexical_index(self, course: str) -> LexicalIndex:
+        """The BM25 index of exactly the live chunks of ``course``, rebuilt if the store changed.
+
+        The fingerprint is read again after building: a commit that landed meanwhile means another
+        pass, so the index returned always matches one state of the store.
+        """
+        for _ in range(3):
+            collection = self._collection(course)
+            fingerprint = self._fingerprint(collection)
+            index = self.lexical.cached(course, fingerprint)
+            if index is not None:
+                return index
+            index = self.lexical.get(course, fingerprint, lambda c=collection: self._live_chunks(c))
+            if self._fingerprint(self._collection(course)) == fingerprint:
+                return index
+        logger.warning("Course %s kept changing while its lexical index was built; using the last build.",
+                       course)
+        return index
+
+    def lexical_query(self, course: str, text: str, k: int) -> list[tuple[Chunk, float]]:
+        """The ``k`` live chunks that best match ``text`` by BM25, with their scores."""
+        return self.lexical_index(course).search(text, k)
 
 
 def _chunk(text: str, meta: dict) -> Chunk:

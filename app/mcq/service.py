@@ -34,6 +34,7 @@ from app.tutoring.service import citations_for
 from engine.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction, check_options
 from engine.mcq.letters import LETTERS
 from engine.mcq.metrics import aggregate
+from retrieval import RetrievalMode
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,13 @@ class RetrievalDefaults:
 
     top_k: int = 4
     min_score: float | None = None
+    retrieval: RetrievalMode = "hybrid"
 
 
 def options_from(request: MCQSettings, defaults: RetrievalDefaults) -> MCQOptions:
     return MCQOptions(method=request.method, prompt_format=request.prompt_format, course=request.course,
-                      use_context=request.use_context, top_k=defaults.top_k, min_score=defaults.min_score)
+                      use_context=request.use_context, top_k=defaults.top_k, min_score=defaults.min_score,
+                      retrieval=defaults.retrieval)
 
 
 def option_scores(prediction: MCQPrediction) -> list[OptionScore] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 # Bounds that do not depend on settings; the settings-dependent ones (question length,
@@ -16,6 +18,8 @@ class AskRequest(BaseModel):
     question: str = Field(..., description="The student's question, in plain text.")
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K,
                               description="Chunks to retrieve (default TUTOR_TOP_K).")
+    retrieval: Literal["dense", "lexical", "hybrid"] | None = Field(
+        None, description="How to search the course (default TUTOR_RETRIEVAL).")
     max_new_tokens: int | None = Field(None, ge=1, description="Most tokens to generate "
                                        "(default and upper bound TUTOR_MAX_NEW_TOKENS).")
     temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 answers greedily; "
@@ -39,7 +43,8 @@ class Citation(BaseModel):
     n: int = Field(..., description="The number the answer uses to cite this source, as [n].")
     source: str = Field(..., description="The course file the excerpt comes from.")
     page: int = Field(..., description="The (1-based) page where the excerpt starts.")
-    score: float = Field(..., description="Cosine similarity between the question and the excerpt.")
+    score: float = Field(..., description="How well the excerpt matches the question: the cosine similarity in dense "
+                         "mode; in lexical and hybrid mode the (fused) score scaled so the best candidate is 1.")
     excerpt: str = Field(..., description="The start of the retrieved text.")
 
 

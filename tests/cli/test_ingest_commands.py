@@ -38,6 +38,7 @@ def test_ingest_reports_a_summary_and_courses_lists_the_course(tutor, tmp_path):
     assert "files" in out and "chunks" in out
     code, out, _ = tutor("courses")
     assert code == 0 and out.startswith("waves-101\t1 files\t")
+    assert "\tlexical index " in out and " MiB, built in " in out
     code, out, _ = tutor("sources", "--course", "waves-101")
     assert code == 0 and out.startswith("waves.pdf\t2 pages\t")
 

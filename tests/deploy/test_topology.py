@@ -135,3 +135,32 @@ def test_upload_and_remove_a_pdf_on_the_live_server(primary_tutor):
         assert removed.json()["removed_chunks"] == first.json()["chunks"]
         assert http.get(url, headers={"X-API-Key": ADMIN_KEY}).json()["documents"] == []
         assert http.delete(f"{url}/{pdf.name}", headers={"X-API-Key": ADMIN_KEY}).status_code == 404
+
+
+def test_hybrid_search_through_the_chroma_server_follows_another_process_s_ingestion(chroma_url, embedder,
+                                                                                       tmp_path):
+    """Two clients of one Chroma server (the CLI ingesting, an API process searching): the searcher
+    builds its lexical index in memory from the server's chunks and rebuilds it after each commit."""
+    from ingest.run import ingest_paths
+    from retrieval import CourseStore, Retriever
+    from tests.utils import pdfs
+
+    course, pdf = "hybrid-topology", tmp_path / "optics.pdf"
+    writer, searcher = CourseStore(url=chroma_url), CourseStore(url=chroma_url)
+    retriever = Retriever(searcher, embedder)
+    try:
+        pdfs.text_pdf(pdf, ["Refraction bends light where it enters glass. " * 8, "Lenses focus light. " * 8])
+        assert not ingest_paths([pdf], course, writer, embedder).failed
+        hits = retriever.search(course, "Why does light bend entering glass?", k=2, mode="hybrid",
+                                min_score=0.2)
+        assert searcher.lexical.folder is None  # a server's clients keep the index in memory
+        assert hits and (hits[0].source, hits[0].page) == ("optics.pdf", 1)
+
+        pdfs.text_pdf(pdf, ["Diffraction spreads waves around an obstacle. " * 8])
+        assert not ingest_paths([pdf], course, writer, embedder).failed
+        lexical = searcher.lexical_index(course)
+        assert sorted(c.text for c in lexical.chunks) == sorted(c.text for c in writer.chunks(course))
+        [hit] = retriever.search(course, "diffraction obstacle", k=1, mode="lexical")
+        assert "Diffraction" in hit.text
+    finally:
+        writer.remove_course(course)

@@ -217,3 +217,32 @@ def test_an_unchanged_index_survives_a_kill_without_any_write(tmp_path, fake_emb
         assert courses(server.url)[COURSE][0] == 1
         server.kill()
     assert snapshot(CourseStore(path=index)) == before
+
+
+def test_ingestion_killed_before_its_commit_leaves_the_lexical_index_matching_the_store(tmp_path):
+    """kill -9 with a file's new chunks written, not committed: after a restart the lexical index holds
+    exactly the live (old) chunks; the rerun's commit moves it to the new ones."""
+    from retrieval import CourseStore
+
+    folder, index = tmp_path / "course", tmp_path / "chroma"
+    lecture(folder, "a-kinematics.pdf", "Kinematics")
+    first = start_child("ingest", str(folder), "--index", str(index), "--course", COURSE)
+    assert first.wait_for("DONE", timeout_s=120).endswith(" 0 failed")
+    assert first.process.wait(timeout=30) == 0
+
+    lecture(folder, "a-kinematics.pdf", "Rotational kinematics", pages=4)
+    killed = start_child("ingest", str(folder), "--index", str(index), "--course", COURSE,
+                         "--commit-delay", "60")
+    killed.wait_for("COMMITTING a-kinematics.pdf")
+    killed.kill()
+
+    def lexical_matches_store() -> list[str]:
+        store = CourseStore(path=index)
+        lexical = sorted((c.source, c.index, c.text) for c in store.lexical_index(COURSE).chunks)
+        assert lexical == sorted((c.source, c.index, c.text) for c in store.chunks(COURSE))
+        return [c.text for c, _ in store.lexical_query(COURSE, "Rotational", 10)]
+
+    assert lexical_matches_store() == []  # the uncommitted version is invisible lexically too
+    report = ingest_paths([folder], COURSE, CourseStore(path=index), HashingEmbedder(), **CHUNKS)
+    assert report.failed == [] and report.chunks > 0
+    assert lexical_matches_store() != []

@@ -14,7 +14,7 @@ from tests.retrieval.physics_questions import PHYSICS_QUESTIONS
 logger = logging.getLogger(__name__)
 
 pytestmark = pytest.mark.integration
-DEFAULT_MIN_SCORE = 0.25  # app.settings.Settings.min_score
+DEFAULT_MIN_SCORE = 0.32  # app.settings.Settings.min_score
 
 
 def test_questions_md_lists_answered_and_not_covered_questions():
@@ -66,6 +66,16 @@ def test_physics_questions_find_their_lecture_in_the_top_four(physics_store, emb
         if lecture not in sources:
             logger.warning("%r: expected %s, got %s", question, lecture, sources)
     assert len(PHYSICS_QUESTIONS) >= 10 and sum(found) >= len(PHYSICS_QUESTIONS) - 2
+
+
+def test_hybrid_search_finds_the_physics_lectures_as_dense_search_does(physics_store, embedder):
+    retriever = Retriever(physics_store, embedder)
+    def lectures(question: str, mode: str) -> list[str]:
+        return [hit.source for hit in retriever.search("physics", question, k=4, mode=mode)]
+
+    found = {mode: sum(lecture in lectures(question, mode) for question, lecture in PHYSICS_QUESTIONS)
+             for mode in ("dense", "hybrid")}
+    assert found["hybrid"] >= found["dense"], found
 
 
 def test_unrelated_questions_score_below_the_default_min_score_on_the_physics_notes(physics_store, embedder):

@@ -77,9 +77,11 @@ class FakeRetriever:
     hits: list[Hit] = field(default_factory=list)
     searches: list[dict] = field(default_factory=list)
 
-    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None) -> list[Hit]:
+    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
+               mode: str = "dense") -> list[Hit]:
         self.store.require_course(course)
-        self.searches.append({"course": course, "question": question, "k": k, "min_score": min_score})
+        self.searches.append({"course": course, "question": question, "k": k, "min_score": min_score,
+                              "mode": mode})
         hits = self.hits[:k]
         return [hit for hit in hits if min_score is None or hit.score >= min_score]
 

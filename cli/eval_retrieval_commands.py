@@ -1,0 +1,111 @@
+"""`tutor eval retrieval`: page-level recall, MRR and nDCG of each search mode against gold pages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from retrieval.evaluate import CoverageResult, ModeResult
+
+logger = logging.getLogger(__name__)
+
+# Issue 14's targets: recall on the sciq-dev course, and the "not covered" cut.
+RECALL_TARGETS = {"recall@1": 0.90, "recall@5": 0.97}
+OFF_TOPIC_REFUSED_TARGET = 0.90
+ON_TOPIC_REFUSED_TARGET = 0.05
+
+
+def print_table(results: list[ModeResult], course: str, questions: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from retrieval.evaluate import METRICS
+
+    table = Table(title=f"Retrieval on {course!r}: {questions} questions, mean [95% bootstrap interval]")
+    table.add_column("mode")
+    for name in (*METRICS, "queries/s"):
+        table.add_column(name, justify="right")
+    for result in results:
+        cells = [f"{result.means[n]:.3f} [{result.intervals[n][0]:.2f}, {result.intervals[n][1]:.2f}]"
+                 for n in METRICS]
+        table.add_row(result.mode, *cells, f"{result.queries_per_s:.1f}")
+    Console().print(table)
+    for result in results:
+        checks = [f"{name} {result.means[name]:.3f} {'>=' if result.means[name] >= goal else '<'} {goal}"
+                  for name, goal in RECALL_TARGETS.items()]
+        typer.echo(f"targets (sciq-dev, hybrid) for {result.mode}: " + "; ".join(checks))
+
+
+def print_coverage(coverage: CoverageResult, mode: str) -> None:
+    typer.echo(f"not covered at min_score {coverage.min_score} ({mode}): "
+               f"{100 * coverage.off_topic_refused:.1f}% of {coverage.off_topic} off-topic questions "
+               f"(target >= {100 * OFF_TOPIC_REFUSED_TARGET:.0f}%), "
+               f"{100 * coverage.on_topic_refused:.1f}% of {coverage.on_topic} course questions "
+               f"(target <= {100 * ON_TOPIC_REFUSED_TARGET:.0f}%)")
+
+
+def read_off_topic(path: Path, subjects: list[str]) -> list[str]:
+    """The ``question`` of each JSONL row, only of ``subjects`` (a row's ``subject``) when given."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row["question"] for row in rows if not subjects or row.get("subject") in subjects]
+
+
+def eval_retrieval(
+    file: Path = typer.Argument(..., help="Gold JSONL: question, source, page (1-based), optional page_end, "
+                                "id and choices."),
+    course: str = typer.Option(..., "--course", "-c", help="The course to search."),
+    mode: list[str] = typer.Option(["dense", "lexical", "hybrid"], "--mode", "-m",
+                                   help="Search modes to compare (repeat the option)."),
+    fusion: str | None = typer.Option(None, help="Hybrid fusion: convex or rrf (default convex)."),
+    weight: float | None = typer.Option(None, min=0, max=1, help="Dense share of the convex fusion."),
+    candidates: int | None = typer.Option(None, min=1, help="Candidates taken from each side in hybrid."),
+    with_choices: bool = typer.Option(False, help="Search with the question followed by its choices."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N questions."),
+    out: Path | None = typer.Option(None, help="Per-item JSONL: rank, metrics and hits of each question "
+                                    "in each mode."),
+    off_topic: Path | None = typer.Option(None, help="JSONL of questions the course does not cover (e.g. "
+                                          "MMLU): report the share answered 'not covered'."),
+    off_topic_subject: list[str] = typer.Option([], help="Only off-topic rows of this subject (repeatable)."),
+    min_score: float | None = typer.Option(None, help="The 'not covered' threshold (TUTOR_MIN_SCORE)."),
+    chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index."),
+) -> None:
+    """Score each search mode by the rank of the first chunk on a question's gold pages."""
+    from dataclasses import replace
+
+    from cli.ingest_commands import build_settings, open_embedder, open_store
+    from retrieval import HybridSettings, Retriever
+    from retrieval.evaluate import evaluate_coverage, evaluate_mode, load_gold
+    from retrieval.search import UnknownRetrievalModeError, check_mode
+
+    try:
+        modes = [check_mode(m) for m in mode]
+    except UnknownRetrievalModeError as error:
+        raise typer.BadParameter(str(error), param_hint="--mode") from None
+    if fusion not in (None, "convex", "rrf"):
+        raise typer.BadParameter(f"Unknown fusion {fusion!r}; use convex or rrf.", param_hint="--fusion")
+    settings = build_settings(chroma_url=chroma_url, min_score=min_score)
+    overrides = {"fusion": fusion, "weight": weight, "candidates": candidates}
+    hybrid = replace(HybridSettings(), **{k: v for k, v in overrides.items() if v is not None})
+    retriever = Retriever(open_store(settings), open_embedder(settings), hybrid)
+    items = load_gold(file)[:limit]
+    logger.info("Hybrid fusion: %s.", hybrid)
+    results = [evaluate_mode(retriever, course, items, m, with_choices=with_choices) for m in modes]
+    print_table(results, course, len(items))
+    if out is not None:
+        with out.open("w") as handle:
+            for result in results:
+                handle.writelines(json.dumps(record) + "\n" for record in result.items)
+    if off_topic is not None:
+        questions = read_off_topic(off_topic, off_topic_subject)
+        for m in modes:
+            print_coverage(evaluate_coverage(retriever, course, [i.question for i in items], questions,
+                                             settings.min_score, m), m)
+
+
+def register(app: typer.Typer, eval_app: typer.Typer) -> None:
+    eval_app.command("retrieval")(eval_retrieval)

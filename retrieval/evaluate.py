@@ -1,0 +1,159 @@
+"""Page-level retrieval metrics against gold pages, with bootstrap intervals (``tutor eval retrieval``).
+
+The gold file is JSONL, one question per line::
+
+    {"question": "...", "source": "notes.pdf", "page": 27, "page_end": 28, "id": "q1", "choices": [...]}
+
+``question``, ``source`` and ``page`` (1-based, as a reader numbers pages) are required; ``page_end``
+(default ``page``) closes a range of gold pages; ``id`` names the item in the per-item output;
+``choices`` (an MCQ's options) are appended to the query when asked to. A retrieved chunk is
+relevant when it comes from ``source`` and its pages overlap the gold ones. Each question has one
+relevant unit (its gold pages), so with ``rank`` the position of the first relevant chunk:
+recall@k is rank <= k, MRR@10 is 1/rank, nDCG@10 is 1/log2(rank + 1), all 0 past rank 10.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.search import Hit, Retriever, check_mode
+
+RECALL_AT = (1, 3, 5, 10)
+DEPTH = 10  # chunks retrieved per question
+METRICS = (*(f"recall@{k}" for k in RECALL_AT), "mrr@10", "ndcg@10")
+
+
+class GoldFileError(ValueError):
+    """A gold file line that cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclass
+class GoldItem:
+    """One question and the pages that answer it."""
+
+    question: str
+    source: str
+    page: int
+    page_end: int
+    id: str
+    choices: list[str] = field(default_factory=list)
+
+    def query(self, with_choices: bool) -> str:
+        """The search text: the question, followed by its options when ``with_choices``."""
+        return " ".join([self.question, *self.choices]) if with_choices else self.question
+
+    def answered_by(self, hit: Hit) -> bool:
+        return hit.source == self.source and hit.page <= self.page_end and hit.page_end >= self.page
+
+
+def load_gold(path: Path) -> list[GoldItem]:
+    """The gold items of a JSONL file; raises GoldFileError naming the first bad line."""
+    items = []
+    with Path(path).open() as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise GoldFileError(f"{path}, line {number}: not valid JSON ({error.msg}); write one JSON "
+                                    "object per line.") from None
+            items.append(_gold_item(row, path, number))
+    if not items:
+        raise GoldFileError(f"{path} holds no questions; write one JSON object per line with question, "
+                            "source and page.")
+    return items
+
+
+def _gold_item(row: dict, path: Path, number: int) -> GoldItem:
+    missing = [name for name in ("question", "source", "page") if name not in row]
+    if missing:
+        raise GoldFileError(f"{path}, line {number}: missing {', '.join(missing)}; every line needs "
+                            "question, source and page (1-based), and may give page_end, id and choices.")
+    page = int(row["page"])
+    page_end = int(row.get("page_end") or page)
+    if page < 1 or page_end < page:
+        raise GoldFileError(f"{path}, line {number}: pages {page}-{page_end} are not a range of 1-based "
+                            "pages; give page >= 1 and page_end >= page.")
+    return GoldItem(question=str(row["question"]), source=str(row["source"]), page=page, page_end=page_end,
+                    id=str(row.get("id", number)), choices=[str(c) for c in row.get("choices", [])])
+
+
+def first_relevant_rank(hits: Sequence[Hit], item: GoldItem) -> int | None:
+    """1-based position of the first hit on the gold pages, or None if none is."""
+    return next((rank for rank, hit in enumerate(hits, start=1) if item.answered_by(hit)), None)
+
+
+def item_metrics(rank: int | None) -> dict[str, float]:
+    """Every metric of one question from the rank of its first relevant chunk."""
+    found = rank is not None and rank <= DEPTH
+    metrics = {f"recall@{k}": float(found and rank <= k) for k in RECALL_AT}
+    metrics["mrr@10"] = 1.0 / rank if found else 0.0
+    metrics["ndcg@10"] = 1.0 / math.log2(rank + 1) if found else 0.0
+    return metrics
+
+
+def bootstrap_interval(values: Sequence[float], samples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the mean of ``values``."""
+    if not values:
+        return (0.0, 0.0)
+    generator = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(values[generator.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    return means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
+
+
+@dataclass
+class ModeResult:
+    """The metrics of one mode: means, 95% intervals, per-item records and speed."""
+
+    mode: str
+    means: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    items: list[dict]
+    queries_per_s: float
+
+
+def evaluate_mode(retriever: Retriever, course: str, items: list[GoldItem], mode: str, *,
+                  with_choices: bool = False) -> ModeResult:
+    """Search every question in ``mode`` (no "not covered" cut) and score the ranks."""
+    check_mode(mode)
+    records, started = [], time.perf_counter()
+    for item in items:
+        hits = retriever.search(course, item.query(with_choices), k=DEPTH, mode=mode)
+        rank = first_relevant_rank(hits, item)
+        records.append({"id": item.id, "mode": mode, "question": item.question, "source": item.source,
+                        "page": item.page, "page_end": item.page_end, "rank": rank, **item_metrics(rank),
+                        "hits": [{"source": h.source, "page": h.page, "page_end": h.page_end,
+                                  "score": round(h.score, 4)} for h in hits]})
+    seconds = time.perf_counter() - started
+    means = {name: sum(r[name] for r in records) / len(records) for name in METRICS}
+    intervals = {name: bootstrap_interval([r[name] for r in records]) for name in METRICS}
+    return ModeResult(mode, means, intervals, records, len(records) / seconds if seconds else 0.0)
+
+
+@dataclass
+class CoverageResult:
+    """How the "not covered" cut treats questions from outside and inside the course."""
+
+    min_score: float
+    off_topic_refused: float  # share of off-topic questions answered "not covered" (higher is better)
+    on_topic_refused: float  # share of course questions wrongly refused (lower is better)
+    off_topic: int
+    on_topic: int
+
+
+def evaluate_coverage(retriever: Retriever, course: str, on_topic: list[str], off_topic: list[str],
+                      min_score: float, mode: str) -> CoverageResult:
+    """Ask both sets with the threshold: an empty result is the tutor's "not covered" answer."""
+    def refused(questions: list[str]) -> float:
+        empty = sum(not retriever.search(course, q, k=1, min_score=min_score, mode=mode) for q in questions)
+        return empty / len(questions) if questions else 0.0
+
+    return CoverageResult(min_score, refused(off_topic), refused(on_topic), len(off_topic), len(on_topic))
