@@ -43,8 +43,9 @@ class Citation(BaseModel):
     n: int = Field(..., description="The number the answer uses to cite this source, as [n].")
     source: str = Field(..., description="The course file the excerpt comes from.")
     page: int = Field(..., description="The (1-based) page where the excerpt starts.")
-    score: float = Field(..., description="How well the excerpt matches the question: the cosine similarity in dense "
-                         "mode; in lexical and hybrid mode the (fused) score scaled so the best candidate is 1.")
+    score: float = Field(..., description="How well the excerpt matches the question: the cosine "
+                         "similarity in dense mode; in lexical and hybrid mode the (fused) score scaled so "
+                         "that the best candidate is 1.")
     excerpt: str = Field(..., description="The start of the retrieved text.")
 
 
