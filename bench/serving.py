@@ -23,19 +23,20 @@ def free_port() -> int:
 
 
 def wait_until_ready(process: subprocess.Popen, url: str, *, timeout_s: float,
-                     log_tail: Callable[[], str] = lambda: "see its log") -> None:
-    """Return once ``url``/health answers 200; raise if the process exits or ``timeout_s`` passes first."""
+                     log_tail: Callable[[], str] = lambda: "see its log", health_path: str = "/health",
+                     name: str = "`tutor serve`") -> None:
+    """Return once ``url + health_path`` answers 200; raise if the process exits or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"`tutor serve` exited with {process.returncode}:\n{log_tail()}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_tail()}")
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{health_path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"`tutor serve` was not ready after {timeout_s:.0f} s:\n{log_tail()}")
+    raise TimeoutError(f"{name} was not ready after {timeout_s:.0f} s:\n{log_tail()}")
 
 
 def stop_process(process: subprocess.Popen, *, timeout_s: float) -> None:

@@ -26,6 +26,7 @@ from engine.evaluation.answer_metrics import (
     states_answer,
     token_f1,
 )
+from engine.evaluation.questions_file import read_questions
 from engine.grounded import AnswerOptions, GroundedAnswer, answer_question
 from engine.runtime.base import Runtime
 from retrieval import Hit, Retriever
@@ -91,21 +92,8 @@ def parse_item(row: dict, where: str, *, off_topic: bool = False) -> AnswerItem:
 
 def read_answer_items(path: Path, *, limit: int | None = None, off_topic: bool = False) -> list[AnswerItem]:
     """The first ``limit`` questions of a JSONL file; ``off_topic`` marks them all as not covered."""
-    if not path.is_file():
-        raise AnswerFileError(f"Questions file {path} does not exist; check the path.")
-    items: list[AnswerItem] = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if limit is not None and len(items) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AnswerFileError(f"{path}:{number}: not valid JSON ({error.msg}).") from error
-            items.append(parse_item(row, f"{path}:{number}", off_topic=off_topic))
-    return items
+    return read_questions(path, lambda row, where: parse_item(row, where, off_topic=off_topic),
+                          error=AnswerFileError, limit=limit)
 
 
 def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
@@ -220,7 +208,8 @@ class GivenPassages:
     def __init__(self, passages: dict[str, list[Hit]]):
         self.passages = passages
 
-    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None) -> list[Hit]:
+    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
+               mode: str | None = None) -> list[Hit]:
         """The question's passages in their given order (all of them: the order is the point)."""
         if question not in self.passages:
             raise KeyError(f"No passages were given for the question {question!r}; "

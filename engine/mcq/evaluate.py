@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.evaluation.questions_file import read_questions
 from engine.mcq.engine import MCQEngine, MCQItem, MCQOptions, MCQPrediction
 from engine.mcq.letters import LETTERS
 from engine.mcq.metrics import aggregate
@@ -67,21 +68,7 @@ def parse_row(row: dict, where: str) -> MCQItem:
 
 def read_mcq_jsonl(path: Path, limit: int | None = None) -> list[MCQItem]:
     """The first ``limit`` questions of a JSONL file (all when None)."""
-    if not path.is_file():
-        raise MCQFileError(f"Questions file {path} does not exist.")
-    items = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if limit is not None and len(items) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise MCQFileError(f"{path}:{number}: not valid JSON ({error.msg}).") from error
-            items.append(parse_row(row, f"{path}:{number}"))
-    return items
+    return read_questions(path, parse_row, error=MCQFileError, limit=limit)
 
 
 def result_row(item: MCQItem, prediction: MCQPrediction) -> dict:

@@ -5,17 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from bench.serving import free_port, stop_process, wait_until_ready
 from engine.runtime import GenerationRequest
 from tests.utils.fakes import FakeRuntime
-from tests.utils.server import free_port, stop_process
 
 
 @dataclass
@@ -49,18 +46,8 @@ def chroma_server(path: Path, *, startup_timeout_s: float = 60) -> Iterator[str]
                                     "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {process.returncode}:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"chroma run was not ready after {startup_timeout_s} s.")
-            time.sleep(0.2)
+        wait_until_ready(process, url, timeout_s=startup_timeout_s, log_tail=log_path.read_text,
+                         health_path="/api/v2/heartbeat", name="chroma run")
         yield url
     finally:
         stop_process(process, timeout_s=20)

@@ -243,7 +243,8 @@ class _FixedHits:
     def __init__(self, hits: list[Hit]):
         self.hits = hits
 
-    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None) -> list[Hit]:
+    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
+               mode: str | None = None) -> list[Hit]:
         return list(self.hits)
 
 
