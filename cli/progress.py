@@ -12,18 +12,9 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 
     The total is given with each update, since the work often learns it only after reading its input.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from ingest.progress import bar_with_eta
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns) as progress:
+    with bar_with_eta() as progress:
         task = progress.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

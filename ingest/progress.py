@@ -7,6 +7,21 @@ import logging
 logger = logging.getLogger(__name__)
 
 
+def bar_with_eta():
+    """A rich ``Progress``: description, bar, done/total, time taken and ETA (every long command's look)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn())
+
+
 class IngestProgress:
     """Two rich bars (files, chunks of the current file); only log lines when disabled."""
 
@@ -18,18 +33,7 @@ class IngestProgress:
 
     def __enter__(self) -> IngestProgress:
         if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                      transient=False)
+            self._progress = bar_with_eta()
             self._progress.start()
             self._files_task = self._progress.add_task("files", total=self.total_files)
             self._chunks_task = self._progress.add_task("chunks", total=None, visible=False)
