@@ -114,6 +114,22 @@ def split_texts(texts: Sequence[str], calibration: int, heldout: int) -> tuple[l
 
 
 # -- metrics -------------------------------------------------------------------------------------
+def in_steps(call: Callable[[list], list], requests: Sequence, description: str, step: int = 16) -> list:
+    """``call(requests)`` a step at a time behind a progress bar with an ETA; results in order.
+
+    The runtime batches within each step as it would in one call; the steps only let the bar move.
+    """
+    from tqdm.auto import tqdm
+
+    results: list = []
+    with tqdm(total=len(requests), desc=description, unit="item", disable=len(requests) <= step) as bar:
+        for start in range(0, len(requests), step):
+            part = list(requests[start:start + step])
+            results.extend(call(part))
+            bar.update(len(part))
+    return results
+
+
 def perplexity(runtime: Any, texts: Sequence[str], max_tokens: int = 512) -> PerplexityResult:
     """Perplexity of ``runtime``'s model on ``texts``, each cut to ``max_tokens`` tokens.
 
@@ -123,7 +139,8 @@ def perplexity(runtime: Any, texts: Sequence[str], max_tokens: int = 512) -> Per
 
     if not texts:
         raise EvaluationError("Perplexity needs at least one held-out text.")
-    scores = runtime.loglikelihood_rolling([RollingRequest(text, max_tokens=max_tokens) for text in texts])
+    scores = in_steps(runtime.loglikelihood_rolling,
+                      [RollingRequest(text, max_tokens=max_tokens) for text in texts], "perplexity")
     total = -sum(logprob for logprob, _ in scores)
     tokens = sum(count for _, count in scores)
     if tokens == 0:
@@ -146,7 +163,7 @@ def preference_scores(runtime: Any, pairs: str | Path, limit: int | None = None)
     """(chosen, rejected) summed log-probabilities of each preference pair under ``runtime``'s model."""
     from training.metrics import load_pairs, pair_requests
 
-    return runtime.pair_logprobs(pair_requests(load_pairs(pairs, limit)))
+    return in_steps(runtime.pair_logprobs, pair_requests(load_pairs(pairs, limit)), "preference pairs")
 
 
 def reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[float, float]],
@@ -197,7 +214,7 @@ def generation_scores(runtime: Any, references: str | Path, limit: int | None = 
     rows = read_references(references, limit)
     requests = [GenerationRequest(messages=[{"role": "user", "content": row["prompt"]}],
                                   max_new_tokens=max_new_tokens) for row in rows]
-    answers = [result.text for result in runtime.generate(requests)]
+    answers = [result.text for result in in_steps(runtime.generate, requests, "generation")]
     return bleu_rouge(answers, [row["reference"] for row in rows])
 
 
