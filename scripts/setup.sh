@@ -43,7 +43,7 @@ fi
 "$py" - <<'PY'
 import logging
 
-from app.main import check_model_paths
+from app.resources import check_model_paths
 from app.settings import get_settings
 
 logging.basicConfig(level=logging.INFO, format="[setup] %(message)s")

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -94,3 +95,17 @@ def test_dockerfile_pins_torch_as_setup_does_and_copies_every_package():
     assert copied == set(packages), f"the Dockerfile copies {sorted(copied)}, pyproject has {packages}"
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert not set(packages) & set(ignored)
+
+
+def test_the_python_that_setup_and_the_dockerfile_run_imports_what_exists():
+    """The set-up steps run Python inline; a moved function must not break a fresh machine's set-up."""
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    snippets = [setup.split("<<'PY'\n", 1)[1].split("\nPY\n", 1)[0]]
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    snippets += re.findall(r'python -c "([^"]*import[^"]*)"', dockerfile)
+    for snippet in snippets:
+        imports = [line for part in snippet.split(";") for line in part.splitlines()
+                   if line.strip().startswith(("from ", "import "))]
+        assert imports, snippet
+        subprocess.run([sys.executable, "-c", "\n".join(line.strip() for line in imports)], cwd=REPO_ROOT,
+                       check=True)
