@@ -84,7 +84,7 @@ def eval_mcq(
     settings = build_settings(model=model)
     try:
         check_options(options)
-        options.top_k, options.min_score = settings.top_k, settings.min_score
+        options.top_k, options.min_score = settings.mcq_context_chunks, settings.min_score
         options.retrieval = settings.retrieval
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = run_eval_mcq(settings, file, options, limit=limit, out=target)

@@ -42,7 +42,8 @@ def get_job_store(request: Request) -> MCQJobStore:
 
 
 def get_retrieval_defaults(settings: SettingsDep) -> RetrievalDefaults:
-    return RetrievalDefaults(top_k=settings.top_k, min_score=settings.min_score, retrieval=settings.retrieval)
+    return RetrievalDefaults(top_k=settings.mcq_context_chunks, min_score=settings.min_score,
+                             retrieval=settings.retrieval)
 
 
 MCQEngineDep = Annotated[MCQEngine, Depends(get_mcq_engine)]

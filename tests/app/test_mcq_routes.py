@@ -62,6 +62,15 @@ def test_mcq_generate_returns_raw_text_and_citations_with_context(client):
     assert [(c["n"], c["page"]) for c in body["citations"]] == [(1, 4)]
 
 
+def test_mcq_context_searches_tutor_mcq_context_chunks_in_the_configured_mode(tmp_path):
+    runtime, store, retriever = fakes_with(FakeRuntime(answer="B"))
+    settings = Settings(data_dir=tmp_path, top_k=4, mcq_context_chunks=1, retrieval="lexical")
+    client = fake_client(settings, runtime, store, retriever)
+    response = client.post("/v1/mcq", json={**QUESTION, "course": COURSE, "use_context": True})
+    assert response.status_code == 200, response.text
+    assert [(s["k"], s["mode"]) for s in retriever.searches] == [(1, "lexical")]
+
+
 @pytest.mark.parametrize(("payload", "status", "detail"), [
     ({"question": "q", "choices": ["only"]}, 422, "choices"),
     ({"question": "q", "choices": [str(i) for i in range(11)]}, 422, "choices"),
