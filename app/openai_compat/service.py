@@ -56,12 +56,11 @@ def user_texts(request: ChatCompletionRequest) -> list[str]:
     return [m.text().strip() for m in request.messages if m.role == "user"]
 
 
-def last_user_text(request: ChatCompletionRequest, settings: Settings) -> str:
-    """The question retrieval runs on: the last user message, within the server's limit."""
+def last_user_text(request: ChatCompletionRequest) -> str:
+    """The last user message: the question retrieval runs on, or the bare model's prompt."""
     texts = user_texts(request)
     if not texts or not texts[-1]:
         raise InvalidRequestError("The conversation has no user message to answer; end it with one.")
-    check_question(texts[-1], settings, what="The last user message")
     return texts[-1]
 
 
@@ -78,13 +77,16 @@ def prepare_chat(request: ChatCompletionRequest, *, retriever: Retriever, runtim
                  settings: Settings) -> PreparedAnswer:
     """The grounded answer to the last user message (earlier turns kept), or the bare model's plain chat."""
     check_conversation([m.text() for m in request.messages], settings)
-    question = last_user_text(request, settings)
+    question = last_user_text(request)
     options = chat_options(request, settings)
     course = course_of(request.model, runtime)
     if course is None:
+        # A plain chat's last message is a whole prompt (another tutor sends its sources in it), not
+        # a student's question: only the conversation limit applies.
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         return PreparedAnswer(GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                                 temperature=options.temperature, stop=list(options.stop)))
+    check_question(question, settings, what="The last user message")
     last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
     earlier = [{"role": m.role, "content": m.text()} for m in request.messages[:last_user]]
     return prepare_answer(retriever, course, question, conversation=earlier, options=options)

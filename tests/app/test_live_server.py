@@ -30,7 +30,7 @@ def ask(live_server, question: str, **options):
 
 
 @pytest.mark.parametrize("question", ["What is the specific heat capacity of water?",
-                                      "Why can't a list be used as a dictionary key?"])
+                                      "Why is looking up a key in a Python dictionary fast?"])
 def test_answer_cites_the_page_that_holds_the_answer(live_server, question):
     expected = sample_questions()[question]
     response = ask(live_server, question, max_new_tokens=32)

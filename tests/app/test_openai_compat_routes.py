@@ -78,6 +78,18 @@ def test_bare_model_generates_from_the_messages_without_retrieval(client, fakes)
     assert retriever.searches == []
 
 
+def test_a_long_prompt_is_a_question_limit_for_a_course_but_not_for_the_bare_model(client, fakes):
+    """Another tutor sends its sources in the last message to the bare model; a student's question to a
+    course model stays within TUTOR_MAX_QUESTION_CHARS (200 here)."""
+    runtime, _, _ = fakes
+    prompt = [{"role": "user", "content": "Course sources: " + "text " * 80}]
+    bare = client.post("/v1/chat/completions", json={"model": "fake-model", "messages": prompt})
+    assert bare.status_code == 200, bare.text
+    course = client.post("/v1/chat/completions", json={"model": f"tutor/{COURSE}", "messages": prompt})
+    assert course.status_code == 422
+    assert "TUTOR_MAX_QUESTION_CHARS" in course.json()["detail"]
+
+
 def test_chat_completion_without_relevant_material_answers_no_context(tmp_path, fakes):
     runtime, store, retriever = fakes
     client = fake_client(Settings(data_dir=tmp_path, min_score=0.95), runtime, store, retriever)
