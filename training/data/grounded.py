@@ -29,6 +29,7 @@ from engine.evaluation.answer_metrics import (
     normalize_answer,
     states_answer,
 )
+from engine.evaluation.answers import GivenPassages
 from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
@@ -230,22 +231,11 @@ def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng
 
 def grounded_messages(question: GroundedQuestion, hits: list[Hit]) -> list[Message]:
     """The chat messages serving sends for this question with these sources, built by serving's code."""
-    passages = _FixedHits(hits)
+    passages = GivenPassages({question.question: hits})
     prepared = prepare_answer(passages, "", question.question, conversation=question.history,
                               options=AnswerOptions(top_k=len(hits)))
     assert prepared.generation is not None  # hits are never empty here
     return prepared.generation.messages
-
-
-class _FixedHits:
-    """Stands in for the course's retriever: the search returns the hits the builder chose."""
-
-    def __init__(self, hits: list[Hit]):
-        self.hits = hits
-
-    def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
-               mode: str | None = None) -> list[Hit]:
-        return list(self.hits)
 
 
 @dataclass
