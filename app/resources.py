@@ -100,15 +100,22 @@ def serving_runtime(settings: Settings) -> BatchingRuntime:
     return batching(open_runtime(settings), settings)
 
 
-def load_resources(settings: Settings) -> Resources:
-    """Load the embedder, the index and the LLM named by ``settings`` (the runtime without batching)."""
+def open_retriever(settings: Settings, store: CourseStore | None = None) -> Retriever:
+    """Search over the configured store (or ``store``) with the configured embedder."""
     from retrieval import Retriever
 
+    return Retriever(store or open_store(settings), open_embedder(settings))
+
+
+def load_resources(settings: Settings) -> Resources:
+    """Load the embedder, the index and the LLM named by ``settings`` (the runtime without batching)."""
     check_model_paths(settings)  # a missing model fails before anything heavy loads
-    embedder, store = open_embedder(settings), open_store(settings)
+    store = open_store(settings)
+    retriever = open_retriever(settings, store)
     runtime = open_runtime(settings)
-    logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, embedder.name, store.location)
-    return Resources(runtime=runtime, store=store, retriever=Retriever(store, embedder))
+    logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, retriever.embedder.name,
+                store.location)
+    return Resources(runtime=runtime, store=store, retriever=retriever)
 
 
 def open_question_store(settings: Settings) -> QuestionStore:

@@ -28,6 +28,16 @@ def store_factory(settings: Settings):
     return open_store
 
 
+def answer_context(settings: Settings):
+    """The retriever (opened when an answer set needs it) and the server's answer options, so the
+    pipeline's answer sets are asked as /v1/ask answers."""
+    from app.resources import open_retriever
+    from app.tutoring.service import answer_options
+    from training.pipeline import AnswerContext
+
+    return AnswerContext(lambda: open_retriever(settings), answer_options(settings))
+
+
 def runtime_for(model: str, settings: Settings):
     """MODEL ('default': the packaged one) loaded as the server would load it with these settings
     (TUTOR_LOAD_IN_BITS, dtype, device, generation precision)."""
@@ -162,15 +172,16 @@ def pipeline(
     """SFT, DPO, merge, quantise, evaluate and report; stages whose inputs are unchanged are skipped."""
     from cli.ingest_commands import build_settings
     from training.errors import TrainingError
-    from training.pipeline import load_pipeline_recipe, run_pipeline
+    from training.pipeline import AnswerGateError, load_pipeline_recipe, run_pipeline
     from training.quantize import QualityGateError
 
     settings = build_settings()
     try:
         plan = load_pipeline_recipe(recipe)
         report = run_pipeline(plan, data_dir=settings.data_dir, device=settings.device,
-                              store_factory=store_factory(settings), force=force)
-    except QualityGateError as error:
+                              store_factory=store_factory(settings), answers=answer_context(settings),
+                              force=force)
+    except (QualityGateError, AnswerGateError) as error:
         logger.error("%s", error)
         raise typer.Exit(GATE_FAILED_EXIT) from None
     except (TrainingError, LookupError, ImportError, FileNotFoundError) as error:

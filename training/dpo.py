@@ -118,7 +118,7 @@ def build_dpo_trainer(
     from peft import PeftModel
 
     trainer_class = tutor_dpo_trainer_class(recipe.group_by_length, recipe.share_prompt)
-    peft_config = None if isinstance(model, PeftModel) else lora_config(recipe.adapter)
+    peft_config = None if isinstance(model, PeftModel) else lora_config(recipe.adapter, model)
     return trainer_class(
         model=model,
         args=dpo_config(recipe, checkpoints, validation is not None),

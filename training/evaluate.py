@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class ModelReport:
     perplexity: float | None = None
     mcqa_accuracy: float | None = None
     reward_accuracy: float | None = None
+    answers: dict[str, dict[str, float | None]] = field(default_factory=dict)  # answer set -> ANSWER_METRICS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,6 +239,41 @@ def folder_size_mb(folder: str | Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
 
 
+# -- grounded answers ----------------------------------------------------------------------------
+@dataclass
+class AnswerSet:
+    """Questions asked from a course through the one grounded-answer path, as ``tutor eval answers``."""
+
+    name: str = field(metadata={"help": "Label in the report, e.g. sciq-dev."})
+    file: str = field(metadata={"help": "JSONL questions (tutor eval answers' schema)."})
+    course: str = field(metadata={"help": "The ingested course the answers are retrieved from."})
+    limit: int | None = field(default=None, metadata={"help": "Ask only the first N questions."})
+
+
+# (label, AnswerSummary field): what the report shows of each answer set.
+ANSWER_METRICS = [
+    ("answer correct", "correct"),
+    ("answer F1", "f1"),
+    ("citation precision", "citation_precision"),
+    ("uncited answers", "uncited"),
+    ("malformed citations", "malformed"),
+    ("false refusals", "false_refusals"),
+    ("answer p50 latency (s)", "latency_p50_s"),
+]
+
+
+def answer_scores(runtime: Any, answer_set: AnswerSet, retriever: Any,
+                  options: Any) -> dict[str, float | None]:
+    """Ask the set's questions as /v1/ask does (``options``: the server's AnswerOptions) and keep the
+    report's metrics of the summary."""
+    from engine.evaluation.answers import evaluate_answers, read_answer_items
+
+    items = read_answer_items(Path(answer_set.file), limit=answer_set.limit)
+    summary = evaluate_answers(items, retriever, runtime, answer_set.course, options=options)
+    return {key: None if getattr(summary, key) is None else round(getattr(summary, key), 4)
+            for _, key in ANSWER_METRICS}
+
+
 # -- comparisons ---------------------------------------------------------------------------------
 @dataclass
 class EvalSuite:
@@ -251,6 +287,9 @@ class EvalSuite:
     reference_scores: list[tuple[float, float]] | None = None  # the reward-accuracy reference's pair scores
     speed_tokens: int = 64
     beta: float = 0.1
+    answer_sets: list[AnswerSet] = field(default_factory=list)
+    retriever: Any = None  # a retrieval.Retriever over the answer sets' courses
+    answer_options: Any = None  # engine.grounded.AnswerOptions: the server's settings
 
 
 def evaluate_runtime(runtime: Any, folder: str | Path, suite: EvalSuite) -> ModelReport:
@@ -266,6 +305,12 @@ def evaluate_runtime(runtime: Any, folder: str | Path, suite: EvalSuite) -> Mode
     if suite.pairs is not None and suite.reference_scores is not None:
         scores = preference_scores(runtime, suite.pairs, suite.pair_limit)
         report.reward_accuracy = round(reward_accuracy(scores, suite.reference_scores, suite.beta), 4)
+    for answer_set in suite.answer_sets:
+        if suite.retriever is None:
+            raise EvaluationError(f"The answer set {answer_set.name!r} needs a course retriever; "
+                                  "pass EvalSuite.retriever (tutor pipeline opens the configured store).")
+        report.answers[answer_set.name] = answer_scores(runtime, answer_set, suite.retriever,
+                                                        suite.answer_options)
     logger.info("Evaluated %s: %s", folder, report.to_dict())
     return report
 
@@ -305,8 +350,14 @@ def comparison_table(reports: Sequence[ModelReport], names: Sequence[str] | None
     """A markdown table: one row per metric, one column per model."""
     names = list(names or [Path(r.model).name for r in reports])
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for label, key in METRIC_ROWS:
-        values = [getattr(report, key) for report in reports]
+
+    def row(label: str, values: Sequence[float | None]) -> None:
         cells = ["—" if value is None else f"{value:g}" for value in values]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    for label, key in METRIC_ROWS:
+        row(label, [getattr(report, key) for report in reports])
+    for answer_set in dict.fromkeys(name for report in reports for name in report.answers):
+        for label, key in ANSWER_METRICS:
+            row(f"{label}, {answer_set}", [report.answers.get(answer_set, {}).get(key) for report in reports])
     return "\n".join(lines)

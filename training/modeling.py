@@ -7,6 +7,7 @@ default work as they do in the service.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +79,37 @@ def disable_cpu_weight_repacking(model: Any) -> int:
     return restored
 
 
-def lora_config(adapter: AdapterConfig) -> Any:
+def lora_config(adapter: AdapterConfig, model: Any | None = None) -> Any:
+    """PEFT's LoraConfig; with ``adapter.top_layers``, ``model`` tells which layers are the last ones."""
     from peft import LoraConfig
 
+    targets, layers = adapter.target_modules, None
+    if adapter.top_layers is not None and model is not None:
+        count = model.config.num_hidden_layers
+        layers = list(range(max(0, count - adapter.top_layers), count))
+        if isinstance(targets, str):  # PEFT takes a layer subset only with module names, not "all-linear"
+            targets = decoder_linear_names(model)
     return LoraConfig(
         r=adapter.r,
         lora_alpha=adapter.alpha,
         lora_dropout=adapter.dropout,
-        target_modules=adapter.target_modules,
+        target_modules=targets,
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
         use_rslora=adapter.use_rslora,
         use_dora=adapter.use_dora,
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def decoder_linear_names(model: Any) -> list[str]:
+    """The names of the linear layers inside the decoder layers (q_proj, ..., down_proj): what
+    "all-linear" adapts, without the output head."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and re.search(r"(^|\.)layers\.\d+\.", name)})
 
 
 def load_for_training(recipe: Recipe) -> tuple[Any, Any, Path]:

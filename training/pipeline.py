@@ -24,7 +24,7 @@ from typing import Any
 
 from training.config import Origin, load_config, read_yaml
 from training.errors import TrainingError
-from training.evaluate import METRIC_ROWS, EvalSuite, ModelReport, comparison_table
+from training.evaluate import METRIC_ROWS, AnswerSet, EvalSuite, ModelReport, comparison_table
 from training.quantize import QuantizeRecipe
 from training.recipes import Recipe, recipe_from_dict
 
@@ -39,6 +39,10 @@ class PipelineError(TrainingError):
     """A pipeline recipe that cannot run as written."""
 
 
+class AnswerGateError(PipelineError):
+    """The quantised model answers worse than the model it was quantised from, beyond the recipe's limit."""
+
+
 @dataclass
 class EvaluationSpec:
     """The evaluations every model of the pipeline gets; a missing input leaves its metric out."""
@@ -50,6 +54,12 @@ class EvaluationSpec:
     pairs: str | None = field(default=None, metadata={"help": "Preference pairs for reward accuracy."})
     pair_limit: int | None = field(default=100, metadata={"help": "Pairs used."})
     speed_tokens: int = field(default=32, metadata={"help": "Tokens generated to time tokens/s; 0 skips."})
+    answers: list[AnswerSet] = field(default_factory=list, metadata={
+        "help": "Question sets answered from a course through the grounded-answer path (name, file, course, "
+                "limit), with the server's retrieval settings."})
+    max_answer_drop_points: float | None = field(default=None, metadata={
+        "help": "Quality gate of the quantised model: at most this many points below the model it was "
+                "quantised from on answer F1 and citation precision of every answer set (null: no gate)."})
 
 
 @dataclass
@@ -182,8 +192,18 @@ def quantize_stage(recipe: PipelineRecipe, source: str | None, target: Path, *, 
     quantize_model(source, target, calibration, heldout, plan, data_dir=data_dir, device=device)
 
 
+@dataclass
+class AnswerContext:
+    """What answer sets are asked with: the course retriever (opened only when a set needs it) and the
+    server's AnswerOptions, so the pipeline measures what /v1/ask serves."""
+
+    retriever_factory: Callable[[], Any]
+    options: Any
+
+
 def evaluate_stage(recipe: PipelineRecipe, models: dict[str, str | None], target: Path, *, data_dir: Path,
-                   device: str, store_factory: Callable[[], Any] | None) -> None:
+                   device: str, store_factory: Callable[[], Any] | None,
+                   answers: AnswerContext | None = None) -> None:
     """Evaluate every model with one suite; reward accuracy is against the base model."""
     from training.evaluate import evaluate_folder, load_texts, reference_pair_scores
 
@@ -191,12 +211,37 @@ def evaluate_stage(recipe: PipelineRecipe, models: dict[str, str | None], target
     suite = EvalSuite(questions=Path(spec.questions) if spec.questions else None,
                       question_limit=spec.question_limit, pairs=Path(spec.pairs) if spec.pairs else None,
                       pair_limit=spec.pair_limit, speed_tokens=spec.speed_tokens)
+    if spec.answers:
+        if answers is None:
+            raise PipelineError("The evaluation's answer sets need the course store and the server's answer "
+                                "settings; run them through tutor pipeline.")
+        suite.answer_sets, suite.answer_options = spec.answers, answers.options
+        suite.retriever = answers.retriever_factory()
     if spec.texts:
         suite.heldout_texts = load_texts(spec.texts, store_factory)[: spec.text_limit]
     suite.reference_scores = reference_pair_scores(models["base"], suite, data_dir=data_dir, device=device)
     rows = [{"name": name, **evaluate_folder(model, suite, data_dir=data_dir, device=device).to_dict()}
             for name, model in models.items()]
     target.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+
+
+def check_answer_gate(recipe: PipelineRecipe, evaluation: Path) -> None:
+    """Refuse a quantised model that answers worse than the model it came from (AnswerGateError)."""
+    limit = recipe.evaluation.max_answer_drop_points
+    rows = {row["name"]: row for row in json.loads(evaluation.read_text(encoding="utf-8"))}
+    if limit is None or "quantized" not in rows:
+        return
+    source = rows[next(name for name in ("dpo", "sft", "base") if name in rows)]
+    failures = []
+    for answer_set, scores in rows["quantized"].get("answers", {}).items():
+        for key in ("f1", "citation_precision"):
+            before, after = source.get("answers", {}).get(answer_set, {}).get(key), scores.get(key)
+            if before is not None and after is not None and 100 * (before - after) > limit:
+                failures.append(f"{key} on {answer_set}: {after:.3f} against {before:.3f}")
+    if failures:
+        raise AnswerGateError(f"The quantised model lost more than {limit:g} points: {'; '.join(failures)}. "
+                              "Do not ship it: quantise with more calibration texts or a smaller group_size, "
+                              "or raise max_answer_drop_points. The report shows every figure.")
 
 
 def plot_metrics(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
@@ -208,8 +253,13 @@ def plot_metrics(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for label, key in METRIC_ROWS:
-        points = [(row["name"], row[key]) for row in rows if row.get(key) is not None]
+    charts = [(label, key, lambda row, k=key: row.get(k)) for label, key in METRIC_ROWS]
+    for answer_set in dict.fromkeys(name for row in rows for name in row.get("answers", {})):
+        charts += [(f"{label}, {answer_set}", f"{answer_set}-{key}",
+                    lambda row, s=answer_set, k=key: row.get("answers", {}).get(s, {}).get(k))
+                   for label, key in (("answer F1", "f1"), ("citation precision", "citation_precision"))]
+    for label, key, metric in charts:
+        points = [(row["name"], metric(row)) for row in rows if metric(row) is not None]
         if not points:
             continue
         figure, axes = plt.subplots(figsize=(5, 3))
@@ -235,8 +285,9 @@ def write_report(evaluation: Path, target: Path) -> None:
 
 
 def run_pipeline(recipe: PipelineRecipe, *, data_dir: Path, device: str = "cpu",
-                 store_factory: Callable[[], Any] | None = None, force: bool = False) -> Path:
-    """Run every stage that is out of date; returns the report's path."""
+                 store_factory: Callable[[], Any] | None = None, answers: AnswerContext | None = None,
+                 force: bool = False) -> Path:
+    """Run every stage that is out of date; returns the report's path (the answer gate is checked last)."""
     out = recipe.out
     out.mkdir(parents=True, exist_ok=True)
     models: dict[str, str | None] = {"base": recipe.model}
@@ -264,7 +315,9 @@ def run_pipeline(recipe: PipelineRecipe, *, data_dir: Path, device: str = "cpu",
     model_paths = [Path(m) for m in models.values() if m]
     run_stage(out, "evaluate", {"evaluation": asdict(recipe.evaluation), "models": models}, model_paths,
               [evaluation], lambda: evaluate_stage(recipe, models, evaluation, data_dir=data_dir,
-                                                   device=device, store_factory=store_factory), force)
+                                                   device=device, store_factory=store_factory,
+                                                   answers=answers), force)
     run_stage(out, "report", {}, [evaluation], [report, out / "plots"],
               lambda: write_report(evaluation, report), force)
+    check_answer_gate(recipe, evaluation)
     return report

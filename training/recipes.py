@@ -89,8 +89,15 @@ class AdapterConfig:
     use_dora: bool = field(
         default=False, metadata={"help": "DoRA: learn a magnitude vector besides the LoRA direction."}
     )
+    top_layers: int | None = field(
+        default=None,
+        metadata={"help": "Adapt only the last N decoder layers (null: all). The backward pass then stops "
+                  "at the lowest adapted layer, which makes a CPU step much cheaper."},
+    )
 
     def __post_init__(self) -> None:
+        if self.top_layers is not None and self.top_layers < 1:
+            raise RecipeError("adapter.top_layers must be at least 1, or null for every layer.")
         if self.r < 1:
             raise RecipeError("adapter.r must be at least 1.")
         if self.alpha <= 0:

@@ -39,7 +39,7 @@ def build_sft_trainer(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        peft_config=lora_config(recipe.adapter),
+        peft_config=lora_config(recipe.adapter, model),
     )
 
 

@@ -113,3 +113,39 @@ def test_the_shipped_pipeline_loads_with_its_sections():
     recipe = load_pipeline_recipe(REPO_ROOT / "configs" / "pipeline.yaml")
     assert recipe.sft["task"] == "sft" and recipe.dpo["task"] == "dpo"
     assert recipe.quantize["bits"] == 4 and recipe.evaluation.text_limit == 32
+
+
+@pytest.mark.parametrize("name", ["tutor_model.yaml", "tiny_tutor_model.yaml"])
+def test_the_tutor_model_pipelines_load_with_answer_sets_and_the_answer_gate(name):
+    recipe = load_pipeline_recipe(REPO_ROOT / "configs" / name)
+    assert recipe.sft["adapter"]["top_layers"] >= 1 and recipe.dpo["adapter"]["top_layers"] >= 1
+    assert recipe.evaluation.answers and recipe.evaluation.max_answer_drop_points is not None
+
+
+def test_the_answer_gate_refuses_a_quantised_model_that_answers_worse(tmp_path):
+    from training.pipeline import AnswerGateError, EvaluationSpec, check_answer_gate
+
+    def scores(f1, precision):
+        return {"answers": {"sciq": {"f1": f1, "citation_precision": precision}}}
+
+    evaluation = tmp_path / "evaluation.json"
+    recipe = PipelineRecipe(evaluation=EvaluationSpec(max_answer_drop_points=2))
+    evaluation.write_text(json.dumps([{"name": "dpo", **scores(0.60, 0.90)},
+                                      {"name": "quantized", **scores(0.59, 0.89)}]))
+    check_answer_gate(recipe, evaluation)  # within 2 points: passes
+    evaluation.write_text(json.dumps([{"name": "dpo", **scores(0.60, 0.90)},
+                                      {"name": "quantized", **scores(0.60, 0.85)}]))
+    with pytest.raises(AnswerGateError, match="citation_precision on sciq: 0.850 against 0.900"):
+        check_answer_gate(recipe, evaluation)
+
+
+def test_the_report_has_a_row_and_a_plot_per_answer_metric_of_each_set(tmp_path):
+    answers = {"sciq": {"correct": 0.3, "f1": 0.25, "citation_precision": 0.5}}
+    rows = [{"name": name, "model": f"/m/{name}", "size_mb": 1.0, "load_seconds": 0.1, "answers": answers}
+            for name in ("base", "sft")]
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(json.dumps(rows))
+    write_report(evaluation, tmp_path / "report.md")
+    report = (tmp_path / "report.md").read_text()
+    assert "| answer F1, sciq | 0.25 | 0.25 |" in report and "| uncited answers, sciq | — | — |" in report
+    assert (tmp_path / "plots" / "sciq-citation_precision.png").read_bytes()[:4] == b"\x89PNG"

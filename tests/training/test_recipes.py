@@ -20,7 +20,8 @@ CONFIGS = REPO_ROOT / "configs"
 MINIMAL = {"datasets": [{"path": "pairs.jsonl"}]}
 
 
-SPECS = {"pipeline.yaml", "sweep.yaml", "tiny_sweep.yaml"}  # not training recipes
+SPECS = {"pipeline.yaml", "tutor_model.yaml", "tiny_tutor_model.yaml", "sweep.yaml",
+         "tiny_sweep.yaml"}  # not training recipes
 RECIPE_FILES = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name not in SPECS)
 
 
@@ -34,6 +35,31 @@ def test_shipped_recipes_are_valid(name):
 def test_every_shipped_config_is_checked():
     assert {"sft.yaml", "dpo.yaml", "dpo_qlora.yaml", "tiny_sft.yaml", "tiny_dpo.yaml"} <= set(RECIPE_FILES)
     assert SPECS <= {p.name for p in CONFIGS.glob("*.yaml")}
+
+
+def test_top_layers_adapts_only_the_last_decoder_layers():
+    import torch
+    from peft import inject_adapter_in_model
+
+    from training.modeling import lora_config
+    from training.recipes import AdapterConfig
+
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.down_proj = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("Config", (), {"num_hidden_layers": 3})()
+            self.layers, self.lm_head = torch.nn.ModuleList(Layer() for _ in range(3)), torch.nn.Linear(4, 8)
+
+    model = inject_adapter_in_model(lora_config(AdapterConfig(top_layers=2), Tiny()), Tiny())
+    adapted = {name.split(".lora_")[0] for name, _ in model.named_parameters() if ".lora_" in name}
+    assert adapted == {f"layers.{i}.{m}" for i in (1, 2) for m in ("q_proj", "down_proj")}
+    with pytest.raises(RecipeError, match="top_layers"):
+        AdapterConfig(top_layers=0)
 
 
 def test_shipped_sweeps_are_valid():
