@@ -302,16 +302,21 @@ class CourseStore:
         """The live file ``source`` of ``course`` as it was ingested.
 
         Raises CourseNotFoundError, SourceNotFoundError, or SourceFileMissingError for a source
-        ingested before files were kept.
+        ingested before files were kept. A file replaced while it was read (its old version deleted
+        after the commit) is read again in its new version.
         """
-        manifest = self._manifest(self._collection(course))
-        entry = manifest.get(source)
-        if entry is None:
-            raise SourceNotFoundError(course, source, sorted(manifest))
-        content = self._read_file(course, source, _version(source, entry["file_hash"]))
-        if content is None:
-            raise SourceFileMissingError(course, source)
-        return StoredFile(source=source, file_hash=entry["file_hash"], content=content)
+        seen = None
+        while True:
+            manifest = self._manifest(self._collection(course))
+            entry = manifest.get(source)
+            if entry is None:
+                raise SourceNotFoundError(course, source, sorted(manifest))
+            if entry["file_hash"] == seen:
+                raise SourceFileMissingError(course, source)
+            content = self._read_file(course, source, _version(source, entry["file_hash"]))
+            if content is not None:
+                return StoredFile(source=source, file_hash=entry["file_hash"], content=content)
+            seen = entry["file_hash"]
 
     def keeps_file(self, course: str, source: str, file_hash: str) -> bool:
         """Whether the file of ``source`` with this content hash is stored whole."""
