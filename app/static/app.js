@@ -97,7 +97,8 @@ async function openFile(citation) {
 }
 
 // --- The cited sentence: the answer's sentences that carry [n], marked in the answer and quoted
-// beside the excerpt, where the excerpt's sentence sharing most words with them is marked too.
+// beside the excerpt, where the excerpt's sentence sharing most words with them is marked too (with
+// the whole answer, when it carries no [n]: small models often leave the markers out).
 
 const SENTENCE_END = /((?<=[.!?](?:\s*\[\d+\])*)\s+(?!\s|\[\d))/;
 const MARKER = /(\[\d+\])/;
@@ -144,7 +145,7 @@ function showCitation(n) {
   quote.textContent = cited;
   $("detail-cited").replaceChildren("Cited for: ", quote);
   $("detail-cited").hidden = !cited;
-  $("detail-excerpt").replaceChildren(...markedExcerpt(citation.excerpt, cited));
+  $("detail-excerpt").replaceChildren(...markedExcerpt(citation.excerpt, cited || $("answer").textContent));
   $("citation-detail").hidden = false;
   document.querySelectorAll("#citations button").forEach((button) => {
     button.classList.toggle("selected", Number(button.dataset.n) === n);

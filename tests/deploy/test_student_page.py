@@ -179,6 +179,9 @@ def test_student_asks_sees_the_answer_stream_in_and_opens_a_citation(browser, pr
     assert len(browser.find_element(By.ID, "detail-excerpt").text) > 40
     page, pdf = open_citation_file(browser, int(target.get_attribute("data-n")))
     assert (page, pdf.name) == (3, "mechanics.pdf")
+    excerpt = browser.find_element(By.ID, "detail-excerpt")
+    marked = excerpt.find_element(By.TAG_NAME, "mark").text  # the sentence closest to the answer
+    assert len(marked) > 20 and marked in excerpt.text
     first = citations[0].text  # "[1] mechanics.pdf, p. N"
     page, pdf = open_citation_file(browser, 1)
     assert first == f"[1] {pdf.name}, p. {page}"
