@@ -112,7 +112,7 @@ function words(text) {
   return new Set(text.toLowerCase().match(/[\p{L}\p{N}]{4,}/gu) || []);
 }
 
-// The excerpt as text nodes, with its sentence that best matches ``cited`` in a <mark>.
+// The excerpt as text nodes, with its sentence sharing most words with `cited` in a <mark>.
 function markedExcerpt(excerpt, cited) {
   const parts = excerpt.split(SENTENCE_END);
   const wanted = words(cited);
