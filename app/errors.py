@@ -15,7 +15,7 @@ from engine.runtime.batching import GenerationTimeoutError, RuntimeBusyError
 from engine.runtime.openai import GenerationServerError, RemoteScoringUnsupportedError
 from insights import QuestionLogOffError
 from retrieval import CourseNotFoundError, InvalidCourseNameError
-from retrieval.store import SourceNotFoundError
+from retrieval.store import SourceFileMissingError, SourceNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ class JobNotFoundError(LookupError):
     """A background job id this server does not know, or no longer keeps (404)."""
 
 
+class UnsafeFilePathError(LookupError):
+    """A requested course file path that tries to leave the course's files (404, as for any unknown file)."""
+
+
 # Ordered from specific to general: the first matching class decides the status code.
 STATUS_BY_EXCEPTION: dict[type[Exception], int] = {
     CourseNotFoundError: 404,
@@ -59,6 +63,8 @@ STATUS_BY_EXCEPTION: dict[type[Exception], int] = {
     WrongAPIKeyError: 403,
     UnknownModelError: 404,
     SourceNotFoundError: 404,
+    SourceFileMissingError: 404,
+    UnsafeFilePathError: 404,
     PayloadTooLargeError: 413,
     JobNotFoundError: 404,
     GenerationServerError: 502,

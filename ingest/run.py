@@ -19,12 +19,11 @@ from ingest.clean import clean_text
 from ingest.pdf import NoTextLayerError, PDFError, page_reader_pool, read_pages
 from ingest.progress import IngestProgress
 from retrieval.embedder import Embedder
-from retrieval.store import CourseStore, check_course_name
+from retrieval.store import CourseStore, FileTooLargeError, check_course_name, check_file_size
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 128  # chunks embedded between progress updates
-HASH_BLOCK = 1 << 20
 
 
 @dataclass
@@ -85,12 +84,13 @@ def find_pdfs(paths: Iterable[str | Path]) -> tuple[list[CourseFile], list[FileF
     return list(found.values()), failures
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+def read_course_file(item: CourseFile) -> bytes:
+    """The file's bytes, read once: they are hashed, and stored for students to open, as one content.
+
+    A file larger than the store keeps is refused from its size, before it is read.
+    """
+    check_file_size(item.source, item.path.stat().st_size)
+    return item.path.read_bytes()
 
 
 @dataclass
@@ -118,10 +118,17 @@ def embed_in_batches(context: IngestContext, texts: list[str]) -> list[list[floa
 
 
 def ingest_file(context: IngestContext, item: CourseFile, report: IngestReport) -> None:
-    """Ingest one file unless its content is already live; raises PDFError for a bad file."""
-    file_hash = file_sha256(item.path)
+    """Ingest one file unless its content is already live; raises PDFError for a bad file.
+
+    An unchanged file ingested before the store kept files gets its file stored, its chunks untouched.
+    """
+    content = read_course_file(item)
+    file_hash = hashlib.sha256(content).hexdigest()
     if context.store.source_hash(context.course, item.source) == file_hash:
         report.unchanged += 1
+        if not context.store.keeps_file(context.course, item.source, file_hash):
+            context.store.keep_file(context.course, item.source, content)
+            logger.info("Stored the file of %s, ingested before files were kept.", item.source)
         logger.debug("%s is unchanged; skipped.", item.source)
         return
     pages = [clean_text(text) for text in read_pages(item.path, pool=context.pool)]
@@ -132,7 +139,7 @@ def ingest_file(context: IngestContext, item: CourseFile, report: IngestReport) 
     context.progress.start_chunks(item.source, len(chunks))
     embeddings = embed_in_batches(context, [chunk.text for chunk in chunks])
     context.store.replace_source(context.course, item.source, chunks, embeddings, pages=len(pages),
-                                 embedder=context.embedder.name)
+                                 embedder=context.embedder.name, content=content)
     report.pages += len(pages)
     report.chunks += len(chunks)
 
@@ -143,8 +150,9 @@ def ingest_files(context: IngestContext, files: list[CourseFile], report: Ingest
         context.progress.start_file(item.source)
         try:
             ingest_file(context, item, report)
-        except (PDFError, OSError) as error:
-            reason = error.reason if isinstance(error, PDFError) else f"it cannot be read ({error})."
+        except (PDFError, FileTooLargeError, OSError) as error:
+            reason = error.reason if isinstance(error, PDFError | FileTooLargeError) else (
+                f"it cannot be read ({error}).")
             report.failed.append(FileFailure(item.path, reason))
             logger.debug("Skipped %s: %s", item.path, reason)
         context.progress.finish_file()

@@ -6,6 +6,10 @@ Crash safety without transactions: a file's new chunks are written first under a
 A run killed at any point leaves either the old or the new version visible, never a
 mix; ``repair`` deletes leftovers of killed runs and the next run redoes the file.
 
+The original file's bytes are kept the same way, so every API process (embedded or on a Chroma
+server) can serve the cited PDF: written under the new version into the course's file collection
+before the commit, their old version deleted after it. A committed source always has its file.
+
 Every manifest write also stores a fresh ``generation``, so the manifest's fingerprint changes with
 each commit; the lexical index (retrieval/lexical.py) is labelled with the fingerprint it was built
 from and rebuilt from the live chunks whenever the store shows another one.
@@ -34,6 +38,14 @@ SCHEMA_KEY = "tutor_schema"
 EMBEDDER_KEY = "tutor_embedder"  # the model that made the course's vectors
 GENERATION_KEY = "tutor_generation"  # changes with every commit; the lexical index follows it
 LEXICAL_FOLDER = "tutor-lexical"  # inside an embedded store's folder
+# Each course's original files live in a collection of their own, named after the course's hash (a
+# course name may already use all 63 characters Chroma allows); no course may take the prefix.
+FILES_PREFIX = "tutor-files-"
+# Pieces go into metadata, not documents: Chroma indexes documents for full-text search, which took
+# 17 s for a 4 MB PDF against 0.4 s as metadata.
+FILE_PIECE_BYTES = 512 * 1024
+PIECES_PER_WRITE = 8  # about 5.5 MB of base64 per request to a Chroma server
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class CourseNotFoundError(LookupError):
@@ -71,12 +83,38 @@ class EmbedderMismatchError(ValueError):
 
 
 class InvalidCourseNameError(ValueError):
-    """A course name Chroma cannot use as a collection name."""
+    """A course name Chroma cannot use as a collection name, or one the store keeps for itself."""
 
     def __init__(self, course: str):
+        if COURSE_NAME.match(course or ""):
+            super().__init__(f"Invalid course name {course!r}: names starting with {FILES_PREFIX!r} are "
+                             "kept for the course files; choose another name.")
+            return
         super().__init__(
             f"Invalid course name {course!r}: use 3 to 63 letters, digits, '.', '_' or '-', "
             "starting and ending with a letter or digit."
+        )
+
+
+class FileTooLargeError(ValueError):
+    """A file larger than the store keeps for students to open (MAX_FILE_BYTES)."""
+
+    def __init__(self, source: str, size: int):
+        self.source, self.size = source, size
+        self.reason = (f"it is {size / 2**20:.1f} MiB; the course store keeps files of up to "
+                       f"{MAX_FILE_BYTES // 2**20} MiB for students to open. Split the PDF into parts and "
+                       "ingest those.")
+        super().__init__(f"{source}: {self.reason}")
+
+
+class SourceFileMissingError(LookupError):
+    """A live source whose original file the store does not hold (ingested before files were kept)."""
+
+    def __init__(self, course: str, source: str):
+        self.course, self.source = course, source
+        super().__init__(
+            f"Course {course!r} does not keep the file {source!r}: it was ingested before the tutor kept "
+            f"files. Ingest it again (`tutor ingest PATH --course {course}`) to store it."
         )
 
 
@@ -93,6 +131,15 @@ class Chunk:
 
 
 @dataclass
+class StoredFile:
+    """The original bytes of a course file, as ingested."""
+
+    source: str
+    file_hash: str  # the live version's content hash (the manifest's)
+    content: bytes
+
+
+@dataclass
 class SourceInfo:
     """A file stored in a course."""
 
@@ -103,9 +150,19 @@ class SourceInfo:
 
 
 def check_course_name(course: str) -> str:
-    if not COURSE_NAME.match(course or ""):
+    if not COURSE_NAME.match(course or "") or course.startswith(FILES_PREFIX):
         raise InvalidCourseNameError(course)
     return course
+
+
+def check_file_size(source: str, size: int) -> None:
+    """Raise FileTooLargeError for a file the store would not keep; cheap enough to ask before parsing."""
+    if size > MAX_FILE_BYTES:
+        raise FileTooLargeError(source, size)
+
+
+def files_collection_name(course: str) -> str:
+    return FILES_PREFIX + hashlib.sha256(course.encode()).hexdigest()[:32]
 
 
 def _version(source: str, file_hash: str) -> str:
@@ -153,7 +210,7 @@ class CourseStore:
 
     # -- courses ---------------------------------------------------------------------
     def courses(self) -> list[str]:
-        return sorted(c.name for c in self.client.list_collections())
+        return sorted(c.name for c in self.client.list_collections() if not c.name.startswith(FILES_PREFIX))
 
     def _collection(self, course: str):
         from chromadb.errors import NotFoundError
@@ -186,9 +243,92 @@ class CourseStore:
         self._collection(course)
 
     def remove_course(self, course: str) -> None:
+        """Delete the course, then its files (a run killed between leaves files no course shows)."""
         self._collection(course)
         self.client.delete_collection(course)
         self.lexical.drop(course)
+        self._drop_files(course)
+
+    # -- the original files: pieces of base64 in metadata, by source and version ----------
+    def _files(self, course: str, *, create: bool = False):
+        """The course's file collection; None when it has none and ``create`` is false."""
+        from chromadb.errors import NotFoundError
+
+        name = files_collection_name(check_course_name(course))
+        if create:
+            return self.client.get_or_create_collection(name, metadata={"tutor_files_of": course},
+                                                        embedding_function=None)
+        try:
+            return self.client.get_collection(name, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return None
+
+    def _drop_files(self, course: str) -> None:
+        if self._files(course) is not None:
+            self.client.delete_collection(files_collection_name(course))
+
+    def _write_file(self, course: str, source: str, version: str, content: bytes) -> None:
+        """Store ``content`` under ``version``; unseen until the manifest points ``source`` at it."""
+        import base64
+
+        files = self._files(course, create=True)
+        pieces = [content[i : i + FILE_PIECE_BYTES] for i in range(0, max(len(content), 1), FILE_PIECE_BYTES)]
+        digest = hashlib.sha256(content).hexdigest()
+        for start in range(0, len(pieces), PIECES_PER_WRITE):
+            numbers = range(start, min(start + PIECES_PER_WRITE, len(pieces)))
+            files.upsert(ids=[f"{version}:{i}" for i in numbers], embeddings=[[1.0] for _ in numbers],
+                         metadatas=[{"source": source, "version": version, "piece": i, "pieces": len(pieces),
+                                     "sha256": digest, "data": base64.b64encode(pieces[i]).decode("ascii")}
+                                    for i in numbers])
+
+    def _read_file(self, course: str, source: str, version: str) -> bytes | None:
+        """The bytes stored under ``version``, or None when they are absent or incomplete."""
+        import base64
+
+        files = self._files(course)
+        if files is None:
+            return None
+        found = files.get(where={"version": version}, include=["metadatas"])["metadatas"]
+        pieces = sorted(found, key=lambda meta: meta["piece"])
+        if not pieces or [meta["piece"] for meta in pieces] != list(range(pieces[0]["pieces"])):
+            return None
+        content = b"".join(base64.b64decode(meta["data"]) for meta in pieces)
+        if hashlib.sha256(content).hexdigest() != pieces[0]["sha256"]:
+            logger.warning("The stored file %s of %s is damaged; ingest it again.", source, course)
+            return None
+        return content
+
+    def source_file(self, course: str, source: str) -> StoredFile:
+        """The live file ``source`` of ``course`` as it was ingested.
+
+        Raises CourseNotFoundError, SourceNotFoundError, or SourceFileMissingError for a source
+        ingested before files were kept. A file replaced while it was read (its old version deleted
+        after the commit) is read again in its new version.
+        """
+        seen = None
+        while True:
+            manifest = self._manifest(self._collection(course))
+            entry = manifest.get(source)
+            if entry is None:
+                raise SourceNotFoundError(course, source, sorted(manifest))
+            if entry["file_hash"] == seen:
+                raise SourceFileMissingError(course, source)
+            content = self._read_file(course, source, _version(source, entry["file_hash"]))
+            if content is not None:
+                return StoredFile(source=source, file_hash=entry["file_hash"], content=content)
+            seen = entry["file_hash"]
+
+    def keeps_file(self, course: str, source: str, file_hash: str) -> bool:
+        """Whether the file of ``source`` with this content hash is stored whole."""
+        return self._read_file(course, source, _version(source, file_hash)) is not None
+
+    def keep_file(self, course: str, source: str, content: bytes) -> None:
+        """Store the file of a live source ingested before files were kept (its chunks stay as they are)."""
+        manifest = self._manifest(self._collection(course))
+        if source not in manifest:
+            raise SourceNotFoundError(course, source, sorted(manifest))
+        check_file_size(source, len(content))
+        self._write_file(course, source, _version(source, manifest[source]["file_hash"]), content)
 
     # -- the manifest: which version of each source is live ---------------------------
     @staticmethod
@@ -238,16 +378,22 @@ class CourseStore:
 
     # -- writes ----------------------------------------------------------------------
     def replace_source(self, course: str, source: str, chunks: list[Chunk], embeddings: list[list[float]],
-                       pages: int, embedder: str | None = None) -> None:
-        """Make ``chunks`` the live content of ``source``, replacing any earlier version.
+                       pages: int, embedder: str | None = None, content: bytes | None = None) -> None:
+        """Make ``chunks`` (and the file's ``content``) the live content of ``source``, replacing any
+        earlier version in one commit.
 
-        ``embedder`` names the model that made ``embeddings``; a new course records it.
+        ``embedder`` names the model that made ``embeddings``; a new course records it. ``content`` is
+        the original file, which students open from the citations; ingestion always passes it.
         """
         if len(chunks) != len(embeddings):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings for {source}.")
+        if content is not None:  # before anything is written, so a refused file leaves no course behind
+            check_file_size(source, len(content))
         file_hash = chunks[0].file_hash if chunks else "empty"
         version = _version(source, file_hash)
         collection = self._collection_or_create(course, embedder)
+        if content is not None:
+            self._write_file(course, source, version, content)
         ids = [f"{version}:{c.index}" for c in chunks]
         metadatas = [{**asdict(c), "course": course, "version": version} for c in chunks]
         for meta in metadatas:
@@ -260,7 +406,10 @@ class CourseStore:
             collection = self._collection(course)
             self._write_manifest(collection, source, {"file_hash": file_hash, "chunks": len(chunks),
                                                       "pages": pages})
-        collection.delete(where={"$and": [{"source": source}, {"version": {"$ne": version}}]})
+        older = {"$and": [{"source": source}, {"version": {"$ne": version}}]}
+        collection.delete(where=older)
+        if (files := self._files(course)) is not None:
+            files.delete(where=older)
 
     def remove_source(self, course: str, source: str) -> int:
         """Delete one file's chunks from a course; returns how many were removed."""
@@ -271,21 +420,31 @@ class CourseStore:
         with self._manifest_lock:
             self._write_manifest(collection, source, None)
         collection.delete(where={"source": source})
+        if (files := self._files(course)) is not None:
+            files.delete(where={"source": source})
         self.lexical_index(course)
         return entry["chunks"]
 
     def repair(self, course: str) -> int:
-        """Delete chunks no manifest entry points to (left by a killed run); returns how many."""
+        """Delete chunks and files no manifest entry points to (left by a killed run); returns how many
+        chunks."""
         if course not in self.courses():
+            self._drop_files(course)  # a course removal killed before it removed the files
             return 0
         collection = self._collection(course)
         live = self._live_versions(collection)
+        stale = self._delete_stale(collection, live)
+        if (files := self._files(course)) is not None:
+            self._delete_stale(files, live)
+        if stale:
+            logger.info("Removed %d chunks left by an interrupted ingestion of %s.", stale, course)
+        return stale
+
+    def _delete_stale(self, collection, live: list[str]) -> int:
         where = {"version": {"$nin": live}} if live else None
         stale = collection.get(where=where, include=[])["ids"]
         for start in range(0, len(stale), self.max_batch):
             collection.delete(ids=stale[start : start + self.max_batch])
-        if stale:
-            logger.info("Removed %d chunks left by an interrupted ingestion of %s.", len(stale), course)
         return len(stale)
 
     # -- reads -----------------------------------------------------------------------

@@ -83,8 +83,9 @@ def answer_one(request: MCQRequest, engine: MCQEngine, defaults: RetrievalDefaul
     item = MCQItem(question=request.question, choices=request.choices)
     [prediction] = engine.answer([item], options_from(request, defaults))
     return MCQResponse(answer=prediction.letter, answer_norm=prediction.letter_norm,
-                       scores=option_scores(prediction), citations=citations_for(prediction.hits),
-                       raw_text=prediction.raw_text, reason=prediction.reason)
+                       scores=option_scores(prediction),
+                       citations=citations_for(request.course, prediction.hits), raw_text=prediction.raw_text,
+                       reason=prediction.reason)
 
 
 def batch_result(prediction: MCQPrediction) -> MCQBatchResult:

@@ -112,7 +112,8 @@ def complete(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: 
     return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
                           choices=[Choice(message=AssistantMessage(content=answer.text),
                                           finish_reason=answer.finish_reason)],
-                          usage=usage, citations=citations_for(answer.sources))
+                          usage=usage,
+                          citations=citations_for(course_of(request.model, runtime), answer.sources))
 
 
 def stream_events(request: ChatCompletionRequest, prepared: PreparedAnswer, runtime: Runtime,
@@ -126,7 +127,8 @@ def stream_events(request: ChatCompletionRequest, prepared: PreparedAnswer, runt
         return sse_event({**head, "choices": [choice], **extra})
 
     yield chunk({"role": "assistant", "content": ""},
-                citations=[c.model_dump() for c in citations_for(prepared.sources)])
+                citations=[c.model_dump() for c in citations_for(course_of(request.model, runtime),
+                                                                    prepared.sources)])
     started = time.perf_counter()
     for piece in stream_answer(runtime, prepared):
         yield chunk({"content": piece})

@@ -1,16 +1,19 @@
 // The student page: pick a course, ask (the answer streams in from POST /v1/ask/stream),
-// open a citation, or answer a multiple-choice question with POST /v1/mcq. No build step.
+// open a citation (its PDF at the cited page, beside the excerpt), or answer a multiple-choice
+// question with POST /v1/mcq. No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const LETTERS = "ABCDEFGHIJ";
 const KEY_STORAGE = "tutor-api-key";
 
-function headers() {
-  const result = { "Content-Type": "application/json" };
+function keyHeaders() {
   const key = $("api-key").value.trim();
-  if (key) result["X-API-Key"] = key;
-  return result;
+  return key ? { "X-API-Key": key } : {};
+}
+
+function headers() {
+  return { "Content-Type": "application/json", ...keyHeaders() };
 }
 
 function setStatus(text, isError = false) {
@@ -47,17 +50,107 @@ async function loadCourses() {
 // --- Ask -----------------------------------------------------------------------------
 
 let citations = [];
+let shown = null; // the number of the citation open in the detail panel
+
+// --- The cited file: fetched with the key header (a link cannot send one), shown from a blob: URL.
+
+const fileUrls = new Map(); // a citation's file_url -> Promise of a blob: URL of the PDF
+
+function forgetFiles() {
+  for (const url of fileUrls.values()) url.then(URL.revokeObjectURL, () => {});
+  fileUrls.clear();
+}
+
+function pdfUrl(fileUrl) {
+  if (!fileUrls.has(fileUrl)) {
+    const url = fetch(fileUrl, { headers: keyHeaders() }).then(async (response) => {
+      if (!response.ok) throw new Error(await errorText(response));
+      return URL.createObjectURL(await response.blob());
+    });
+    url.catch(() => fileUrls.delete(fileUrl)); // a failure is not remembered: the next click retries
+    fileUrls.set(fileUrl, url);
+  }
+  return fileUrls.get(fileUrl);
+}
+
+// The browser's PDF viewer at the cited page (#page=N), in a new frame each time: a frame whose
+// URL changes only after the # may stay on the old page.
+async function openFile(citation) {
+  $("detail-open").hidden = true;
+  if (!citation.file_url) {
+    $("viewer").replaceChildren();
+    return;
+  }
+  $("viewer").textContent = "Opening the PDF…";
+  try {
+    const url = `${await pdfUrl(citation.file_url)}#page=${citation.page}`;
+    if (shown !== citation.n) return; // another citation was opened meanwhile
+    const frame = document.createElement("iframe");
+    frame.id = "viewer-frame";
+    frame.title = `${citation.source}, page ${citation.page}`;
+    frame.src = url;
+    $("viewer").replaceChildren(frame);
+    Object.assign($("detail-open"), { href: url, hidden: false });
+  } catch (error) {
+    if (shown === citation.n) $("viewer").textContent = `The PDF cannot be shown: ${error.message}`;
+  }
+}
+
+// --- The cited sentence: the answer's sentences that carry [n], marked in the answer and quoted
+// beside the excerpt, where the excerpt's sentence sharing most words with them is marked too (with
+// the whole answer, when it carries no [n]: small models often leave the markers out).
+
+const SENTENCE_END = /((?<=[.!?](?:\s*\[\d+\])*)\s+(?!\s|\[\d))/;
+const MARKER = /(\[\d+\])/;
+
+function sentencesCiting(n) {
+  return [...document.querySelectorAll("#answer .sentence")]
+    .filter((sentence) => sentence.dataset.cites.split(" ").includes(String(n)));
+}
+
+function words(text) {
+  return new Set(text.toLowerCase().match(/[\p{L}\p{N}]{4,}/gu) || []);
+}
+
+// The excerpt as text nodes, with its sentence sharing most words with `cited` in a <mark>.
+function markedExcerpt(excerpt, cited) {
+  const parts = excerpt.split(SENTENCE_END);
+  const wanted = words(cited);
+  let best = -1;
+  let bestShared = 0;
+  parts.forEach((part, i) => {
+    const shared = [...words(part)].filter((word) => wanted.has(word)).length;
+    if (i % 2 === 0 && shared > bestShared) [best, bestShared] = [i, shared];
+  });
+  return parts.map((part, i) => {
+    if (i !== best) return document.createTextNode(part);
+    const mark = document.createElement("mark");
+    mark.textContent = part;
+    return mark;
+  });
+}
 
 function showCitation(n) {
   const citation = citations.find((c) => c.n === n);
   if (!citation) return;
+  shown = n;
+  const pages = `Page ${citation.page}${citation.page_end > citation.page ? `–${citation.page_end}` : ""}`;
   $("detail-title").textContent = `[${citation.n}] ${citation.source}`;
-  $("detail-meta").textContent = `Page ${citation.page} · relevance ${citation.score.toFixed(2)}`;
-  $("detail-excerpt").textContent = citation.excerpt;
+  $("detail-meta").textContent = `${pages} · relevance ${citation.score.toFixed(2)}`;
+  document.querySelectorAll("#answer .sentence").forEach((sentence) => sentence.classList.remove("cited"));
+  const citing = sentencesCiting(n);
+  citing.forEach((sentence) => sentence.classList.add("cited"));
+  const cited = citing.map((sentence) => sentence.textContent.replace(/\s*\[\d+\]/g, "").trim()).join(" ");
+  const quote = document.createElement("mark");
+  quote.textContent = cited;
+  $("detail-cited").replaceChildren("Cited for: ", quote);
+  $("detail-cited").hidden = !cited;
+  $("detail-excerpt").replaceChildren(...markedExcerpt(citation.excerpt, cited || $("answer").textContent));
   $("citation-detail").hidden = false;
   document.querySelectorAll("#citations button").forEach((button) => {
     button.classList.toggle("selected", Number(button.dataset.n) === n);
   });
+  openFile(citation);
 }
 
 function citationButton(n, label, className) {
@@ -78,15 +171,26 @@ function renderCitations() {
   }));
 }
 
-// The finished answer, with each [n] it cites turned into a button that opens that source.
+// One sentence of the answer, with each [n] it cites turned into a button that opens that source.
+function renderSentence(text, known) {
+  const sentence = document.createElement("span");
+  sentence.className = "sentence";
+  const cites = [];
+  sentence.append(...text.split(MARKER).map((part) => {
+    const match = part.match(/^\[(\d+)\]$/);
+    if (!match || !known.has(Number(match[1]))) return document.createTextNode(part);
+    cites.push(match[1]);
+    return citationButton(Number(match[1]), part, "cite");
+  }));
+  sentence.dataset.cites = cites.join(" ");
+  return sentence;
+}
+
+// The finished answer, sentence by sentence (the whitespace between them kept as it was).
 function renderAnswer(text) {
   const known = new Set(citations.map((c) => c.n));
-  const parts = text.split(/(\[\d+\])/);
-  $("answer").replaceChildren(...parts.map((part) => {
-    const match = part.match(/^\[(\d+)\]$/);
-    if (match && known.has(Number(match[1]))) return citationButton(Number(match[1]), part, "cite");
-    return document.createTextNode(part);
-  }));
+  $("answer").replaceChildren(...text.split(SENTENCE_END).map((part, i) =>
+    (i % 2 === 0 ? renderSentence(part, known) : document.createTextNode(part))));
 }
 
 // Yields the JSON payload of each server-sent event of a fetch response.
@@ -114,6 +218,9 @@ async function ask(event) {
   if (!question) return;
   $("ask-button").disabled = true;
   $("citation-detail").hidden = true;
+  $("viewer").replaceChildren();
+  shown = null;
+  forgetFiles();
   $("answer").textContent = "";
   $("answer").classList.add("streaming");
   citations = [];
@@ -235,6 +342,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
   $("api-key").addEventListener("change", () => {
     localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+    forgetFiles();
     loadCourses();
   });
   $("ask-form").addEventListener("submit", ask);

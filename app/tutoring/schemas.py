@@ -43,6 +43,9 @@ class Citation(BaseModel):
     n: int = Field(..., description="The number the answer uses to cite this source, as [n].")
     source: str = Field(..., description="The course file the excerpt comes from.")
     page: int = Field(..., description="The (1-based) page where the excerpt starts.")
+    page_end: int = Field(..., description="The page where the retrieved text ends (page, or a later one).")
+    file_url: str = Field(..., description="Where this server serves the cited PDF (GET, with the student "
+                          "key when one is set); a browser's viewer opens it at the page with #page=N.")
     score: float = Field(..., description="How well the excerpt matches the question: the cosine "
                          "similarity in dense mode; in lexical and hybrid mode the (fused) score scaled so "
                          "that the best candidate is 1.")

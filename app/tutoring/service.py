@@ -9,6 +9,7 @@ from typing import Any
 
 from app.request_limits import check_new_tokens, check_question
 from app.settings import Settings
+from app.tutoring.files import file_url
 from app.tutoring.schemas import (
     AskRequest,
     AskResponse,
@@ -55,9 +56,11 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def citations_for(hits: list[Hit]) -> list[Citation]:
+def citations_for(course: str | None, hits: list[Hit]) -> list[Citation]:
+    """The numbered citations of ``hits``, found in ``course`` (None only for a plain chat: it has none)."""
     return [
-        Citation(n=n, source=hit.source, page=hit.page, score=round(hit.score, 4), excerpt=excerpt(hit.text))
+        Citation(n=n, source=hit.source, page=hit.page, page_end=hit.page_end, score=round(hit.score, 4),
+                 excerpt=excerpt(hit.text), file_url=file_url(course or "", hit.source))
         for n, hit in enumerate(hits, start=1)
     ]
 
@@ -85,8 +88,8 @@ def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings
     record_answer(question_log, course=request.course, question=request.question, route="ask",
                   model=runtime.model_name, sources=answer.sources, not_covered=answer.not_covered,
                   latency_s=answer.retrieval_s + answer.generation_s)
-    return AskResponse(answer=answer.text, citations=citations_for(answer.sources), model=runtime.model_name,
-                       timings=timings_of(answer.retrieval_s, answer.generation_s))
+    return AskResponse(answer=answer.text, citations=citations_for(request.course, answer.sources),
+                       model=runtime.model_name, timings=timings_of(answer.retrieval_s, answer.generation_s))
 
 
 def list_courses(store: CourseStore) -> CoursesResponse:

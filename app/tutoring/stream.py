@@ -34,7 +34,7 @@ def answer_events(prepared: PreparedAnswer, runtime: Runtime, request: AskReques
                   question_log: QuestionLog | None = None) -> Iterator[str]:
     """Citations first, then the answer piece by piece, then the whole answer with timings (and the
     question logged, once the answer is complete)."""
-    citations = [c.model_dump() for c in citations_for(prepared.sources)]
+    citations = [c.model_dump() for c in citations_for(request.course, prepared.sources)]
     yield sse_event({"type": "citations", "citations": citations, "model": runtime.model_name})
     started, pieces = time.perf_counter(), []
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from retrieval import CourseStore
+from retrieval.store import SourceNotFoundError
 from tests.utils import pdfs
 from tests.utils.embedding import HashingEmbedder
 
@@ -72,11 +74,17 @@ def test_remove_a_source_then_the_course(tutor, tmp_path):
     pdfs.text_pdf(tmp_path / "c" / "a.pdf", ["Alpha decay. " * 20])
     pdfs.text_pdf(tmp_path / "c" / "b.pdf", ["Beta decay. " * 20])
     assert tutor("ingest", str(tmp_path / "c"), "--course", "nuclear", "--no-progress")[0] == 0
+    store = CourseStore(path=tmp_path / "data" / "chroma")
+    assert store.source_file("nuclear", "a.pdf").content == (tmp_path / "c" / "a.pdf").read_bytes()
     code, out, _ = tutor("remove", "--course", "nuclear", "--source", "a.pdf")
     assert code == 0 and "Removed a.pdf" in out
     assert tutor("sources", "--course", "nuclear")[1].startswith("b.pdf\t")
+    with pytest.raises(SourceNotFoundError):
+        store.source_file("nuclear", "a.pdf")
+    assert store.source_file("nuclear", "b.pdf").content == (tmp_path / "c" / "b.pdf").read_bytes()
     code, _, err = tutor("remove", "--course", "nuclear", "--source", "a.pdf")
     assert code == 1 and "has no source 'a.pdf'" in err
     assert tutor("remove", "--course", "nuclear")[0] == 0
+    assert store.client.list_collections() == []  # the course's kept files went with it
     code, _, err = tutor("sources", "--course", "nuclear")
     assert code == 1 and "Unknown course 'nuclear'" in err

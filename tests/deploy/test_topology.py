@@ -57,6 +57,21 @@ def test_ask_through_the_chroma_server_cites_the_page_with_the_answer(primary_tu
     assert any(c["source"] == "mechanics.pdf" and c["page"] == 3 for c in body["citations"])
 
 
+def test_a_cited_pdf_is_served_from_the_chroma_server_by_every_tutor(primary_tutor, remote_generation_tutor):
+    """The file was stored by the ingesting process; both API processes read it from the Chroma server."""
+    body = ask(primary_tutor, FRICTION, max_new_tokens=1)
+    citation = next(c for c in body["citations"] if c["source"] == "mechanics.pdf")
+    assert citation["file_url"] == f"/v1/courses/{SAMPLE_COURSE_NAME}/files/mechanics.pdf"
+    for server in (primary_tutor, remote_generation_tutor):
+        with server.client() as http:
+            response = http.get(citation["file_url"])
+            assert response.status_code == 200, response.text
+            assert response.headers["content-type"] == "application/pdf"
+            assert response.content == (SAMPLE_COURSE / "mechanics.pdf").read_bytes()
+            missing = http.get(f"/v1/courses/{SAMPLE_COURSE_NAME}/files/nothing.pdf")
+            assert missing.status_code == 404 and "has no source 'nothing.pdf'" in missing.json()["detail"]
+
+
 def test_ask_stream_sends_the_answer_in_pieces_that_add_up_to_the_answer(primary_tutor):
     events = ask_stream_events(primary_tutor, FRICTION)
     kinds = [event["type"] for event in events]
@@ -131,9 +146,11 @@ def test_upload_and_remove_a_pdf_on_the_live_server(primary_tutor):
                max_new_tokens=1)
     assert body["citations"][0]["source"] == "thermodynamics.pdf" and body["citations"][0]["page"] == 2
     with primary_tutor.client() as http:
+        assert http.get(body["citations"][0]["file_url"]).content == pdf.read_bytes()  # the upload, kept
         removed = http.delete(f"{url}/{pdf.name}", headers={"X-API-Key": ADMIN_KEY})
         assert removed.json()["removed_chunks"] == first.json()["chunks"]
         assert http.get(url, headers={"X-API-Key": ADMIN_KEY}).json()["documents"] == []
+        assert http.get("/v1/courses/uploaded-course/files/thermodynamics.pdf").status_code == 404
         assert http.delete(f"{url}/{pdf.name}", headers={"X-API-Key": ADMIN_KEY}).status_code == 404
 
 

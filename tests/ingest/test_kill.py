@@ -58,8 +58,10 @@ def test_sigkilled_ingest_leaves_no_half_file_and_the_next_run_completes(tmp_pat
         chunks = store.chunks(COURSE, info.source)
         assert [c.index for c in chunks] == list(range(info.chunks))
         assert {c.file_hash for c in chunks} == {info.file_hash}
+        assert store.source_file(COURSE, info.source).content == (folder / info.source).read_bytes()
 
     report = ingest_paths([folder], COURSE, store, embedder, chunk_tokens=48, chunk_overlap=8)
     assert report.failed == [] and report.unchanged == len(committed)
     assert [info.source for info in store.sources(COURSE)] == FILES
     assert store.count(COURSE) == len(store.chunks(COURSE))
+    assert all(store.source_file(COURSE, name).content == (folder / name).read_bytes() for name in FILES)

@@ -8,6 +8,7 @@ file; these kill at the riskiest moment instead: a file's new chunks written, no
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import signal
@@ -116,12 +117,18 @@ def courses(url: str) -> dict[str, tuple[int, int]]:
 
 
 def assert_whole_and_unique(store, course: str) -> None:
-    """Every live source has all its chunks, of one version; no other chunk is stored."""
+    """Every live source has all its chunks, of one version, and its file; no other chunk or file is kept."""
+    from retrieval.store import files_collection_name
+
     for info in store.sources(course):
         chunks = store.chunks(course, info.source)
         assert [c.index for c in chunks] == list(range(info.chunks)), info.source
         assert {c.file_hash for c in chunks} == {info.file_hash}, info.source
+        assert hashlib.sha256(store.source_file(course, info.source).content).hexdigest() == info.file_hash
     assert store.count(course) == len(store.chunks(course))
+    files = store.client.get_collection(files_collection_name(course))
+    pieces = files.get(include=["metadatas"])["metadatas"]
+    assert {piece["sha256"] for piece in pieces} == {info.file_hash for info in store.sources(course)}
 
 
 def test_ingestion_killed_while_replacing_a_changed_file_keeps_the_old_version_whole(tmp_path):
@@ -134,6 +141,7 @@ def test_ingestion_killed_while_replacing_a_changed_file_keeps_the_old_version_w
     assert first.wait_for("DONE", timeout_s=120).endswith(" 0 failed")
     assert first.process.wait(timeout=30) == 0
 
+    old_file = (folder / "b-dynamics.pdf").read_bytes()
     lecture(folder, "b-dynamics.pdf", "Rotational dynamics", pages=5)  # changed: more chunks
     killed = start_child("ingest", str(folder), "--index", str(index), "--course", COURSE,
                          "--commit-delay", "60")
@@ -144,11 +152,13 @@ def test_ingestion_killed_while_replacing_a_changed_file_keeps_the_old_version_w
     [old] = [s for s in store.sources(COURSE) if s.source == "b-dynamics.pdf"]
     assert old.pages == 3 and all("Rotational" not in c.text for c in store.chunks(COURSE, old.source))
     assert store.count(COURSE) > len(store.chunks(COURSE))  # the orphaned new chunks, invisible
+    assert store.source_file(COURSE, "b-dynamics.pdf").content == old_file  # and the new file is unseen
 
     report = ingest_paths([folder], COURSE, store, HashingEmbedder(), **CHUNKS)
     assert report.failed == [] and report.unchanged == 1 and report.repaired > 0
     [new] = [s for s in store.sources(COURSE) if s.source == "b-dynamics.pdf"]
     assert new.pages == 5
+    assert store.source_file(COURSE, "b-dynamics.pdf").content == (folder / "b-dynamics.pdf").read_bytes()
     assert_whole_and_unique(store, COURSE)
 
 
