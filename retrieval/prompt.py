@@ -56,7 +56,7 @@ def build_grounded_prompt(question: str, hits: list[Hit], *,
     user = (
         f"Course sources:\n\n{format_sources(hits)}\n\n"
         f"Question: {question.strip()}\n"
-        "Answer briefly from the sources above and cite the number of the source you used, like [2]."
+        "Answer from the sources above and cite them as [n]."
     )
     return GroundedPrompt(
         messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],

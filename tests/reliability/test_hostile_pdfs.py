@@ -164,7 +164,7 @@ def test_injected_instructions_reach_the_model_only_as_quoted_source(tmp_path, s
     assert user["content"].count("</source>") == sources and user["content"].count("<source ") == sources
     quoted = user["content"].split("Question:")[0]
     assert "Ignore previous instructions" in quoted and "&lt;/source>" in quoted
-    assert user["content"].rstrip().endswith("Answer briefly from the sources above and cite the number of the source you used, like [2].")
+    assert user["content"].rstrip().endswith("Answer from the sources above and cite them as [n].")
 
 
 def test_a_file_name_cannot_break_out_of_its_source_tag():

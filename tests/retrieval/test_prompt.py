@@ -28,7 +28,7 @@ def test_prompt_has_the_tutor_system_prompt_and_asks_for_citations():
     assert [m["role"] for m in prompt.messages] == ["system", "user"]
     assert prompt.messages[0]["content"] == SYSTEM_PROMPT and "[1]" in SYSTEM_PROMPT
     user = prompt.messages[1]["content"]
-    assert "Question: What is inertia?\n" in user and "cite the number of the source you used, like [2]." in user
+    assert "Question: What is inertia?\n" in user and "cite them as [n]" in user
 
 
 def test_source_text_cannot_close_its_delimiter_early():
