@@ -55,7 +55,9 @@ def test_the_tutor_recipe_runs_end_to_end_and_reports_grounded_answers(tiny_reci
     assert list(rows) == ["base", "sft", "dpo", "quantized"]
     for row in rows.values():
         scores = row["answers"]["sample"]
-        assert 0 <= scores["f1"] <= 1 and 0 <= scores["citation_precision"] <= 1
+        assert 0 <= scores["f1"] <= 1 and 0 <= scores["uncited"] <= 1
+        # precision is undefined (None) when no answer cited anything, as a 2-layer model's rarely do
+        assert scores["citation_precision"] is None or 0 <= scores["citation_precision"] <= 1
         assert scores["latency_p50_s"] > 0
     report = (run / "report.md").read_text()
     assert "| answer F1, sample |" in report and "| citation precision, sample |" in report
