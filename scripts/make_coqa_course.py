@@ -66,6 +66,14 @@ def typeset(stories: list[dict], font: Path):
     return pdf, lines
 
 
+def write_outputs(pdf, lines: list[dict], folder: Path) -> None:
+    """The PDF and the conversation file (one JSON line per turn) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(folder / PDF_NAME))
+    with (folder / CONVERSATIONS_NAME).open("w") as handle:
+        handle.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,10 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pdf, lines = typeset(read_stories(args.coqa, args.stories), find_font(args.font))
-    args.output.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(args.output / PDF_NAME))
-    with (args.output / CONVERSATIONS_NAME).open("w") as handle:
-        handle.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    write_outputs(pdf, lines, args.output)
     logger.info("Wrote %s (%d pages) and %d turns with their gold pages and history to %s.", PDF_NAME,
                 pdf.page_no(), len(lines), args.output)
 
