@@ -127,7 +127,7 @@ def fuse_weighted(rankings: Sequence[tuple[float, Sequence[Hit]]]) -> list[Hit]:
         if best <= 0:
             continue
         for hit in ranking:
-            key = (hit.source, hit.chunk_index)
+            key = (hit.source, hit.chunk_index, hit.page, hit.page_end)
             hits.setdefault(key, hit)
             fused[key] = fused.get(key, 0.0) + weight * max(hit.score, 0.0) / best
     order = sorted(fused.items(), key=lambda item: item[1], reverse=True)
