@@ -130,6 +130,7 @@ async function* serverEvents(response) {
 async function ask(event) {
   event.preventDefault();
   const question = $("question").value.trim();
+  const course = $("course").value;
   if (!question) return;
   $("ask-button").disabled = true;
   $("citation-detail").hidden = true;
@@ -143,7 +144,7 @@ async function ask(event) {
     const response = await fetch("/v1/ask/stream", {
       method: "POST", headers: headers(),
       body: JSON.stringify({
-        course: $("course").value, question, history: conversation.slice(-HISTORY_MESSAGES),
+        course, question, history: conversation.slice(-HISTORY_MESSAGES),
       }),
     });
     if (!response.ok) throw new Error(await errorText(response));
@@ -157,8 +158,10 @@ async function ask(event) {
         $("answer").textContent = answer;
       } else if (message.type === "done") {
         renderAnswer(message.answer);
-        conversation.push({ role: "user", content: question }, { role: "assistant", content: message.answer });
-        showConversation();
+        if ($("course").value === course) {  // not if the student switched courses meanwhile
+          conversation.push({ role: "user", content: question }, { role: "assistant", content: message.answer });
+          showConversation();
+        }
         setStatus(`Answered in ${message.timings.total_s.toFixed(1)} s.`);
       } else if (message.type === "error") {
         throw new Error(message.detail);
