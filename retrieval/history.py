@@ -10,7 +10,9 @@ through ``search_conversation``. The answer still cites only what this search re
   answer cut off by the embedder's token limit never cuts the question off.
 - ``decay``: the question alone and the question with 1, 2, ... ``turns`` earlier exchanges, each
   searched; each ranking's scores are divided by its best and summed with weights 1, ``decay``,
-  ``decay``², ..., so the question's own matches lead and the conversation breaks the ties.
+  ``decay``², .... The windows nest, so even with equal weights (the default) the question counts in
+  every search, the last exchange in all but one and older ones in fewer: a new subject still finds
+  its own page, where one concatenated search is pulled back to the old one.
 
 A first turn (no earlier message) is searched exactly as before, whatever the strategy. With
 earlier turns, ``min_score`` (a dense cosine, as in ``Retriever``) decides only whether the course
@@ -65,9 +67,12 @@ class FollowUpSettings:
         candidates: chunks taken from each ranking before fusing in "decay" (at least k).
     """
 
+    # Chosen on CoQA (README, "Follow-up questions"): decay over 2 exchanges with equal weights lifted
+    # later-turn recall@5 from 0.58 to 0.92 and kept the most of it when the subject changed (0.77, against
+    # 0.86 with no history, 0.66 and 0.49 with concat over 1 and 2 exchanges).
     strategy: FollowUpStrategy = "decay"
     turns: int = 2
-    decay: float = 0.5
+    decay: float = 1.0
     candidates: int = 30
 
     def __post_init__(self) -> None:
