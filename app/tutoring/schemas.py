@@ -59,7 +59,8 @@ class Citation(BaseModel):
     page: int = Field(..., description="The (1-based) page where the excerpt starts.")
     score: float = Field(..., description="How well the excerpt matches the question: the cosine "
                          "similarity in dense mode; in lexical and hybrid mode the (fused) score scaled so "
-                         "that the best candidate is 1.")
+                         "that the best candidate is 1; for a follow-up (with history) the 0-1 fusion of "
+                         "its searches with and without the earlier turns.")
     excerpt: str = Field(..., description="The start of the retrieved text.")
 
 
