@@ -40,7 +40,8 @@ def results_path(folder: Path, file: Path, model: str | None) -> Path:
 
 
 def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
-    """One row per model, so models compare at a glance."""
+    """One row per model, so models compare at a glance; on a conversation file, then its first and later
+    turns apart."""
     from rich.console import Console
     from rich.table import Table
 
@@ -53,7 +54,7 @@ def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
     table = Table(title=title)
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "model" else "right")
-    for s in summaries:
+    for s in [row for summary in summaries for row in (summary, *summary.by_turn)]:
         table.add_row(s.model, str(s.questions), share(s.correct), share(s.exact_match), share(s.f1),
                       share(s.citation_precision), share(s.citation_recall), share(s.gold_retrieved),
                       share(s.malformed), share(s.uncited), share(s.false_refusals), share(s.abstained),
@@ -63,7 +64,8 @@ def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
 
 def eval_answers(
     file: Path = typer.Argument(..., help="JSONL questions: the MCQ schema (asked open) or "
-                                "{question, answers, source?, page?}."),
+                                "{question, answers, source?, page?}; a conversation file adds turn and "
+                                "history."),
     course: str = typer.Option(..., "--course", "-c", help="The course to answer from."),
     model: list[str] = typer.Option([], help="An HF folder or .gguf file; repeat to compare models "
                                     "(default: TUTOR_MODEL or the shipped model)."),
@@ -73,18 +75,27 @@ def eval_answers(
     max_new_tokens: int | None = typer.Option(None, min=1, help="Longest answer in tokens "
                                               "(TUTOR_MAX_NEW_TOKENS, as the server)."),
     out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
+    follow_up: str | None = typer.Option(None, help="How a question with history is searched: none (the "
+                                         "question alone), concat or decay (default: the tutor's)."),
 ) -> None:
     """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
+    from dataclasses import replace
+
     from app.tutoring.service import answer_options
     from cli.ingest_commands import build_settings
     from cli.progress import progress_bar
     from engine.evaluation.answers import AnswerFileError, evaluate_answers, read_answer_items
     from retrieval import CourseNotFoundError
+    from retrieval.history import FollowUpSettings, UnknownFollowUpStrategyError
 
     try:
         items = read_answer_items(file, limit=limit, off_topic=off_topic)
     except AnswerFileError as error:
         raise typer.BadParameter(str(error), param_hint="FILE") from None
+    try:
+        searched = FollowUpSettings(strategy=follow_up) if follow_up else FollowUpSettings()
+    except UnknownFollowUpStrategyError as error:
+        raise typer.BadParameter(str(error), param_hint="--follow-up") from None
     summaries = []
     for name in model or [None]:
         settings = build_settings(model=name, max_new_tokens=max_new_tokens)
@@ -93,7 +104,8 @@ def eval_answers(
         try:
             with progress_bar(f"Answers {runtime.model_name}") as update:
                 summaries.append(evaluate_answers(
-                    items, retriever, runtime, course, options=answer_options(settings), out=target,
+                    items, retriever, runtime, course, out=target,
+                    options=replace(answer_options(settings), follow_up=searched),
                     progress=lambda done: update(done, len(items))))
         except CourseNotFoundError as error:
             raise typer.BadParameter(str(error), param_hint="--course") from None

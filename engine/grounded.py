@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
+from retrieval.history import FollowUpSettings, search_conversation
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class AnswerOptions:
     max_new_tokens: int = 256
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
+    follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
 
 
 @dataclass
@@ -66,12 +68,15 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                    options: AnswerOptions = AnswerOptions()) -> PreparedAnswer:
     """Retrieve the course's best chunks for ``question`` and build the grounded request.
 
-    ``conversation`` holds the earlier {role, content} turns (user and assistant only); they sit
-    between the tutor's system prompt and the grounded question.
+    ``conversation`` holds the earlier {role, content} turns (user and assistant only): the search
+    draws on them (``options.follow_up``), so a follow-up such as "What did he do?" finds the page of
+    the person asked about before, and they sit between the tutor's system prompt and the grounded
+    question. The prompt's sources are this search's hits only.
     """
     started = time.perf_counter()
-    hits = retriever.search(course, question, k=options.top_k, min_score=options.min_score,
-                            mode=options.retrieval)
+    hits = search_conversation(retriever, course, question, conversation, k=options.top_k,
+                               min_score=options.min_score, mode=options.retrieval,
+                               settings=options.follow_up)
     if not hits:
         return PreparedAnswer(None, retrieval_s=time.perf_counter() - started)
     prompt = build_grounded_prompt(question, hits)

@@ -6,7 +6,11 @@ The gold file is JSONL, one question per line::
 
 ``question``, ``source`` and ``page`` (1-based, as a reader numbers pages) are required; ``page_end``
 (default ``page``) closes a range of gold pages; ``id`` names the item in the per-item output;
-``choices`` (an MCQ's options) are appended to the query when asked to. A retrieved chunk is
+``choices`` (an MCQ's options) are appended to the query when asked to. A conversation file (as
+``scripts/make_coqa_course.py`` writes) adds to each line ``turn`` (1-based) and ``history``, the
+earlier turns ``[{"role": "user", "content": ...}, {"role": "assistant", "content": ...}, ...]``:
+searched with a follow-up strategy, the question draws on them, and the metrics are reported for
+first turns (no history) and later turns apart. A retrieved chunk is
 relevant when it comes from ``source`` and its pages overlap the gold ones. Each question has one
 relevant unit (its gold pages), so with ``rank`` the position of the first relevant chunk:
 recall@k is rank <= k, MRR@10 is 1/rank, nDCG@10 is 1/log2(rank + 1), all 0 past rank 10.
@@ -22,11 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.history import FollowUpSettings, parse_history, search_conversation
 from retrieval.search import Hit, Retriever, check_mode
 
 RECALL_AT = (1, 3, 5, 10)
 DEPTH = 10  # chunks retrieved per question
 METRICS = (*(f"recall@{k}" for k in RECALL_AT), "mrr@10", "ndcg@10")
+TURN_GROUPS = ("first", "later")  # questions without and with earlier turns
 
 
 class GoldFileError(ValueError):
@@ -43,6 +49,13 @@ class GoldItem:
     page_end: int
     id: str
     choices: list[str] = field(default_factory=list)
+    turn: int | None = None
+    history: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        """"first" for a question asked without earlier turns, "later" for a follow-up."""
+        return "later" if self.history else "first"
 
     def query(self, with_choices: bool) -> str:
         """The search text: the question, followed by its options when ``with_choices``."""
@@ -81,8 +94,13 @@ def _gold_item(row: dict, path: Path, number: int) -> GoldItem:
     if page < 1 or page_end < page:
         raise GoldFileError(f"{path}, line {number}: pages {page}-{page_end} are not a range of 1-based "
                             "pages; give page >= 1 and page_end >= page.")
+    try:
+        history = parse_history(row.get("history", []))
+    except ValueError as error:
+        raise GoldFileError(f"{path}, line {number}: {error}") from None
     return GoldItem(question=str(row["question"]), source=str(row["source"]), page=page, page_end=page_end,
-                    id=str(row.get("id", number)), choices=[str(c) for c in row.get("choices", [])])
+                    id=str(row.get("id", number)), choices=[str(c) for c in row.get("choices", [])],
+                    turn=int(row["turn"]) if row.get("turn") is not None else None, history=history)
 
 
 def first_relevant_rank(hits: Sequence[Hit], item: GoldItem) -> int | None:
@@ -111,31 +129,61 @@ def bootstrap_interval(values: Sequence[float], samples: int = 1000, seed: int =
 
 @dataclass
 class ModeResult:
-    """The metrics of one mode: means, 95% intervals, per-item records and speed."""
+    """The metrics of one mode: means, 95% intervals, per-item records and speed.
+
+    ``strategy`` is the follow-up strategy the questions were searched with ("none": each question
+    alone); ``groups`` holds the means over first turns and over later turns (with ``questions``,
+    their count), for the groups the file has.
+    """
 
     mode: str
     means: dict[str, float]
     intervals: dict[str, tuple[float, float]]
     items: list[dict]
     queries_per_s: float
+    strategy: str = "none"
+    groups: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def group_means(records: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Mean metrics of the first-turn and the later-turn records, with their count as ``questions``."""
+    groups = {}
+    for group in TURN_GROUPS:
+        selected = [r for r in records if r["group"] == group]
+        if selected:
+            groups[group] = {"questions": len(selected),
+                             **{name: sum(r[name] for r in selected) / len(selected) for name in METRICS}}
+    return groups
 
 
 def evaluate_mode(retriever: Retriever, course: str, items: list[GoldItem], mode: str, *,
-                  with_choices: bool = False) -> ModeResult:
-    """Search every question in ``mode`` (no "not covered" cut) and score the ranks."""
+                  with_choices: bool = False, follow_up: FollowUpSettings | None = None) -> ModeResult:
+    """Search every question in ``mode`` (no "not covered" cut) and score the ranks.
+
+    With ``follow_up`` a question is searched with its earlier turns, as the tutor searches a
+    conversation; without, each question alone.
+    """
     check_mode(mode)
+    strategy = follow_up.strategy if follow_up is not None else "none"
     records, started = [], time.perf_counter()
     for item in items:
-        hits = retriever.search(course, item.query(with_choices), k=DEPTH, mode=mode)
+        query = item.query(with_choices)
+        if follow_up is None:
+            hits = retriever.search(course, query, k=DEPTH, mode=mode)
+        else:
+            hits = search_conversation(retriever, course, query, item.history, k=DEPTH, mode=mode,
+                                       settings=follow_up)
         rank = first_relevant_rank(hits, item)
-        records.append({"id": item.id, "mode": mode, "question": item.question, "source": item.source,
+        records.append({"id": item.id, "mode": mode, "strategy": strategy, "turn": item.turn,
+                        "group": item.group, "question": item.question, "source": item.source,
                         "page": item.page, "page_end": item.page_end, "rank": rank, **item_metrics(rank),
                         "hits": [{"source": h.source, "page": h.page, "page_end": h.page_end,
                                   "score": round(h.score, 4)} for h in hits]})
     seconds = time.perf_counter() - started
     means = {name: sum(r[name] for r in records) / len(records) for name in METRICS}
     intervals = {name: bootstrap_interval([r[name] for r in records]) for name in METRICS}
-    return ModeResult(mode, means, intervals, records, len(records) / seconds if seconds else 0.0)
+    return ModeResult(mode, means, intervals, records, len(records) / seconds if seconds else 0.0,
+                      strategy=strategy, groups=group_means(records))
 
 
 @dataclass
@@ -157,3 +205,22 @@ def evaluate_coverage(retriever: Retriever, course: str, on_topic: list[str], of
         return empty / len(questions) if questions else 0.0
 
     return CoverageResult(min_score, refused(off_topic), refused(on_topic), len(off_topic), len(on_topic))
+
+
+def evaluate_follow_up_coverage(retriever: Retriever, course: str, items: list[GoldItem],
+                                off_topic: list[str], min_score: float, mode: str,
+                                follow_up: FollowUpSettings) -> CoverageResult:
+    """The "not covered" cut in conversations: the later turns of ``items`` asked with their history, and
+    each off-topic question asked after one of those histories in turn (a student changing the subject).
+    """
+    histories = [item.history for item in items if item.history]
+
+    def refused(asked: list[tuple[str, list[dict[str, str]]]]) -> float:
+        empty = sum(not search_conversation(retriever, course, question, history, k=1, min_score=min_score,
+                                            mode=mode, settings=follow_up) for question, history in asked)
+        return empty / len(asked) if asked else 0.0
+
+    on_topic = [(item.question, item.history) for item in items if item.history]
+    changes = [(question, histories[n % len(histories)]) for n, question in enumerate(off_topic)
+               if histories]
+    return CoverageResult(min_score, refused(changes), refused(on_topic), len(changes), len(on_topic))

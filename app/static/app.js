@@ -1,11 +1,15 @@
-// The student page: pick a course, ask (the answer streams in from POST /v1/ask/stream),
-// open a citation (its PDF at the cited page, beside the excerpt), or answer a multiple-choice
-// question with POST /v1/mcq. No build step.
+// The student page: pick a course, ask (the answer streams in from POST /v1/ask/stream, with the
+// conversation so far as history, so follow-ups such as "What did he do?" work), open a citation
+// (its PDF at the cited page, beside the excerpt), or answer a multiple-choice question with
+// POST /v1/mcq. No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const LETTERS = "ABCDEFGHIJ";
 const KEY_STORAGE = "tutor-api-key";
+// Earlier messages sent with a question: the last few exchanges are what the search draws on, and
+// the server refuses conversations longer than 10 questions' worth of text.
+const HISTORY_MESSAGES = 8;
 
 function keyHeaders() {
   const key = $("api-key").value.trim();
@@ -45,6 +49,7 @@ async function loadCourses() {
     return option;
   }));
   setStatus(courses.length ? "" : "No course yet: ask your instructor to upload one.");
+  newConversation();
 }
 
 // --- Ask -----------------------------------------------------------------------------
@@ -128,6 +133,21 @@ function markedExcerpt(excerpt, cited) {
     mark.textContent = part;
     return mark;
   });
+}
+
+// The conversation with the tutor on the selected course: {role: "user"|"assistant", content}.
+let conversation = [];
+
+function showConversation() {
+  const questions = conversation.filter((m) => m.role === "user").length;
+  $("conversation-note").textContent = questions
+    ? `Follow-up to ${questions} earlier question${questions === 1 ? "" : "s"}` : "";
+  $("new-conversation").disabled = questions === 0;
+}
+
+function newConversation() {
+  conversation = [];
+  showConversation();
 }
 
 function showCitation(n) {
@@ -215,6 +235,7 @@ async function* serverEvents(response) {
 async function ask(event) {
   event.preventDefault();
   const question = $("question").value.trim();
+  const course = $("course").value;
   if (!question) return;
   $("ask-button").disabled = true;
   $("citation-detail").hidden = true;
@@ -230,7 +251,9 @@ async function ask(event) {
   try {
     const response = await fetch("/v1/ask/stream", {
       method: "POST", headers: headers(),
-      body: JSON.stringify({ course: $("course").value, question }),
+      body: JSON.stringify({
+        course, question, history: conversation.slice(-HISTORY_MESSAGES),
+      }),
     });
     if (!response.ok) throw new Error(await errorText(response));
     for await (const message of serverEvents(response)) {
@@ -243,6 +266,10 @@ async function ask(event) {
         $("answer").textContent = answer;
       } else if (message.type === "done") {
         renderAnswer(message.answer);
+        if ($("course").value === course) {  // not if the student switched courses meanwhile
+          conversation.push({ role: "user", content: question }, { role: "assistant", content: message.answer });
+          showConversation();
+        }
         setStatus(`Answered in ${message.timings.total_s.toFixed(1)} s.`);
       } else if (message.type === "error") {
         throw new Error(message.detail);
@@ -346,10 +373,13 @@ document.addEventListener("DOMContentLoaded", () => {
     loadCourses();
   });
   $("ask-form").addEventListener("submit", ask);
+  $("new-conversation").addEventListener("click", newConversation);
+  $("course").addEventListener("change", newConversation);
   $("mcq-form").addEventListener("submit", answerMcq);
   $("add-option").addEventListener("click", () => addOption());
   $("mode-ask").addEventListener("click", () => showMode("ask"));
   $("mode-mcq").addEventListener("click", () => showMode("mcq"));
   for (let i = 0; i < 4; i += 1) addOption();
+  showConversation();
   loadCourses();
 });

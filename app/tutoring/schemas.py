@@ -12,6 +12,13 @@ MAX_TOP_K = 20
 MAX_TEMPERATURE = 2.0
 
 
+# One earlier turn of the conversation a question follows: the student's message or the tutor's answer.
+class ConversationTurn(BaseModel):
+    role: Literal["user", "assistant"] = Field(..., description="user (the student) or assistant "
+                                               "(the tutor).")
+    content: str = Field(..., description="The message's text.")
+
+
 # A student's question about one course.
 class AskRequest(BaseModel):
     course: str = Field(..., min_length=1, description="The course to answer from (see GET /v1/courses).")
@@ -24,9 +31,16 @@ class AskRequest(BaseModel):
                                        "(default and upper bound TUTOR_MAX_NEW_TOKENS).")
     temperature: float = Field(0.0, ge=0.0, le=MAX_TEMPERATURE, description="0 answers greedily; "
                                "higher values sample more freely.")
+    history: list[ConversationTurn] = Field(
+        default_factory=list, description="The conversation so far, oldest first: the search draws on it "
+        "(so 'What did he do?' finds the person asked about before) and the model reads it. Its length "
+        "counts towards the conversation limit (10 times TUTOR_MAX_QUESTION_CHARS).")
 
     model_config = {"json_schema_extra": {"examples": [
-        {"course": "sample-course", "question": "What does Newton's first law say?", "top_k": 4}
+        {"course": "sample-course", "question": "What does Newton's first law say?", "top_k": 4},
+        {"course": "sample-course", "question": "Who stated it?", "history": [
+            {"role": "user", "content": "What does Newton's first law say?"},
+            {"role": "assistant", "content": "A body keeps moving unless a force acts on it [1]."}]},
     ]}}
 
     @field_validator("question")
@@ -48,7 +62,8 @@ class Citation(BaseModel):
                           "key when one is set); a browser's viewer opens it at the page with #page=N.")
     score: float = Field(..., description="How well the excerpt matches the question: the cosine "
                          "similarity in dense mode; in lexical and hybrid mode the (fused) score scaled so "
-                         "that the best candidate is 1.")
+                         "that the best candidate is 1; for a follow-up (with history) the 0-1 fusion of "
+                         "its searches with and without the earlier turns.")
     excerpt: str = Field(..., description="The start of the retrieved text.")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from app.request_limits import check_new_tokens, check_question
+from app.request_limits import check_conversation, check_new_tokens, check_question
 from app.settings import Settings
 from app.tutoring.files import file_url
 from app.tutoring.schemas import (
@@ -43,9 +43,15 @@ def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -
 
 
 def check_ask(request: AskRequest, settings: Settings) -> None:
-    """Refuse a question or token budget beyond this server's limits, naming the limit and its setting."""
+    """Refuse a question, conversation or token budget beyond this server's limits, naming the limit."""
     check_question(request.question, settings)
+    check_conversation([turn.content for turn in request.history] + [request.question], settings)
     check_new_tokens(request.max_new_tokens, settings)
+
+
+def conversation_of(request: AskRequest) -> list[dict[str, str]]:
+    """The request's earlier turns as {role, content} messages, oldest first."""
+    return [{"role": turn.role, "content": turn.content} for turn in request.history]
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -73,7 +79,7 @@ def timings_of(retrieval_s: float, generation_s: float) -> Timings:
 def prepare_ask(request: AskRequest, *, retriever: Retriever, settings: Settings) -> PreparedAnswer:
     """Check the limits, then retrieve and build the grounded request, as /v1/ask does, without generating."""
     check_ask(request, settings)
-    return prepare_answer(retriever, request.course, request.question,
+    return prepare_answer(retriever, request.course, request.question, conversation=conversation_of(request),
                           options=answer_options(settings, request.model_dump()))
 
 
@@ -82,6 +88,7 @@ def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings
     """Answer from the course's best chunks with numbered citations; with none relevant, say so."""
     check_ask(request, settings)
     answer: GroundedAnswer = answer_question(retriever, runtime, request.course, request.question,
+                                             conversation=conversation_of(request),
                                              options=answer_options(settings, request.model_dump()))
     if answer.not_covered:
         logger.info("No chunk of %s scored above %.2f for the question.", request.course, settings.min_score)

@@ -3,8 +3,11 @@
 Rows may be the MCQ schema (``choices`` with ``answer_index`` or ``answer_key``; the gold option's
 text is the reference and the other options are distractors, the question asked open) or
 ``{question, answers: [...]}``. Either may carry ``source``, ``page`` and ``page_end`` (the gold
-pages) for the citation scores. Model loading stays out of here: callers pass a retriever and a
-runtime, as the server holds them.
+pages) for the citation scores. A conversation file (``scripts/make_coqa_course.py``) adds ``turn``
+and ``history``, the earlier turns as ``[{"role": "user"|"assistant", "content": ...}, ...]``: the
+question is asked after them (they join the search and the model reads them, as in a chat), and
+the summary is split into first turns (no history) and later turns. Model loading stays out of
+here: callers pass a retriever and a runtime, as the server holds them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from engine.evaluation.questions_file import read_questions
 from engine.grounded import AnswerOptions, GroundedAnswer, answer_question
 from engine.runtime.base import Runtime
 from retrieval import Hit, Retriever
+from retrieval.history import parse_history
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,13 @@ class AnswerItem:
     distractors: list[str] = field(default_factory=list)
     gold: PageSpan | None = None
     answerable: bool = True
+    turn: int | None = None
+    conversation: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        """"first" for a question asked without earlier turns, "later" for a follow-up."""
+        return "later" if self.conversation else "first"
 
 
 def _gold_pages(row: dict) -> PageSpan | None:
@@ -85,9 +96,14 @@ def parse_item(row: dict, where: str, *, off_topic: bool = False) -> AnswerItem:
     if not isinstance(question, str) or not question.strip():
         raise AnswerFileError(f"{where}: each row needs a non-empty 'question' string.")
     references, distractors = _references(row, where)
+    try:
+        conversation = parse_history(row.get("history", []))
+    except ValueError as error:
+        raise AnswerFileError(f"{where}: {error}") from None
     return AnswerItem(id=str(row.get("id", where)), question=question, references=references,
                       distractors=distractors, gold=_gold_pages(row),
-                      answerable=bool(references) and not off_topic)
+                      answerable=bool(references) and not off_topic, conversation=conversation,
+                      turn=int(row["turn"]) if row.get("turn") is not None else None)
 
 
 def read_answer_items(path: Path, *, limit: int | None = None, off_topic: bool = False) -> list[AnswerItem]:
@@ -138,6 +154,7 @@ class AnswerSummary:
     answer_tokens: float | None
     latency_p50_s: float | None
     latency_p95_s: float | None
+    by_turn: list[AnswerSummary] = field(default_factory=list)  # first and later turns of a conversation file
 
 
 def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> AnswerSummary:
@@ -163,11 +180,24 @@ def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> 
         latency_p50_s=percentile(latencies, 50), latency_p95_s=percentile(latencies, 95))
 
 
+def summarise_by_turn(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> list[AnswerSummary]:
+    """One summary for the first turns and one for the later turns (those the items have), named
+    ``<model>, first turns`` and ``<model>, later turns``."""
+    summaries = []
+    for group in ("first", "later"):
+        pairs = [(i, r) for i, r in zip(items, rows, strict=True) if i.group == group]
+        if pairs:
+            summaries.append(summarise(f"{model}, {group} turns", [i for i, _ in pairs],
+                                       [r for _, r in pairs]))
+    return summaries
+
+
 def result_row(item: AnswerItem, answer: GroundedAnswer, scores: dict) -> dict:
     """One line of the per-item results file: the question, the answer, its sources, its scores."""
     sources = [{"n": n, "source": hit.source, "page": hit.page, "page_end": hit.page_end,
                 "score": round(hit.score, 4)} for n, hit in enumerate(answer.sources, start=1)]
-    return {"id": item.id, "question": item.question, "references": item.references,
+    return {"id": item.id, "turn": item.turn, "group": item.group, "question": item.question,
+            "references": item.references,
             "gold": None if item.gold is None else asdict(item.gold), "answer": answer.text,
             "sources": sources, **scores}
 
@@ -184,14 +214,18 @@ def evaluate_answers(items: Sequence[AnswerItem], retriever: Retriever, runtime:
         out.parent.mkdir(parents=True, exist_ok=True)
     with (out.open("w", encoding="utf-8") if out is not None else nullcontext()) as handle:
         for done, item in enumerate(items, start=1):
-            answer = answer_question(retriever, runtime, course, item.question, options=options)
+            answer = answer_question(retriever, runtime, course, item.question,
+                                     conversation=item.conversation, options=options)
             rows.append(result_row(item, answer, score_answer(item, answer)))
             if handle is not None:
                 handle.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")
                 handle.flush()
             if progress is not None:
                 progress(done)
-    return summarise(runtime.model_name, items, rows)
+    summary = summarise(runtime.model_name, items, rows)
+    if any(item.conversation for item in items):
+        summary.by_turn = summarise_by_turn(runtime.model_name, items, rows)
+    return summary
 
 
 class GivenPassages:

@@ -51,7 +51,9 @@ def test_chat_completion_answers_from_the_course_with_citations(client, fakes):
     assert body["choices"][0]["message"] == {"role": "assistant", "content": runtime.answer}
     assert [(c["n"], c["page"]) for c in body["citations"]] == [(1, 2), (2, 3)]
     assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    assert retriever.searches[-1]["question"] == "What is inertia?"
+    # the follow-up is searched with its earlier exchange (retrieval/history.py), the question leading
+    searched = {s["question"] for s in retriever.searches}
+    assert "What is inertia? A push or a pull. What is a force?" in searched
     [sent] = runtime.requests
     assert [m["role"] for m in sent.messages] == ["system", "user", "assistant", "user"]
     assert sent.messages[1]["content"] == "What is a force?"
@@ -145,6 +147,22 @@ def test_ask_stream_sends_citations_deltas_and_the_whole_answer(client, fakes):
     assert "".join(e["text"] for e in events[1:-1]) == runtime.answer
     assert events[-1]["answer"] == runtime.answer
     assert set(events[-1]["timings"]) == {"retrieval_s", "generation_s", "total_s"}
+
+
+def test_ask_stream_searches_with_the_history_and_the_model_reads_it(client, fakes):
+    runtime, _, retriever = fakes
+    history = [{"role": "user", "content": "What is inertia?"},
+               {"role": "assistant", "content": "A tendency."}]
+    response = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Who named it?",
+                                                   "history": history})
+    assert response.status_code == 200, response.text
+    assert server_events(response.text)[-1]["type"] == "done"
+    assert "Who named it? A tendency. What is inertia?" in {s["question"] for s in retriever.searches}
+    [sent] = runtime.streamed
+    assert [m["role"] for m in sent.messages] == ["system", "user", "assistant", "user"]
+    too_long = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Who?",
+                                                   "history": [{"role": "user", "content": "x" * 1999}]})
+    assert too_long.status_code == 422 and "The conversation is" in too_long.json()["detail"]
 
 
 def test_ask_stream_errors_before_streaming_are_json(client):

@@ -113,6 +113,51 @@ def test_ask_returns_422_naming_out_of_range_field(client, field, value, message
     assert message in response.json()["detail"]
 
 
+FOLLOW_UP = {"course": COURSE, "question": "Who named it?", "history": [
+    {"role": "user", "content": "What is inertia?"},
+    {"role": "assistant", "content": "It keeps a body moving [1]."}]}
+
+
+def test_ask_searches_a_follow_up_with_its_history_and_the_model_reads_the_history(client, fakes):
+    runtime, _, retriever = fakes
+    response = client.post("/v1/ask", json=FOLLOW_UP)
+    assert response.status_code == 200, response.text
+    searched = [s["question"] for s in retriever.searches]
+    assert any(q.startswith("Who named it?") and "What is inertia?" in q for q in searched)
+    assert {s["min_score"] for s in retriever.searches} <= {0.3, None}
+    [sent] = runtime.requests
+    assert [m["role"] for m in sent.messages] == ["system", "user", "assistant", "user"]
+    assert sent.messages[2]["content"] == "It keeps a body moving [1]."
+    assert "Who named it?" in sent.messages[-1]["content"]
+
+
+def test_ask_without_history_searches_the_question_alone_as_before(client, fakes):
+    client.post("/v1/ask", json={"course": COURSE, "question": "What is inertia?", "history": []})
+    assert [(s["question"], s["min_score"]) for s in fakes[2].searches] == [("What is inertia?", 0.3)]
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ([{"role": "system", "content": "Obey."}], "history.0.role: Input should be 'user' or 'assistant'"),
+    ([{"role": "user"}], "history.0.content: Field required"),
+    ("What is inertia?", "history: Input should be a valid list"),
+])
+def test_ask_returns_422_naming_a_malformed_history_turn(client, fakes, history, message):
+    response = client.post("/v1/ask", json={"course": COURSE, "question": "Who?", "history": history})
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert fakes[2].searches == []
+
+
+def test_ask_counts_the_history_towards_the_conversation_limit(client, fakes):
+    turn = {"role": "user", "content": "why " * 24}
+    response = client.post("/v1/ask", json={"course": COURSE, "question": "Who?", "history": [turn] * 11})
+    assert response.status_code == 422
+    assert "The conversation is 1060 characters long; the limit is 1000" in response.json()["detail"]
+    assert fakes[2].searches == []
+    accepted = client.post("/v1/ask", json={"course": COURSE, "question": "Who?", "history": [turn] * 10})
+    assert accepted.status_code == 200
+
+
 def test_malformed_and_incomplete_bodies_get_readable_json_errors(client):
     broken = client.post("/v1/ask", content=b"{not json", headers={"content-type": "application/json"})
     assert broken.status_code == 422

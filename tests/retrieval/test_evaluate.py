@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -88,3 +89,37 @@ def test_cli_refuses_an_unknown_mode_with_the_allowed_ones(tmp_path):
                                 env={"COLUMNS": "400"})  # no wrapped messages
     assert result.exit_code == 2
     assert "Unknown retrieval mode 'bm25'" in result.output and "dense, lexical, hybrid" in result.output
+
+
+HISTORY = [{"role": "user", "content": "What about entropy of an isolated system?"},
+           {"role": "assistant", "content": "It is a measure of disorder."}]
+FOLLOW_UP_LINE = json.dumps({"question": "What does it never do?", "source": "heat.pdf", "page": 1, "turn": 2,
+                             "history": HISTORY})
+
+
+def test_gold_reader_takes_conversation_lines_and_names_a_bad_history(tmp_path):
+    first, later = load_gold(gold_file(tmp_path, ONE, FOLLOW_UP_LINE))
+    assert (first.group, first.turn, later.group, later.turn) == ("first", None, "later", 2)
+    assert later.history[1] == {"role": "assistant", "content": "It is a measure of disorder."}
+    bad = json.dumps({"question": "q?", "source": "c.pdf", "page": 3, "history": [{"role": "user"}]})
+    with pytest.raises(GoldFileError, match="line 2: history turn 1 is"):
+        load_gold(gold_file(tmp_path, ONE, bad))
+
+
+def test_conversation_files_compare_strategies_by_turn(store, tmp_path, capsys):  # noqa: F811
+    from cli.eval_retrieval_commands import follow_up_settings, print_turns
+
+    items = load_gold(gold_file(tmp_path, json.dumps({"question": "force mass acceleration",
+                                                      "source": "mechanics.pdf", "page": 2}), FOLLOW_UP_LINE))
+    strategies = follow_up_settings(items, [], None, None)
+    assert [s.strategy for s in strategies] == ["none", "decay"]
+    assert follow_up_settings(items[:1], [], None, None) == []
+    with pytest.raises(typer.BadParameter, match="Did you mean concat"):
+        follow_up_settings(items, ["concot"], None, None)
+    retriever = Retriever(store, HashingEmbedder())
+    results = [evaluate_mode(retriever, COURSE, items, "hybrid", follow_up=s) for s in strategies]
+    assert [(r.groups["first"]["questions"], r.groups["later"]["questions"]) for r in results] == [(1, 1)] * 2
+    assert results[1].groups["later"]["recall@1"] == 1.0
+    print_turns(results, COURSE)
+    output = capsys.readouterr().out
+    assert "later recall@5" in output and "follow-up targets for hybrid, follow-up decay" in output

@@ -33,6 +33,7 @@ from engine.evaluation.answers import GivenPassages
 from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
+from retrieval.history import FollowUpSettings
 from training.cleaning import CleaningConfig, CleaningReport, clean, split_by_group
 from training.data.schema import Message, PreferencePair, SFTExample
 from training.errors import DataFormatError, RecipeError
@@ -232,8 +233,9 @@ def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng
 def grounded_messages(question: GroundedQuestion, hits: list[Hit]) -> list[Message]:
     """The chat messages serving sends for this question with these sources, built by serving's code."""
     passages = GivenPassages({question.question: hits})
+    # the passages are given for the question, in their order: the history must not re-rank them
     prepared = prepare_answer(passages, "", question.question, conversation=question.history,
-                              options=AnswerOptions(top_k=len(hits)))
+                              options=AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none")))
     assert prepared.generation is not None  # hits are never empty here
     return prepared.generation.messages
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine.evaluation.answers import AnswerFileError, GivenPassages, evaluate_answers, read_answer_items
 from retrieval import NO_CONTEXT_ANSWER
-from tests.utils.fakes import FakeRuntime, make_hit
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
 
 MCQ_ROW = {"id": "sciq-val-3", "question": "What is an area of land called that is wet for all or part of "
            "the year?", "choices": ["grassland", "wetland", "plains", "tundra"], "answer_index": 1,
@@ -74,3 +74,34 @@ def test_off_topic_questions_measure_abstention_not_correctness(tmp_path):
     assert summary.abstained == 1.0 and summary.correct is None and "correct" not in row
     summary, _ = evaluate(tmp_path, NO_CONTEXT_ANSWER, [OPEN_ROW])
     assert summary.false_refusals == 1.0 and summary.uncited == 0.0
+
+
+FIRST_TURN = {"id": "s-1", "question": "Who was the actor?", "answers": ["Dennis Farina"],
+              "source": "coqa.pdf", "page": 1, "turn": 1, "history": []}
+LATER_TURN = {"id": "s-2", "question": "Where did he die?", "answers": ["Scottsdale"], "source": "coqa.pdf",
+              "page": 1, "turn": 2, "history": [{"role": "user", "content": "Who was the actor?"},
+                                                {"role": "assistant", "content": "Dennis Farina"}]}
+
+
+def test_reader_takes_conversation_lines_and_names_a_bad_history(tmp_path):
+    first, later = read_answer_items(write_rows(tmp_path / "c.jsonl", [FIRST_TURN, LATER_TURN]))
+    assert (first.turn, first.group, first.conversation) == (1, "first", [])
+    assert (later.turn, later.group, later.conversation) == (2, "later", LATER_TURN["history"])
+    bad = {**LATER_TURN, "history": [{"role": "tutor", "content": "Hi"}]}
+    with pytest.raises(AnswerFileError, match=r"bad.jsonl:2: history turn 1 is .*user or assistant"):
+        read_answer_items(write_rows(tmp_path / "bad.jsonl", [FIRST_TURN, bad]))
+
+
+def test_a_later_turn_is_asked_after_its_history_and_summarised_apart(tmp_path):
+    store = FakeStore({"coqa": []})
+    retriever = FakeRetriever(store, [make_hit("Dennis Farina died in Scottsdale.", source="coqa.pdf")])
+    runtime = FakeRuntime(answer="In Scottsdale [1].")
+    items = read_answer_items(write_rows(tmp_path / "c.jsonl", [FIRST_TURN, LATER_TURN]))
+    summary = evaluate_answers(items, retriever, runtime, "coqa")
+    assert [s.model for s in summary.by_turn] == ["fake-model, first turns", "fake-model, later turns"]
+    assert [s.questions for s in summary.by_turn] == [1, 1]
+    assert (summary.by_turn[0].correct, summary.by_turn[1].correct) == (0.0, 1.0)
+    assert [m["role"] for m in runtime.requests[1].messages] == ["system", "user", "assistant", "user"]
+    assert any("Who was the actor?" in s["question"] for s in retriever.searches[1:])
+    plain = evaluate_answers(items[:1], retriever, runtime, "coqa")
+    assert plain.by_turn == []

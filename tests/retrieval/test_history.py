@@ -1,0 +1,138 @@
+"""Follow-up questions: the queries built from earlier turns, their fusion, and search on a tiny CoQA-like
+course typeset by scripts/make_coqa_course.py (a real Chroma with the hashing embedder, no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval import NO_CONTEXT_ANSWER, CourseStore, Hit, Retriever
+from retrieval.evaluate import evaluate_mode, first_relevant_rank, load_gold
+from retrieval.history import (
+    FollowUpSettings,
+    UnknownFollowUpStrategyError,
+    follow_up_queries,
+    fuse_weighted,
+    parse_history,
+    search_conversation,
+)
+from tests.utils.embedding import HashingEmbedder
+
+COQA_LIKE = Path(__file__).with_name("coqa_like.jsonl")
+COURSE = "coqa-like"
+HISTORY = [{"role": "system", "content": "Be brief."},
+           {"role": "user", "content": "Who was the actor?"},
+           {"role": "assistant", "content": "Dennis Farina [1]."},
+           {"role": "user", "content": "Where was he a police officer?"},
+           {"role": "assistant", "content": NO_CONTEXT_ANSWER}]
+
+
+def hit(chunk: int, score: float, page: int | None = None) -> Hit:
+    return Hit(text=f"chunk {chunk}", score=score, source="a.pdf", page=page or chunk, page_end=page or chunk,
+               chunk_index=chunk)
+
+
+def test_a_question_without_earlier_turns_is_searched_alone_whatever_the_strategy():
+    for strategy in ("none", "concat", "decay"):
+        queries = follow_up_queries("What is inertia?", [], FollowUpSettings(strategy))
+        assert queries == [("What is inertia?", 1.0)]
+    assert follow_up_queries("Who?", HISTORY, FollowUpSettings("none")) == [("Who?", 1.0)]
+
+
+def test_concat_puts_the_question_first_then_the_latest_turns_without_citations_or_refusals():
+    [(query, weight)] = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("concat", turns=2))
+    assert query == "Where did he die? Where was he a police officer? Dennis Farina . Who was the actor?"
+    assert weight == 1.0
+    [(query, _)] = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("concat", turns=1))
+    assert query == "Where did he die? Where was he a police officer?"
+
+
+def test_decay_searches_the_question_and_growing_windows_with_decaying_weights():
+    history = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+               {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
+    queries = follow_up_queries("q3", history, FollowUpSettings("decay", turns=3, decay=0.5))
+    assert queries == [("q3", 1.0), ("q3 a2 q2", 0.5), ("q3 a2 q2 a1 q1", 0.25)]
+
+
+def test_weighted_fusion_divides_each_ranking_by_its_best_and_weights_it():
+    fused = fuse_weighted([(1.0, [hit(1, 0.8), hit(2, 0.4)]), (0.5, [hit(2, 10.0), hit(3, 5.0)])])
+    assert [(h.chunk_index, round(h.score, 3)) for h in fused] == [(1, 0.667), (2, 0.667), (3, 0.167)]
+    assert fuse_weighted([(1.0, [])]) == []
+
+
+def test_settings_and_history_are_checked_with_readable_errors():
+    with pytest.raises(UnknownFollowUpStrategyError, match="Did you mean concat"):
+        FollowUpSettings("concate")
+    with pytest.raises(ValueError, match="out of range"):
+        FollowUpSettings(decay=0)
+    turns = parse_history([{"role": "user", "content": "Hi", "extra": 1}])
+    assert turns == [{"role": "user", "content": "Hi"}]
+    with pytest.raises(ValueError, match="must be a list"):
+        parse_history("Hi")
+    with pytest.raises(ValueError, match="history turn 2 is .*user or assistant"):
+        parse_history([{"role": "user", "content": "Hi"}, {"role": "system", "content": "x"}])
+
+
+@pytest.fixture(scope="module")
+def coqa_like(tmp_path_factory):
+    """The fixture stories typeset as a course (a page each) and ingested; its conversation lines."""
+    from ingest.run import ingest_paths
+    from scripts.make_coqa_course import CONVERSATIONS_NAME, PDF_NAME, read_stories, typeset, write_outputs
+    from scripts.typeset import find_font
+
+    folder = tmp_path_factory.mktemp("coqa-like")
+    pdf, lines = typeset(read_stories(COQA_LIKE), find_font(None))
+    write_outputs(pdf, lines, folder)
+    store = CourseStore(path=folder / "chroma")
+    # chunks short enough that no chunk runs from one story's page onto the next
+    report = ingest_paths([folder / PDF_NAME], COURSE, store, HashingEmbedder(), chunk_tokens=24,
+                          chunk_overlap=0)
+    assert report.failed == []
+    assert {(c.page_start, c.page_end) for c in store.chunks(COURSE)} == {(1, 1), (2, 2), (3, 3)}
+    return Retriever(store, HashingEmbedder()), load_gold(folder / CONVERSATIONS_NAME)
+
+
+def test_the_conversation_file_has_one_line_per_turn_with_the_true_earlier_answers(coqa_like):
+    _, items = coqa_like
+    assert [(i.turn, i.page) for i in items] == [(t, p) for p in (1, 2, 3) for t in (1, 2, 3)]
+    third = items[2]
+    assert third.history == [{"role": "user", "content": "Who was the actor?"},
+                             {"role": "assistant", "content": "Dennis Farina"},
+                             {"role": "user", "content": "What did he do before?"},
+                             {"role": "assistant", "content": "police officer"}]
+
+
+@pytest.mark.parametrize("strategy", ["concat", "decay"])
+def test_a_follow_up_with_a_pronoun_finds_the_page_of_the_earlier_turn(coqa_like, strategy):
+    retriever, items = coqa_like
+    [follow_up] = [i for i in items if i.question == "For how long?"]
+    alone = retriever.search(COURSE, follow_up.question, k=1, mode="hybrid")
+    assert first_relevant_rank(alone, follow_up) is None  # the question alone misses the volcano's page
+    hits = search_conversation(retriever, COURSE, follow_up.question, follow_up.history, k=1, mode="hybrid",
+                               settings=FollowUpSettings(strategy))
+    assert first_relevant_rank(hits, follow_up) == 1
+
+
+def test_history_lifts_later_turns_and_leaves_first_turns_unchanged(coqa_like):
+    retriever, items = coqa_like
+    alone = evaluate_mode(retriever, COURSE, items, "hybrid", follow_up=FollowUpSettings("none"))
+    with_history = evaluate_mode(retriever, COURSE, items, "hybrid", follow_up=FollowUpSettings())
+    assert alone.groups["first"] == with_history.groups["first"]
+    assert alone.groups["later"]["questions"] == 6
+    assert with_history.groups["later"]["recall@1"] == 1.0 > alone.groups["later"]["recall@1"]
+    assert [r["group"] for r in with_history.items[:3]] == ["first", "later", "later"]
+
+
+def test_the_not_covered_cut_takes_the_question_with_its_last_exchange(coqa_like):
+    retriever, items = coqa_like
+    [follow_up] = [i for i in items if i.question == "For how long?"]
+    question_alone = retriever.search(COURSE, follow_up.question, k=1, mode="dense")[0].score
+    with_history = search_conversation(retriever, COURSE, follow_up.question, follow_up.history, k=2,
+                                       min_score=question_alone + 0.01, mode="hybrid")
+    assert first_relevant_rank(with_history, follow_up) == 1  # covered through its conversation
+    assert search_conversation(retriever, COURSE, follow_up.question, follow_up.history, k=2, min_score=0.99,
+                               mode="hybrid") == []
+    first = retriever.search(COURSE, items[0].question, k=3, min_score=0.1, mode="hybrid")
+    assert search_conversation(retriever, COURSE, items[0].question, [], k=3, min_score=0.1,
+                               mode="hybrid") == first
