@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SQUAD = REPO.parent / "shared" / "data" / "grounded" / "squad.jsonl"
 PDF_NAME = "squad-course.pdf"
 QUESTIONS_NAME = "squad-course-questions.jsonl"
+DEV_QUESTIONS_NAME = "squad-course-dev-questions.jsonl"
 
 
 def read_articles(path: Path) -> dict[str, dict[str, list[dict]]]:
@@ -60,6 +61,9 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD rows: title, context, question.")
     parser.add_argument("--output", type=Path, default=REPO / "out" / "squad-course")
     parser.add_argument("--font", type=Path, default=None, help="A .ttf font (default: DejaVu Sans).")
+    parser.add_argument("--dev-split", type=Path, default=None,
+                        help="The grounded data builder's sft_dev.jsonl: also write the questions of its dev "
+                        f"articles to {DEV_QUESTIONS_NAME}, for measuring a model trained on the others.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pdf, gold = typeset(read_articles(args.squad), find_font(args.font))
@@ -69,6 +73,12 @@ def main() -> None:
         handle.writelines(json.dumps(row) + "\n" for row in gold)
     logger.info("Wrote %s (%d pages) and %d questions with their gold pages to %s.", PDF_NAME, pdf.page_no(),
                 len(gold), args.output)
+    if args.dev_split is not None:
+        dev_ids = {json.loads(line)["id"] for line in args.dev_split.open() if line.strip()}
+        dev = [row for row in gold if row["id"] in dev_ids]
+        with (args.output / DEV_QUESTIONS_NAME).open("w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in dev)
+        logger.info("Wrote the %d questions of the dev split's articles to %s.", len(dev), DEV_QUESTIONS_NAME)
 
 
 if __name__ == "__main__":
