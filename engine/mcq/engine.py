@@ -210,8 +210,9 @@ class MCQEngine:
             return [[] for _ in items]
         if self.retriever is None:
             raise MCQInputError("use_context needs course retrieval, which this engine was built without.")
-        return [self.retriever.search(options.course, search_text(item, options), k=options.top_k,
-                                      min_score=options.min_score, mode=options.retrieval) for item in items]
+        queries = [search_text(item, options) for item in items]
+        return self.retriever.search_many(options.course, queries, k=options.top_k,
+                                          min_score=options.min_score, mode=options.retrieval)
 
     def loglik(self, items: Sequence[MCQItem], options: MCQOptions) -> list[MCQPrediction]:
         """Score every option's text as the continuation of the question; acc and acc_norm picks."""

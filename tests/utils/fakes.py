@@ -85,6 +85,10 @@ class FakeRetriever:
         hits = self.hits[:k]
         return [hit for hit in hits if min_score is None or hit.score >= min_score]
 
+    def search_many(self, course: str, questions: list[str], *, k: int = 4, min_score: float | None = None,
+                    mode: str = "dense") -> list[list[Hit]]:
+        return [self.search(course, question, k=k, min_score=min_score, mode=mode) for question in questions]
+
 
 def fake_app(settings: Settings, runtime, store, retriever) -> FastAPI:
     """The real app (routes, limits, errors) with fakes, or real stores, in place of what the lifespan
