@@ -9,6 +9,7 @@ best candidate's score (see ``fuse_convex``); RRF is kept for comparison (``tuto
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -19,6 +20,8 @@ from retrieval.store import Chunk, CourseStore, CourseView
 RetrievalMode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[str, ...] = get_args(RetrievalMode)
 Fusion = Literal["convex", "rrf"]
+# Shorter shared text between neighbouring chunks is taken for chance, not the splitter's overlap.
+MIN_OVERLAP = 16
 
 
 class UnknownRetrievalModeError(ValueError):
@@ -98,6 +101,15 @@ def fuse_rrf(rankings: list[list[Hashable]], k: int = 60) -> dict[Hashable, floa
     return fused
 
 
+def join_overlapping(first: str, second: str, least: int = MIN_OVERLAP) -> str:
+    """``first`` then ``second``, the text that ends one and starts the other (``least`` characters or
+    more) written once; without such an overlap they are joined by a line break."""
+    for start in range(max(0, len(first) - len(second)), len(first) - least + 1):
+        if second.startswith(first[start:]):
+            return first + second[len(first) - start :]
+    return f"{first}\n{second}"
+
+
 def _hit(chunk: Chunk, score: float) -> Hit:
     return Hit(text=chunk.text, score=score, source=chunk.source, page=chunk.page_start,
                page_end=chunk.page_end, chunk_index=chunk.index)
@@ -167,6 +179,26 @@ class Retriever:
                           [((c.source, c.index), s) for c, s in lexical])
         best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
         return [_hit(chunks[key], score) for key, score in best]
+
+    def widen(self, course: str, hits: list[Hit], neighbours: int) -> list[Hit]:
+        """Each hit joined with up to ``neighbours`` chunks of its file on each side, pages and score kept.
+
+        A 128-token chunk often starts or ends mid-paragraph; its neighbours give back the rest of what
+        it is part of (neighbouring chunks overlap, and the shared text is kept once).
+        """
+        if neighbours < 1 or not hits:
+            return hits
+        view = self.store.view(course)
+        widened = []
+        for hit in hits:
+            chunks = view.around(hit.source, hit.chunk_index, neighbours)
+            if not chunks:  # no longer live: keep the hit as it was found
+                widened.append(hit)
+                continue
+            text = functools.reduce(join_overlapping, (chunk.text for chunk in chunks))
+            widened.append(Hit(text=text, score=hit.score, source=hit.source, page=chunks[0].page_start,
+                               page_end=chunks[-1].page_end, chunk_index=hit.chunk_index))
+        return widened
 
     def fuse(self, dense: list[tuple[Hashable, float]], lexical: list[tuple[Hashable, float]]
              ) -> dict[Hashable, float]:

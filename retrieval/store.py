@@ -158,8 +158,8 @@ class CourseStore:
             raise ValueError("CourseStore needs a path (embedded Chroma) or a url (Chroma server).")
         self.max_batch = self.client.get_max_batch_size()
         self._manifest_lock = threading.Lock()
-        self._ids: dict[str, tuple[str, dict[str, Chunk]]] = {}  # course -> (index fingerprint, ids)
-        self._ids_lock = threading.Lock()
+        self._tables: dict[str, LiveChunks] = {}
+        self._tables_lock = threading.Lock()
         self.lexical = LexicalIndexes(lexical_folder, lexical or LexicalSettings())
 
     # -- courses ---------------------------------------------------------------------
@@ -200,7 +200,7 @@ class CourseStore:
         self._collection(course)
         self.client.delete_collection(course)
         self.lexical.drop(course)
-        self._ids.pop(course, None)
+        self._tables.pop(course, None)
 
     # -- the manifest: which version of each source is live ---------------------------
     @staticmethod
@@ -335,18 +335,16 @@ class CourseStore:
         commit made before it, by this process or another, and its dense and lexical sides agree.
         """
         collection, index = self._lexical_state(course)
-        return CourseView(collection, index, self._live_ids(course, index),
+        return CourseView(collection, index, self._live_table(course, index),
                           lambda: self._live_versions(collection))
 
-    def _live_ids(self, course: str, index: LexicalIndex) -> dict[str, Chunk]:
-        """Chroma ids of the live chunks (those of ``index``), computed once per store state."""
-        with self._ids_lock:
-            fingerprint, ids = self._ids.get(course, (None, {}))
-            if fingerprint != index.fingerprint:
-                versions = {(c.source, c.file_hash): _version(c.source, c.file_hash) for c in index.chunks}
-                ids = {_chunk_id(versions[c.source, c.file_hash], c.index): c for c in index.chunks}
-                self._ids[course] = (index.fingerprint, ids)
-        return ids
+    def _live_table(self, course: str, index: LexicalIndex) -> LiveChunks:
+        """The live chunks (those of ``index``) by Chroma id and by place, made once per store state."""
+        with self._tables_lock:
+            table = self._tables.get(course)
+            if table is None or table.fingerprint != index.fingerprint:
+                table = self._tables[course] = LiveChunks.of(index)
+        return table
 
     # -- the lexical index -------------------------------------------------------------
     def lexical_index(self, course: str) -> LexicalIndex:
@@ -378,6 +376,22 @@ class CourseStore:
 
 
 @dataclass
+class LiveChunks:
+    """The live chunks of one store state (a lexical index's), by Chroma id and by (source, index)."""
+
+    fingerprint: str
+    by_id: dict[str, Chunk]
+    by_place: dict[tuple[str, int], Chunk]
+
+    @classmethod
+    def of(cls, index: LexicalIndex) -> LiveChunks:
+        versions = {(c.source, c.file_hash): _version(c.source, c.file_hash) for c in index.chunks}
+        return cls(index.fingerprint,
+                   {_chunk_id(versions[c.source, c.file_hash], c.index): c for c in index.chunks},
+                   {(c.source, c.index): c for c in index.chunks})
+
+
+@dataclass
 class CourseView:
     """Dense and lexical search over the live chunks of one state of a course (``CourseStore.view``).
 
@@ -391,14 +405,14 @@ class CourseView:
 
     collection: object
     lexical: LexicalIndex
-    live: dict[str, Chunk]  # Chroma id -> chunk, for every live chunk
+    live: LiveChunks
     live_versions: Callable[[], list[str]]
 
     def dense(self, embeddings: list[list[float]], k: int) -> list[list[tuple[Chunk, float]]]:
         """The ``k`` live chunks nearest to each embedding, with cosine similarity, best first."""
-        if not embeddings or not self.live or k < 1:
+        if not embeddings or not self.live.by_id or k < 1:
             return [[] for _ in embeddings]
-        wanted = min(k, len(self.live))
+        wanted = min(k, len(self.live.by_id))
         result = self.collection.query(query_embeddings=embeddings, n_results=k + STALE_MARGIN,
                                        include=["distances"])
         hits = [self._known(ids, distances)[:k] for ids, distances in zip(result["ids"], result["distances"],
@@ -415,11 +429,17 @@ class CourseView:
         return hits
 
     def _known(self, ids: list[str], distances: list[float]) -> list[tuple[Chunk, float]]:
-        return [(self.live[i], 1.0 - float(d)) for i, d in zip(ids, distances, strict=True) if i in self.live]
+        live = self.live.by_id
+        return [(live[i], 1.0 - float(d)) for i, d in zip(ids, distances, strict=True) if i in live]
 
     def lexical_search(self, texts: list[str], k: int) -> list[list[tuple[Chunk, float]]]:
         """The ``k`` best BM25 matches of each text, with their scores."""
         return self.lexical.search_many(texts, k)
+
+    def around(self, source: str, index: int, neighbours: int) -> list[Chunk]:
+        """The live chunk at ``index`` of ``source`` and up to ``neighbours`` on each side, in order."""
+        places = ((source, n) for n in range(index - neighbours, index + neighbours + 1))
+        return [self.live.by_place[place] for place in places if place in self.live.by_place]
 
 
 def _chunk(text: str, meta: dict) -> Chunk:
