@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # 68% with 2, 67% with 3 (dense with 4: 68%), and 1 chunk scored 2.9x the questions/s of dense 4.
     mcq_context_chunks: int = Field(1, ge=1, le=20, description="Course chunks put before an MCQ "
                                     "answered with use_context (fewer, better chunks scored higher).")
+    # 0: on all 443 sciq-dev questions (log-likelihood, 1 hybrid chunk) 1 neighbour on each side scored
+    # 65.2% against 71.1% for the chunk alone: the small model is distracted by the neighbouring paragraphs.
+    mcq_context_neighbours: int = Field(0, ge=0, le=10, description="Chunks of the same file joined to each "
+                                        "MCQ context chunk on each side, so a chunk cut mid-paragraph comes "
+                                        "with the rest of it (0: the chunk alone).")
     # 0.32: on sciq-dev, 92% of MMLU humanities questions fall below it and 0.7% of the course's own
     # questions; 2.5% of SQuAD's on its course (tutor eval retrieval --off-topic, README "Retrieval").
     min_score: float = Field(0.32, ge=-1, le=1, description="Chunks below this cosine similarity are "

@@ -4,13 +4,16 @@ Part 1, on the same chunks (a course already ingested with ``tutor ingest``): ou
 hybrid search against LangChain's ``EnsembleRetriever`` (``BM25Retriever`` + the Chroma vector
 store, weights 0.5/0.5: the open-webui pattern) and plain Chroma dense search through LangChain.
 LangChain's Chroma wraps our own collection, so every method ranks exactly the same chunks with
-the same vectors. Reported: page-level recall@5, MRR@10 and queries/s (query embedding included).
+the same vectors. Reported: page-level recall@5, MRR@10 and queries/s (query embedding included),
+one query at a time, and batched: ours with ``Retriever.search_many`` (all questions embedded and
+searched together), LangChain's with its ``Runnable.batch``. Methods ending in ``-batched`` are batched.
 
 Part 2, scale: a synthetic course of ``--scale`` chunks built from the real chunks of the given
 courses, repeated with perturbations (words dropped and shuffled, the vector moved by Gaussian
 noise and renormalised), written through the store in files of ``--file-chunks`` chunks. At each
-size of ``--steps``: lexical index build time and memory, and p50/p95 latency per mode over the
-gold questions (query embedding with the real model included).
+size of ``--steps``: lexical index build time and memory, p50/p95 latency per mode over the gold
+questions, one query at a time (query embedding with the real model included), the query embedding's
+own p50/p95, and hybrid search's time per query when all questions are searched together (batched).
 
 Run it as a module from the repository root (``bench/retrieval.py`` as a script would shadow the
 ``retrieval`` package)::
@@ -22,8 +25,10 @@ Run it as a module from the repository root (``bench/retrieval.py`` as a script 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import random
 import statistics
 import tempfile
@@ -48,13 +53,15 @@ def page_hits(documents) -> list:
                 page_end=d.metadata["page_end"], chunk_index=d.metadata["index"]) for d in documents]
 
 
-def score_method(name: str, search, items) -> dict:
-    """Recall@5, MRR@10 and queries/s of ``search(question) -> hits`` over the gold items."""
+def score_method(name: str, search_all, items) -> dict:
+    """Recall@5, MRR@10 and queries/s of ``search_all(questions) -> hits of each`` over the gold items."""
     from retrieval.evaluate import first_relevant_rank, item_metrics
 
     started = time.perf_counter()
-    metrics = [item_metrics(first_relevant_rank(search(item.question)[:DEPTH], item)) for item in items]
+    found = search_all([item.question for item in items])
     seconds = time.perf_counter() - started
+    metrics = [item_metrics(first_relevant_rank(hits[:DEPTH], item)) for item, hits in zip(items, found,
+                                                                                           strict=True)]
     row = {"method": name, "questions": len(items), "queries_per_s": len(items) / seconds}
     for key in ("recall@1", "recall@5", "mrr@10"):
         row[key] = sum(m[key] for m in metrics) / len(metrics)
@@ -85,8 +92,14 @@ def langchain_methods(store, course: str, embedder) -> dict:
                                                 "page_end": c.page_end, "index": c.index} for c in chunks])
     bm25.k = DEPTH
     ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=list(ENSEMBLE_WEIGHTS))
-    return {"langchain-chroma-dense": lambda q: page_hits(dense.invoke(q)),
-            "langchain-ensemble": lambda q: page_hits(ensemble.invoke(q))}
+    return {"langchain-chroma-dense": one_by_one(lambda q: page_hits(dense.invoke(q))),
+            "langchain-ensemble": one_by_one(lambda q: page_hits(ensemble.invoke(q))),
+            "langchain-ensemble-batched": lambda qs: [page_hits(docs) for docs in ensemble.batch(qs)]}
+
+
+def one_by_one(search):
+    """A search of one question as a search of many, asked one at a time."""
+    return lambda questions: [search(question) for question in questions]
 
 
 def compare(store, embedder, course: str, items) -> list[dict]:
@@ -94,19 +107,21 @@ def compare(store, embedder, course: str, items) -> list[dict]:
 
     retriever = Retriever(store, embedder)
     store.lexical_index(course)  # built (or loaded) before timing, as a server does at start-up
-    methods = {f"ours-{mode}": (lambda q, m=mode: retriever.search(course, q, k=DEPTH, mode=m))
+    methods = {f"ours-{mode}": one_by_one(lambda q, m=mode: retriever.search(course, q, k=DEPTH, mode=m))
                for mode in MODES}
+    methods["ours-hybrid-batched"] = lambda qs: retriever.search_many(course, qs, k=DEPTH, mode="hybrid")
     methods |= langchain_methods(store, course, embedder)
     rows = [score_method(name, search, items) for name, search in methods.items()]
     for row in rows:
         logger.info("%-24s recall@1 %.3f  recall@5 %.3f  MRR@10 %.3f  %.1f queries/s", row["method"],
                     row["recall@1"], row["recall@5"], row["mrr@10"], row["queries_per_s"])
     by_name = {row["method"]: row for row in rows}
-    ensemble, ours = by_name["langchain-ensemble"], by_name["ours-hybrid"]
-    logger.info("target: ours-hybrid recall@5 %.3f >= ensemble %.3f: %s; speed %.1fx >= %.0fx: %s",
-                ours["recall@5"], ensemble["recall@5"], ours["recall@5"] >= ensemble["recall@5"],
-                ours["queries_per_s"] / ensemble["queries_per_s"], SPEEDUP_OVER_ENSEMBLE,
-                ours["queries_per_s"] >= SPEEDUP_OVER_ENSEMBLE * ensemble["queries_per_s"])
+    for suffix in ("", "-batched"):
+        ensemble, ours = by_name[f"langchain-ensemble{suffix}"], by_name[f"ours-hybrid{suffix}"]
+        logger.info("target%s: ours-hybrid recall@5 %.3f >= ensemble %.3f: %s; speed %.1fx >= %.0fx: %s",
+                    suffix, ours["recall@5"], ensemble["recall@5"], ours["recall@5"] >= ensemble["recall@5"],
+                    ours["queries_per_s"] / ensemble["queries_per_s"], SPEEDUP_OVER_ENSEMBLE,
+                    ours["queries_per_s"] >= SPEEDUP_OVER_ENSEMBLE * ensemble["queries_per_s"])
     return rows
 
 
@@ -157,48 +172,71 @@ def grow(store, course: str, texts, vectors, start: int, stop: int, file_chunks:
         store.replace_source(course, source, chunks, embeddings, pages=count // 6 + 1, embedder="synthetic")
 
 
-def latencies_ms(retriever, course: str, questions: list[str], mode: str) -> tuple[float, float]:
+def latencies_ms(call, questions: list[str]) -> tuple[float, float]:
+    """p50 and p95 of ``call(question)``, one question at a time, in milliseconds."""
     samples = []
     for question in questions:
         started = time.perf_counter()
-        retriever.search(course, question, k=4, mode=mode)
+        call(question)
         samples.append(1000 * (time.perf_counter() - started))
     samples.sort()
     return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
 
 
-def scale(store, embedder, courses: list[str], items, steps: list[int], file_chunks: int) -> list[dict]:
-    import psutil
+def time_searches(row: dict, retriever, embedder, course: str, questions: list[str]) -> None:
+    """Per-query latencies of each mode and of the query embedding alone, and batched hybrid speed."""
+    from retrieval import MODES
 
-    from retrieval import MODES, CourseStore, Retriever
+    for mode in MODES:
+        p50, p95 = latencies_ms(lambda q, m=mode: retriever.search(course, q, k=4, mode=m), questions)
+        row[f"{mode}_p50_ms"], row[f"{mode}_p95_ms"] = round(p50, 1), round(p95, 1)
+    p50, p95 = latencies_ms(lambda q: embedder.embed([q]), questions)
+    row["embed_p50_ms"], row["embed_p95_ms"] = round(p50, 1), round(p95, 1)
+    started = time.perf_counter()
+    retriever.search_many(course, questions, k=4, mode="hybrid")
+    row["hybrid_batched_ms_per_query"] = round(1000 * (time.perf_counter() - started) / len(questions), 2)
 
+
+def scale(store, embedder, courses: list[str], items, steps: list[int], file_chunks: int,
+          keep: Path | None) -> list[dict]:
+    """Time search on synthetic courses of each size in ``steps``, kept in ``keep`` for the next run."""
     texts, vectors = source_material(store, courses)
     questions = [item.question for item in items]
-    rows, size = [], 0
-    with tempfile.TemporaryDirectory() as folder:
-        synthetic = CourseStore(path=folder)
-        for step in steps:
-            started = time.perf_counter()
-            grow(synthetic, "scale", texts, vectors, size, step, file_chunks, seed=14)
-            write_s, size = time.perf_counter() - started, step
-            before = psutil.Process().memory_info().rss
-            fresh = CourseStore(path=folder)  # a restart that must rebuild: drop the saved index first
-            fresh.lexical.drop("scale")
-            index = fresh.lexical_index("scale")
-            row = {"chunks": step, "write_s": round(write_s, 1), "lexical_build_s": round(index.build_s, 2),
-                   "lexical_index_mib": round(index.size_bytes / 2**20, 1),
-                   "rss_growth_mib": round((psutil.Process().memory_info().rss - before) / 2**20, 1)}
-            retriever = Retriever(fresh, embedder)
-            for mode in MODES:
-                p50, p95 = latencies_ms(retriever, "scale", questions, mode)
-                row[f"{mode}_p50_ms"], row[f"{mode}_p95_ms"] = round(p50, 1), round(p95, 1)
-            logger.info("scale %s", json.dumps(row))
-            rows.append(row)
+    with contextlib.ExitStack() as stack:
+        folder = keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        rows = [scale_step(folder, embedder, texts, vectors, questions, step, file_chunks) for step in steps]
     if rows[-1]["chunks"] >= 100_000:
         last = rows[-1]
         logger.info("target: hybrid p95 %.1f ms <= %.0f ms at %d chunks: %s", last["hybrid_p95_ms"],
                     HYBRID_P95_MS_AT_100K, last["chunks"], last["hybrid_p95_ms"] <= HYBRID_P95_MS_AT_100K)
     return rows
+
+
+def scale_step(folder: Path, embedder, texts, vectors, questions: list[str], step: int,
+               file_chunks: int) -> dict:
+    """Grow the synthetic course of ``step`` chunks (what a kept folder lacks of it), rebuild its lexical
+    index as after a restart, and time searches on it."""
+    import psutil
+
+    from retrieval import CourseStore, Retriever
+
+    course, synthetic = f"scale-{step}", CourseStore(path=folder)
+    have = synthetic.count(course) if course in synthetic.courses() else 0
+    started = time.perf_counter()
+    grow(synthetic, course, texts, vectors, have, step, file_chunks, seed=14)
+    write_s = time.perf_counter() - started
+    before = psutil.Process().memory_info().rss
+    fresh = CourseStore(path=folder)  # a restart that must rebuild: drop the saved index first
+    fresh.lexical.drop(course)
+    index = fresh.lexical_index(course)
+    row = {"chunks": step, "write_s": round(write_s, 1) if have < step else None,
+           "lexical_build_s": round(index.build_s, 2),
+           "lexical_index_mib": round(index.size_bytes / 2**20, 1),
+           "rss_growth_mib": round((psutil.Process().memory_info().rss - before) / 2**20, 1)}
+    time_searches(row, Retriever(fresh, embedder), embedder, course, questions)
+    row["load_1min"] = round(os.getloadavg()[0], 2)
+    logger.info("scale %s", json.dumps(row))
+    return row
 
 
 def main() -> None:
@@ -214,6 +252,8 @@ def main() -> None:
                         "empty skips part 2.")
     parser.add_argument("--file-chunks", type=int, default=1000, help="Chunks per synthetic file.")
     parser.add_argument("--latency-questions", type=int, default=200, help="Questions timed per size.")
+    parser.add_argument("--keep", type=Path, default=None, help="Keep the synthetic courses in this folder "
+                        "and reuse them next time (default: a temporary folder).")
     parser.add_argument("--skip-compare", action="store_true", help="Only part 2.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     args = parser.parse_args()
@@ -225,14 +265,15 @@ def main() -> None:
 
     store, embedder = CourseStore(path=args.index), Embedder(default_embedder_path())
     items = load_gold(args.gold)[: args.limit]
-    results: dict = {"course": args.course, "questions": len(items)}
+    results: dict = {"course": args.course, "questions": len(items), "load_1min": os.getloadavg()[0]}
+    logger.info("load average (1, 5, 15 min) at start: %s on %d CPUs", os.getloadavg(), os.cpu_count())
     if not args.skip_compare:
         results["compare"] = compare(store, embedder, args.course, items)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
     if steps:
         material = (args.material or args.course).split(",")
         results["scale"] = scale(store, embedder, material, items[: args.latency_questions], steps,
-                                 args.file_chunks)
+                                 args.file_chunks, args.keep)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -85,7 +85,7 @@ def eval_mcq(
     try:
         check_options(options)
         options.top_k, options.min_score = settings.mcq_context_chunks, settings.min_score
-        options.retrieval = settings.retrieval
+        options.retrieval, options.context_neighbours = settings.retrieval, settings.mcq_context_neighbours
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = run_eval_mcq(settings, file, options, limit=limit, out=target)
     except (MCQInputError, MCQFileError) as error:

@@ -99,16 +99,26 @@ class LexicalIndex:
 
     def search(self, query: str, k: int) -> list[tuple[Chunk, float]]:
         """The ``k`` best chunks for ``query`` with their BM25 scores; chunks sharing no term are left out."""
-        if self.bm25 is None or k < 1:
-            return []
-        [terms] = tokenize([query], self.settings)
-        if not any(term in self.bm25.vocab_dict for term in terms):
-            return []
-        # n_threads=0: in the calling thread (1 would start a thread pool per question).
-        documents, scores = self.bm25.retrieve([terms], k=min(k, len(self.chunks)), show_progress=False,
-                                               n_threads=0)
-        pairs = zip(documents[0], scores[0], strict=True)
-        return [(self.chunks[int(doc)], float(score)) for doc, score in pairs if score > 0]
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: list[str], k: int) -> list[list[tuple[Chunk, float]]]:
+        """``search`` of each query, in order, with one tokenisation and one bm25s call for all of them."""
+        if self.bm25 is None or k < 1 or not queries:
+            return [[] for _ in queries]
+        vocabulary = self.bm25.vocab_dict
+        terms = tokenize(queries, self.settings)
+        # bm25s cannot score a query none of whose terms it knows; such a query finds nothing.
+        known = [n for n, words in enumerate(terms) if any(word in vocabulary for word in words)]
+        results: list[list[tuple[Chunk, float]]] = [[] for _ in queries]
+        if not known:
+            return results
+        # n_threads=0: in the calling thread (1 would start a thread pool per call).
+        documents, scores = self.bm25.retrieve([terms[n] for n in known], k=min(k, len(self.chunks)),
+                                               show_progress=False, n_threads=0)
+        for n, row_documents, row_scores in zip(known, documents, scores, strict=True):
+            results[n] = [(self.chunks[int(doc)], float(score))
+                          for doc, score in zip(row_documents, row_scores, strict=True) if score > 0]
+        return results
 
     @property
     def size_bytes(self) -> int:

@@ -54,12 +54,13 @@ class RetrievalDefaults:
     top_k: int = 4
     min_score: float | None = None
     retrieval: RetrievalMode = "hybrid"
+    context_neighbours: int = 0
 
 
 def options_from(request: MCQSettings, defaults: RetrievalDefaults) -> MCQOptions:
     return MCQOptions(method=request.method, prompt_format=request.prompt_format, course=request.course,
                       use_context=request.use_context, top_k=defaults.top_k, min_score=defaults.min_score,
-                      retrieval=defaults.retrieval)
+                      retrieval=defaults.retrieval, context_neighbours=defaults.context_neighbours)
 
 
 def option_scores(prediction: MCQPrediction) -> list[OptionScore] | None:

@@ -84,6 +84,7 @@ class MCQOptions:
     # Searching with the options too found the gold page first for 91.9% of sciq-dev's questions in
     # hybrid mode, against 92.6% with the question alone: the distractors add as much noise as signal.
     query_with_choices: bool = False
+    context_neighbours: int = 0  # chunks of the same file joined to each retrieved one, on each side
     max_new_tokens: int | None = None  # None: the prompt format's budget
 
     @property
@@ -210,8 +211,10 @@ class MCQEngine:
             return [[] for _ in items]
         if self.retriever is None:
             raise MCQInputError("use_context needs course retrieval, which this engine was built without.")
-        return [self.retriever.search(options.course, search_text(item, options), k=options.top_k,
-                                      min_score=options.min_score, mode=options.retrieval) for item in items]
+        queries = [search_text(item, options) for item in items]
+        found = self.retriever.search_many(options.course, queries, k=options.top_k,
+                                           min_score=options.min_score, mode=options.retrieval)
+        return [self.retriever.widen(options.course, hits, options.context_neighbours) for hits in found]
 
     def loglik(self, items: Sequence[MCQItem], options: MCQOptions) -> list[MCQPrediction]:
         """Score every option's text as the continuation of the question; acc and acc_norm picks."""

@@ -64,11 +64,13 @@ def test_mcq_generate_returns_raw_text_and_citations_with_context(client):
 
 def test_mcq_context_searches_tutor_mcq_context_chunks_in_the_configured_mode(tmp_path):
     runtime, store, retriever = fakes_with(FakeRuntime(answer="B"))
-    settings = Settings(data_dir=tmp_path, top_k=4, mcq_context_chunks=1, retrieval="lexical")
+    settings = Settings(data_dir=tmp_path, top_k=4, mcq_context_chunks=1, mcq_context_neighbours=2,
+                        retrieval="lexical")
     client = fake_client(settings, runtime, store, retriever)
     response = client.post("/v1/mcq", json={**QUESTION, "course": COURSE, "use_context": True})
     assert response.status_code == 200, response.text
     assert [(s["k"], s["mode"]) for s in retriever.searches] == [(1, "lexical")]
+    assert retriever.widened == [2]
 
 
 @pytest.mark.parametrize(("payload", "status", "detail"), [

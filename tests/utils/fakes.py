@@ -76,6 +76,7 @@ class FakeRetriever:
     store: FakeStore
     hits: list[Hit] = field(default_factory=list)
     searches: list[dict] = field(default_factory=list)
+    widened: list[int] = field(default_factory=list)  # the neighbours asked for, per widened question
 
     def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
                mode: str = "dense") -> list[Hit]:
@@ -84,6 +85,14 @@ class FakeRetriever:
                               "mode": mode})
         hits = self.hits[:k]
         return [hit for hit in hits if min_score is None or hit.score >= min_score]
+
+    def search_many(self, course: str, questions: list[str], *, k: int = 4, min_score: float | None = None,
+                    mode: str = "dense") -> list[list[Hit]]:
+        return [self.search(course, question, k=k, min_score=min_score, mode=mode) for question in questions]
+
+    def widen(self, course: str, hits: list[Hit], neighbours: int) -> list[Hit]:
+        self.widened.append(neighbours)
+        return hits
 
 
 def fake_app(settings: Settings, runtime, store, retriever) -> FastAPI:

@@ -63,9 +63,10 @@ def test_context_is_retrieved_and_put_before_the_question():
     retriever = FakeRetriever(store, [make_hit("Jupiter is the largest planet.", source="planets.pdf")])
     runtime = ScriptedRuntime(logliks={" Mars": -3.0, " Jupiter": -1.0, " Ve": -2.5})
     [prediction] = MCQEngine(runtime, retriever).answer(
-        [PLANETS], MCQOptions(course="astro", use_context=True, top_k=2))
+        [PLANETS], MCQOptions(course="astro", use_context=True, top_k=2, context_neighbours=1))
     assert runtime.scored[0].context.startswith("Course material:\n<source n=\"1\" file=\"planets.pdf\"")
     assert retriever.searches[0]["k"] == 2
+    assert retriever.widened == [1]
     assert [hit.source for hit in prediction.hits] == ["planets.pdf"]
 
 
