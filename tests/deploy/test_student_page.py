@@ -245,3 +245,40 @@ def test_with_a_student_key_the_page_fetches_the_cited_pdf_with_the_key(browser,
     page, pdf = open_citation_file(browser, 2, selector="#answer button.cite")
     assert (page, pdf.name) == (2, "thermodynamics.pdf")
     assert browser.find_element(By.CSS_SELECTOR, "#answer .sentence.cited").text.startswith("Heat flows")
+
+
+def test_a_follow_up_is_sent_with_the_conversation_until_the_student_starts_over(browser, keyed_fake_tutor):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{keyed_fake_tutor}/")
+    browser.execute_script("localStorage.setItem(arguments[0], arguments[1])", "tutor-api-key", STUDENT_KEY)
+    browser.get(f"{keyed_fake_tutor}/")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#course option"), "the course list")
+    # Record what the page sends to the server.
+    browser.execute_script("""
+        window.sentBodies = [];
+        const send = window.fetch;
+        window.fetch = (url, options) => {
+          if (String(url).endsWith("/v1/ask/stream")) window.sentBodies.push(JSON.parse(options.body));
+          return send(url, options);
+        };""")
+    status, note = browser.find_element(By.ID, "status"), browser.find_element(By.ID, "conversation-note")
+
+    def ask(question: str) -> None:
+        browser.find_element(By.ID, "question").clear()
+        browser.find_element(By.ID, "question").send_keys(question)
+        browser.find_element(By.ID, "ask-button").click()
+        wait_for(lambda: status.text.startswith("Answered"), "the answer")
+
+    ask("How well does rubber grip concrete?")
+    assert note.text == "Follow-up to 1 earlier question"
+    ask("And on ice?")
+    first, follow_up = browser.execute_script("return window.sentBodies")
+    assert first["history"] == []
+    assert [turn["role"] for turn in follow_up["history"]] == ["user", "assistant"]
+    assert follow_up["history"][0]["content"] == "How well does rubber grip concrete?"
+    assert follow_up["history"][1]["content"].startswith("Rubber grips dry concrete")
+    browser.find_element(By.ID, "new-conversation").click()
+    assert note.text == "" and not browser.find_element(By.ID, "new-conversation").is_enabled()
+    ask("How well does rubber grip concrete?")
+    assert browser.execute_script("return window.sentBodies")[-1]["history"] == []
