@@ -41,12 +41,17 @@ def assert_consistent(path, course: str = COURSE) -> None:
     assert lexical_view(store.lexical_index(course)) == store_view(store, course)
 
 
-@pytest.fixture
-def store(tmp_path) -> CourseStore:
-    store = CourseStore(path=tmp_path / "chroma")
+def texts_store(path) -> CourseStore:
+    """An embedded store at ``path`` holding TEXTS as the course COURSE."""
+    store = CourseStore(path=path)
     for source, texts in TEXTS.items():
         add_source(store, source, texts)
     return store
+
+
+@pytest.fixture
+def store(tmp_path) -> CourseStore:
+    return texts_store(tmp_path / "chroma")
 
 
 def test_lexical_search_finds_the_chunk_sharing_the_rare_words(store):

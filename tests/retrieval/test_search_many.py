@@ -10,7 +10,7 @@ import pytest
 
 from retrieval import CourseStore, Retriever
 from retrieval.store import STALE_MARGIN
-from tests.retrieval.test_lexical_and_modes import COURSE, TEXTS, add_source
+from tests.retrieval.test_lexical_and_modes import COURSE, TEXTS, add_source, texts_store
 from tests.utils.embedding import HashingEmbedder
 
 QUESTIONS = ["which way does heat flow, hot or cold", "what does entropy do", "force and acceleration",
@@ -26,10 +26,7 @@ class KilledBeforeCommit(CourseStore):
 
 @pytest.fixture
 def store(tmp_path) -> CourseStore:
-    store = CourseStore(path=tmp_path / "chroma")
-    for source, texts in TEXTS.items():
-        add_source(store, source, texts)
-    return store
+    return texts_store(tmp_path / "chroma")
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
