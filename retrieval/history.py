@@ -50,10 +50,13 @@ class UnknownFollowUpStrategyError(ValueError):
 
 
 class Searcher(Protocol):
-    """What ``search_conversation`` needs of a retriever: ``Retriever.search``'s signature."""
+    """What ``search_conversation`` needs of a retriever: ``Retriever.search`` and ``search_many``."""
 
     def search(self, course: str, question: str, *, k: int = 4, min_score: float | None = None,
                mode: RetrievalMode = "dense") -> list[Hit]: ...
+
+    def search_many(self, course: str, questions: list[str], *, k: int = 4, min_score: float | None = None,
+                    mode: RetrievalMode = "dense") -> list[list[Hit]]: ...
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,11 @@ def _rescored(hit: Hit, score: float) -> Hit:
 
 
 def covers(retriever: Searcher, course: str, texts: Sequence[str], min_score: float) -> bool:
-    """Whether the best dense match of any of ``texts`` reaches ``min_score`` (the "not covered" cut)."""
-    return any(retriever.search(course, text, k=1, min_score=min_score, mode="dense") for text in texts)
+    """Whether the best dense match of any of ``texts`` reaches ``min_score`` (the "not covered" cut).
+
+    The texts are searched in one batch: embedding them together costs about what one of them does.
+    """
+    return any(retriever.search_many(course, list(texts), k=1, min_score=min_score, mode="dense"))
 
 
 def search_conversation(retriever: Searcher, course: str, question: str,
@@ -165,9 +171,9 @@ def search_conversation(retriever: Searcher, course: str, question: str,
         return []
     if len(queries) == 1:
         return retriever.search(course, queries[0][0], k=k, mode=mode)
-    n = max(k, settings.candidates)
-    rankings = [(weight, retriever.search(course, text, k=n, mode=mode)) for text, weight in queries]
-    return fuse_weighted(rankings)[:k]
+    found = retriever.search_many(course, [text for text, _ in queries], k=max(k, settings.candidates),
+                                  mode=mode)
+    return fuse_weighted([(weight, hits) for (_, weight), hits in zip(queries, found, strict=True)])[:k]
 
 
 def parse_history(value: object) -> list[dict[str, str]]:
