@@ -67,8 +67,9 @@ def eval_answers(
                                 "{question, answers, source?, page?}; a conversation file adds turn and "
                                 "history."),
     course: str = typer.Option(..., "--course", "-c", help="The course to answer from."),
-    model: list[str] = typer.Option([], help="An HF folder or .gguf file; repeat to compare models "
-                                    "(default: TUTOR_MODEL or the shipped model)."),
+    model: list[str] = typer.Option([], help="'tutor' (the built tutor model), 'stock', an HF folder or a "
+                                    ".gguf file; repeat to compare models (default: TUTOR_MODEL, else the "
+                                    "packaged model)."),
     limit: int | None = typer.Option(None, min=1, help="Ask only the first N questions."),
     off_topic: bool = typer.Option(False, "--off-topic", help="The course does not cover these questions: "
                                    "measure how often the answer is 'not covered'."),

@@ -71,7 +71,8 @@ def eval_mcq(
     limit: int | None = typer.Option(None, min=1, help="Answer only the first N questions."),
     out: Path | None = typer.Option(None, help="Per-item results JSONL (default: "
                                     "<FILE stem>.<method>.results.jsonl in the current folder)."),
-    model: str | None = typer.Option(None, help="LLM: an HF model folder or a .gguf file (TUTOR_MODEL)."),
+    model: str | None = typer.Option(None, help="LLM: 'tutor', 'stock', an HF model folder or a .gguf file "
+                                     "(default: TUTOR_MODEL, else the packaged model)."),
 ) -> None:
     """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
     from cli.ingest_commands import build_settings

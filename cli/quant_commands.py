@@ -1,4 +1,5 @@
-"""`tutor quantize`, `tutor pipeline` and the evaluations `tutor eval perplexity|generation|compare`."""
+"""`tutor quantize`, `tutor build-model`, `tutor pipeline` and the evaluations
+`tutor eval perplexity|generation|compare`."""
 
 from __future__ import annotations
 
@@ -190,8 +191,38 @@ def pipeline(
     typer.echo(f"Report: {report}")
 
 
+def build_model(
+    adapter: Path | None = typer.Option(None, help="The LoRA adapter folder; default: the repository's "
+                                        "models/tutor-lora."),
+    out: Path | None = typer.Option(None, "--out", help="Where the model goes; default: the data directory's "
+                                    "cache that TUTOR_MODEL=tutor loads."),
+) -> None:
+    """Build the tutor model once: the shipped LoRA adapter (models/tutor-lora) merged into the packaged
+    SmolLM2-135M-Instruct and GPTQ-quantised to 4 bits, cached in the data directory (TUTOR_MODEL=tutor)."""
+    from cli.ingest_commands import build_settings
+    from cli.progress import progress_bar
+    from engine.runtime.models import SHIPPED_ADAPTER
+    from training.errors import TrainingError
+    from training.quantize import QualityGateError
+    from training.shipped import build_shipped_model
+
+    settings = build_settings()
+    try:
+        with progress_bar("Building the tutor model (merge, GPTQ 4-bit)") as update:
+            folder = build_shipped_model(settings.data_dir, adapter=adapter or SHIPPED_ADAPTER, target=out,
+                                         device=settings.device, progress=update)
+    except QualityGateError as error:
+        logger.error("%s", error)
+        raise typer.Exit(GATE_FAILED_EXIT) from None
+    except (TrainingError, FileNotFoundError, ImportError) as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(f"Tutor model: {folder}")
+
+
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:
     app.command("quantize")(quantize)
+    app.command("build-model")(build_model)
     app.command("pipeline")(pipeline)
     eval_app.command("perplexity")(eval_perplexity)
     eval_app.command("generation")(eval_generation)

@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default: TUTOR_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to bind (default: TUTOR_PORT or 8000)."),
-    model: str | None = typer.Option(None, help="LLM: an HF model folder or a .gguf file (TUTOR_MODEL)."),
+    model: str | None = typer.Option(None, help="LLM: 'tutor', 'stock', an HF model folder or a .gguf file "
+                                     "(default: TUTOR_MODEL, else the packaged model)."),
     embedder: str | None = typer.Option(None, help="A sentence-transformers folder (TUTOR_EMBEDDER)."),
     chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index "
                                           "(TUTOR_CHROMA_URL)."),

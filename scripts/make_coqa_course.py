@@ -5,6 +5,8 @@ it needs); every turn of its conversation becomes one line of the conversation f
 story's pages as gold pages and the earlier turns, with their true answers, as ``history``::
 
     .venv/bin/python -m scripts.make_coqa_course --output out/coqa-course --stories 80
+    # or only the stories of the grounded data builder's dev split (never trained on):
+    .venv/bin/python -m scripts.make_coqa_course --output out/coqa-dev --dev-split runs/grounded/sft_dev.jsonl
     tutor ingest out/coqa-course/coqa-course.pdf --course coqa-dev
     tutor eval retrieval out/coqa-course/coqa-course-conversations.jsonl --course coqa-dev
 
@@ -81,9 +83,16 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "out" / "coqa-course")
     parser.add_argument("--stories", type=int, default=None, help="Only the first N stories (default all).")
     parser.add_argument("--font", type=Path, default=None, help="A .ttf font (default: DejaVu Sans).")
+    parser.add_argument("--dev-split", type=Path, default=None,
+                        help="The grounded data builder's sft_dev.jsonl: only its stories, never trained on "
+                             "(the tutor model's CoQA dev set).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    pdf, lines = typeset(read_stories(args.coqa, args.stories), find_font(args.font))
+    stories = read_stories(args.coqa, None if args.dev_split else args.stories)
+    if args.dev_split is not None:
+        dev = {json.loads(line)["group"] for line in args.dev_split.open() if line.strip()}
+        stories = [story for story in stories if f"coqa:{story['id']}" in dev][:args.stories]
+    pdf, lines = typeset(stories, find_font(args.font))
     write_outputs(pdf, lines, args.output)
     logger.info("Wrote %s (%d pages) and %d turns with their gold pages and history to %s.", PDF_NAME,
                 pdf.page_no(), len(lines), args.output)

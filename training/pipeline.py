@@ -6,6 +6,8 @@ redoes DPO and what follows it, not SFT. Stages:
 
 - ``sft``: train an SFT adapter on the base model and merge it (``<out>/sft-model``);
 - ``dpo``: train DPO on the SFT model (or the base) and merge it (``<out>/dpo-model``);
+- ``adapter``: with both, the SFT and DPO adapters stacked into one LoRA adapter on the base model
+  (``<out>/adapter``), the small artefact that ships (``models/tutor-lora``);
 - ``quantize``: GPTQ the last trained model behind the quality gate (``<out>/quantized``);
 - ``evaluate``: the same evaluations on base, SFT, DPO and quantised models (``<out>/evaluation.json``);
 - ``report``: ``<out>/report.md`` with a comparison table and PNG plots.
@@ -22,9 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.runtime.models import STOCK_MODEL
 from training.config import Origin, load_config, read_yaml
 from training.errors import TrainingError
 from training.evaluate import METRIC_ROWS, AnswerSet, EvalSuite, ModelReport, comparison_table
+from training.merge import stack_adapters
 from training.quantize import QuantizeRecipe
 from training.recipes import Recipe, recipe_from_dict
 
@@ -304,6 +308,10 @@ def run_pipeline(recipe: PipelineRecipe, *, data_dir: Path, device: str = "cpu",
 
         run_stage(out, task, {"section": section, "base": current}, inputs, [merged], train, force)
         models[task] = current = str(merged)
+    if recipe.sft is not None and recipe.dpo is not None:
+        adapters = [out / "sft-run" / "adapter", out / "dpo-run" / "adapter"]
+        run_stage(out, "adapter", {"base": recipe.model}, adapters, [out / "adapter"],
+                  lambda: stack_adapters(*adapters, out / "adapter", base=recipe.model or STOCK_MODEL), force)
     if recipe.quantize is not None:
         quantized = out / "quantized"
         run_stage(out, "quantize", {"section": recipe.quantize, "base": current},

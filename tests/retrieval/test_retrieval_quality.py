@@ -8,7 +8,7 @@ import pytest
 
 from retrieval import Retriever
 from retrieval.embedder import native_bf16
-from tests.retrieval.conftest import sample_course_questions
+from tests.conftest import sample_course_questions
 from tests.retrieval.physics_questions import PHYSICS_QUESTIONS
 
 logger = logging.getLogger(__name__)

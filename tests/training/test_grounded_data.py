@@ -43,7 +43,8 @@ def test_outputs_are_read_by_the_sft_and_preference_readers(tmp_path, data_files
 
 def test_splits_keep_each_article_and_story_whole(tmp_path, data_files):
     report = build(tmp_path, data_files)
-    groups = {name: {json.loads(line)["group"] for line in open(path)} for name, path in report.files.items()}
+    groups = {name: {json.loads(line)["group"] for line in open(path)} for name, path in report.files.items()
+              if name != "calibration"}
     assert groups["sft_train"] and groups["sft_dev"]
     assert not groups["sft_train"] & groups["sft_dev"]
     assert not groups["dpo_train"] & groups["dpo_dev"]
@@ -142,7 +143,31 @@ def test_tutor_data_grounded_builds_from_the_given_set_only(tmp_path, data_files
     result = CliRunner().invoke(app, ["data", "grounded", "--squad", str(squad), "--out", str(tmp_path / "g"),
                                       "--passages", "3", "--dev-fraction", "0.3"])
     assert result.exit_code == 0, result.output
-    assert "squad: questions read" in result.output and "coqa" not in result.output
+    assert "squad: questions whose answer is whole in one chunk" in result.output
+    assert "coqa" not in result.output
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
-        "cleaning_report.json", "cleaning_report.md", "dpo_dev.jsonl", "dpo_train.jsonl", "sft_dev.jsonl",
-        "sft_train.jsonl"]
+        "calibration.jsonl", "cleaning_report.json", "cleaning_report.md", "dpo_dev.jsonl", "dpo_train.jsonl",
+        "sft_dev.jsonl", "sft_train.jsonl"]
+
+
+def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_answer(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    for row in rows_of(report, "sft_train") + rows_of(report, "sft_dev"):
+        user = row["prompt"][-1]["content"]
+        sources = re.findall(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', user, re.S)
+        assert all(len(text.split()) <= 12 for _, text in sources)  # chunk_words=12
+        if row["kind"] == "answer":
+            cited = re.search(r"\[(\d+)\]\.$", row["completion"]).group(1)
+            answer = row["completion"].rsplit(" [", 1)[0].lower()
+            assert answer in dict(sources)[cited].lower()
+
+
+def test_the_calibration_texts_are_the_dev_passages_quoted_as_sources(tmp_path, data_files):
+    report = build(tmp_path, data_files)
+    texts = [json.loads(line)["text"] for line in open(report.files["calibration"])]
+    dev_sources = {block for row in rows_of(report, "sft_dev")
+                   for block in re.findall(r"<source .*?</source>", row["prompt"][-1]["content"], re.S)}
+    assert texts and len(set(texts)) == len(texts)
+    # each is one quoted source (numbered 1) of a dev passage, as a dev prompt quotes it under some number
+    assert all(re.sub(r'^<source n="1"', "", t) in {re.sub(r'^<source n="\d+"', "", b) for b in dev_sources}
+               for t in texts)

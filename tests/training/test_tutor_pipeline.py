@@ -63,3 +63,14 @@ def test_the_tutor_recipe_runs_end_to_end_and_reports_grounded_answers(tiny_reci
     assert "| answer F1, sample |" in report and "| citation precision, sample |" in report
     assert (run / "plots" / "sample-f1.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((run / "quantized" / "quantize_config.json").read_text())["bits"] == 4
+
+    # The one adapter that ships: merged into the base, it gives the DPO model's weights.
+    from safetensors.torch import load_file
+
+    from training.merge import merge_adapter
+
+    stacked = merge_adapter(run / "adapter", tmp_path / "stacked-model", data_dir=data_dir)
+    expected = load_file(run / "dpo-model" / "model.safetensors")
+    got = load_file(stacked / "model.safetensors")
+    assert expected.keys() == got.keys()
+    assert max((expected[k] - got[k]).abs().max().item() for k in expected) < 1e-5

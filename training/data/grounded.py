@@ -34,6 +34,7 @@ from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
 from retrieval.history import FollowUpSettings
+from retrieval.prompt import format_sources
 from training.cleaning import CleaningConfig, CleaningReport, clean, split_by_group
 from training.data.schema import Message, PreferencePair, SFTExample
 from training.errors import DataFormatError, RecipeError
@@ -48,6 +49,7 @@ STOPWORDS = frozenset(
 )
 # CoQA answers that any passage "contains": they cannot locate the gold passage.
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
+CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
 REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "on_policy", "abstention")
 
 
@@ -61,8 +63,9 @@ class BuildConfig:
     abstention_share: float = field(default=0.15, metadata={"help": "Share of questions that also give an "
                                                             "abstention example (unrelated passages only)."})
     history_turns: int = field(default=3, metadata={"help": "Earlier CoQA turns kept as the conversation."})
-    chunk_words: int = field(default=100, metadata={"help": "CoQA stories are cut into passages of about "
-                                                    "this many words, like the course's chunks."})
+    chunk_words: int = field(default=100, metadata={"help": "Passages (SQuAD contexts, CoQA stories) are "
+                                                    "cut into chunks of about this many words, like a "
+                                                    "course's chunks."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
 
     def __post_init__(self) -> None:
@@ -124,20 +127,31 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_squad(path: Path) -> list[GroundedQuestion]:
-    """SQuAD rows ``{id, title, context, question, answers}``: each context is one passage."""
-    passages: dict[tuple[str, str], Passage] = {}
-    questions = []
+def load_squad(path: Path, chunk_words: int) -> tuple[list[GroundedQuestion], int]:
+    """SQuAD rows ``{id, title, context, question, answers}``, each context cut like a course's chunks.
+
+    Returns the questions and how many were left out because no chunk holds their answer whole (an
+    answer cut by a chunk boundary).
+    """
+    contexts: dict[tuple[str, str], list[Passage]] = {}
+    pages: dict[str, int] = {}
+    questions, unlocated = [], 0
     for row in _read_jsonl(path):
         key = (row["title"], row["context"])
-        if key not in passages:
-            page = sum(title == row["title"] for title, _ in passages) + 1
-            passages[key] = Passage(row["context"], f"squad:{row['title']}", f"{row['title']}.pdf", page)
-        passage = passages[key]
+        if key not in contexts:
+            contexts[key] = []
+            for text in chunk_story(row["context"], chunk_words):
+                pages[row["title"]] = pages.get(row["title"], 0) + 1
+                contexts[key].append(Passage(text, f"squad:{row['title']}", f"{row['title']}.pdf",
+                                             pages[row["title"]]))
         answers = [a for a in row["answers"] if a.strip()]
-        passage.answers.extend(a for a in answers[:1] if a not in passage.answers)
-        questions.append(GroundedQuestion(row["id"], passage.group, row["question"], answers, passage))
-    return questions
+        gold = _locate(contexts[key], answers)
+        if gold is None:
+            unlocated += 1
+            continue
+        gold.answers.extend(a for a in answers[:1] if a not in gold.answers)
+        questions.append(GroundedQuestion(row["id"], gold.group, row["question"], answers, gold))
+    return questions, unlocated
 
 
 def chunk_story(text: str, words: int) -> list[str]:
@@ -355,8 +369,9 @@ def load_questions(squad: Path | None, coqa: Path | None, config: BuildConfig,
     """The questions of both sets; turns CoQA cannot locate are counted in the report."""
     questions: list[GroundedQuestion] = []
     if squad is not None:
-        rows = load_squad(squad)
-        report.record("squad: questions read", len(rows), len(rows))
+        rows, unlocated = load_squad(squad, config.chunk_words)
+        report.record("squad: questions whose answer is whole in one chunk", len(rows) + unlocated,
+                      len(rows), "an answer cut by a chunk boundary cannot name the gold chunk")
         questions += rows
     if coqa is not None:
         rows, unlocated = load_coqa(coqa, config.chunk_words, config.history_turns)
@@ -371,7 +386,8 @@ def load_questions(squad: Path | None, coqa: Path | None, config: BuildConfig,
 def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path | None = None,
                         config: BuildConfig | None = None, cleaning: CleaningConfig | None = None,
                         runtime: Runtime | None = None, on_policy: int = 0) -> GroundedDataReport:
-    """Build, clean and write ``sft_{train,dev}.jsonl`` and ``dpo_{train,dev}.jsonl`` plus the report.
+    """Build, clean and write ``sft_{train,dev}.jsonl``, ``dpo_{train,dev}.jsonl``, the dev split's
+    passages as GPTQ calibration texts (``calibration.jsonl``) and the report.
 
     ``runtime`` with ``on_policy`` > 0 adds the model's own answers to that many train prompts as
     rejected answers (slow on a CPU: one generation each).
@@ -394,8 +410,23 @@ def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path 
             write_jsonl(path, cleaned)
             files[f"{task}_{name}"] = str(path)
             report.splits[f"{task} {name}"] = len(cleaned)
+        if name == "dev":
+            files["calibration"] = str(write_calibration(out_dir / CALIBRATION_FILE, splits[split]))
     write_report(out_dir, report, kinds)
     return GroundedDataReport(files=files, kinds=kinds, cleaning=report)
+
+
+def write_calibration(path: Path, questions: Sequence[GroundedQuestion]) -> Path:
+    """GPTQ calibration texts: each gold passage of the dev split as serving quotes a source.
+
+    Sources are most of what the served model reads; chunk-sized texts keep GPTQ's layer-by-layer
+    passes short on a CPU (its time grows with the calibration tokens).
+    """
+    passages = list({id(q.gold): q.gold for q in questions}.values())
+    texts = [format_sources([passage.hit(1.0)]) for passage in passages]
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts),
+                    encoding="utf-8")
+    return path
 
 
 def write_report(out_dir: Path, report: CleaningReport, kinds: dict[str, dict[str, int]]) -> None:
