@@ -12,8 +12,6 @@ from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS = "adapter_model.safetensors"
-
 
 def adapter_base(adapter_dir: Path) -> str:
     """The base model folder an adapter was trained on (from its adapter_config.json)."""
@@ -87,6 +85,7 @@ def stack_adapters(first: str | Path, second: str | Path, out_dir: str | Path, *
     from safetensors.torch import load_file, save_file
 
     from engine.runtime.model_files import publishing
+    from engine.runtime.models import ADAPTER_WEIGHTS as WEIGHTS
 
     folders = [Path(first), Path(second)]
     for folder in folders:

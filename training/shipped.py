@@ -1,10 +1,11 @@
 """The shipped tutor model: the repository's LoRA adapter (``models/tutor-lora``) merged into the packaged
 SmolLM2-135M-Instruct and GPTQ-quantised once, cached in the data directory.
 
-The adapter is small enough to live in git; the 4-bit model is built from it on each machine (set-up
-and the Docker image do it once), so the served weights always come from the committed adapter and
-its recorded recipe. ``engine.runtime.models.shipped_model_folder`` names the cache folder, so the
-server finds it without importing training code.
+The adapter is small enough to live in git; the 4-bit model is built from it on each machine by
+`tutor build-model`, so the served weights always come from the committed adapter and its recorded
+recipe. ``engine.runtime.models.shipped_model_folder`` names the cache folder, so the server finds it
+without importing training code. (No adapter ships yet: the first full run answered worse than the
+stock model.)
 """
 
 from __future__ import annotations

