@@ -63,12 +63,14 @@ def open_store(settings: Settings) -> CourseStore:
 
 
 def open_embedder(settings: Settings) -> Embedder:
-    """The embedding model of TUTOR_EMBEDDER (or the packaged one) at its configured precision."""
+    """The embedding model of TUTOR_EMBEDDER (or the packaged one) at its configured precision, embedding
+    questions with ONNX Runtime unless TUTOR_QUERY_EMBEDDER is torch."""
     from engine.runtime.models import check_embedder_path
     from retrieval import Embedder
 
+    onnx_dir = settings.data_dir / "models" if settings.query_embedder == "onnx" else None
     return Embedder(check_embedder_path(settings.embedder), device=resolve_device(settings.device),
-                    precision=settings.embed_precision)
+                    precision=settings.embed_precision, onnx_dir=onnx_dir)
 
 
 def open_runtime(settings: Settings) -> Runtime:

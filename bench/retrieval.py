@@ -4,9 +4,12 @@ Part 1, on the same chunks (a course already ingested with ``tutor ingest``): ou
 hybrid search against LangChain's ``EnsembleRetriever`` (``BM25Retriever`` + the Chroma vector
 store, weights 0.5/0.5: the open-webui pattern) and plain Chroma dense search through LangChain.
 LangChain's Chroma wraps our own collection, so every method ranks exactly the same chunks with
-the same vectors. Reported: page-level recall@5, MRR@10 and queries/s (query embedding included),
-one query at a time, and batched: ours with ``Retriever.search_many`` (all questions embedded and
-searched together), LangChain's with its ``Runnable.batch``. Methods ending in ``-batched`` are batched.
+the same vectors. Our questions are embedded as the server embeds them (ONNX Runtime unless
+TUTOR_QUERY_EMBEDDER=torch); LangChain's as its HuggingFaceEmbeddings does (sentence-transformers), and
+once more with ours (``langchain-ensemble-our-embedder``). Reported: page-level recall@5, MRR@10 and
+queries/s (query embedding included), one query at a time, and batched: ours with
+``Retriever.search_many`` (all questions embedded and searched together), LangChain's with its
+``Runnable.batch``. Methods ending in ``-batched`` are batched.
 
 Part 2, scale: a synthetic course of ``--scale`` chunks built from the real chunks of the given
 courses, repeated with perturbations (words dropped and shuffled, the vector moved by Gaussian
@@ -69,32 +72,48 @@ def score_method(name: str, search_all, items) -> dict:
 
 
 def langchain_methods(store, course: str, embedder) -> dict:
-    """LangChain's dense and ensemble retrievers over our course's collection and chunks."""
+    """LangChain's dense and ensemble retrievers over our course's collection and chunks.
+
+    Their questions are embedded as ``langchain_huggingface.HuggingFaceEmbeddings`` does it, by the same
+    model through sentence-transformers' ``encode``; the ``-our-embedder`` row gives the ensemble our
+    question embedder (ONNX Runtime by default), to tell the embedder's share of the speed-up from the
+    search's.
+    """
     from langchain_chroma import Chroma
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.retrievers import BM25Retriever
     from langchain_core.embeddings import Embeddings
 
-    class OurEmbedder(Embeddings):
-        """The same model (and precision) as our search embeds questions with."""
+    class Embedded(Embeddings):
+        def __init__(self, embed):
+            self.embed = embed
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed(texts)
+            return self.embed(texts)
 
         def embed_query(self, text: str) -> list[float]:
-            return embedder.embed([text])[0]
+            return self.embed([text])[0]
 
-    vectors = Chroma(client=store.client, collection_name=course, embedding_function=OurEmbedder())
-    dense = vectors.as_retriever(search_kwargs={"k": DEPTH})
+    def sentence_transformers(texts: list[str]) -> list[list[float]]:
+        return embedder.model.encode(texts, normalize_embeddings=True, show_progress_bar=False).tolist()
+
     chunks = store.chunks(course)
     bm25 = BM25Retriever.from_texts([c.text for c in chunks],
                                     metadatas=[{"source": c.source, "page_start": c.page_start,
                                                 "page_end": c.page_end, "index": c.index} for c in chunks])
     bm25.k = DEPTH
-    ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=list(ENSEMBLE_WEIGHTS))
+
+    def retrievers(embed):
+        vectors = Chroma(client=store.client, collection_name=course, embedding_function=Embedded(embed))
+        dense = vectors.as_retriever(search_kwargs={"k": DEPTH})
+        return dense, EnsembleRetriever(retrievers=[bm25, dense], weights=list(ENSEMBLE_WEIGHTS))
+
+    dense, ensemble = retrievers(sentence_transformers)
+    _, ensemble_ours = retrievers(embedder.embed)
     return {"langchain-chroma-dense": one_by_one(lambda q: page_hits(dense.invoke(q))),
             "langchain-ensemble": one_by_one(lambda q: page_hits(ensemble.invoke(q))),
-            "langchain-ensemble-batched": lambda qs: [page_hits(docs) for docs in ensemble.batch(qs)]}
+            "langchain-ensemble-batched": lambda qs: [page_hits(docs) for docs in ensemble.batch(qs)],
+            "langchain-ensemble-our-embedder": one_by_one(lambda q: page_hits(ensemble_ours.invoke(q)))}
 
 
 def one_by_one(search):
@@ -259,11 +278,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from engine.runtime.models import default_embedder_path
-    from retrieval import CourseStore, Embedder
+    from app.resources import open_embedder
+    from app.settings import get_settings
+    from retrieval import CourseStore
     from retrieval.evaluate import load_gold
 
-    store, embedder = CourseStore(path=args.index), Embedder(default_embedder_path())
+    # The question embedder as the server builds it (TUTOR_QUERY_EMBEDDER, TUTOR_EMBEDDER, TUTOR_DATA_DIR).
+    store, embedder = CourseStore(path=args.index), open_embedder(get_settings())
     items = load_gold(args.gold)[: args.limit]
     results: dict = {"course": args.course, "questions": len(items), "load_1min": os.getloadavg()[0]}
     logger.info("load average (1, 5, 15 min) at start: %s on %d CPUs", os.getloadavg(), os.cpu_count())

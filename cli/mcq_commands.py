@@ -75,6 +75,7 @@ def eval_mcq(
                                      "(default: TUTOR_MODEL, else the packaged model)."),
 ) -> None:
     """Answer every question of FILE; write per-item results and print accuracy, acc_norm, no-letter rate."""
+    from app.mcq.service import RetrievalDefaults
     from cli.ingest_commands import build_settings
     from engine.mcq.engine import MCQInputError, MCQOptions, check_options
     from engine.mcq.evaluate import MCQFileError
@@ -85,8 +86,7 @@ def eval_mcq(
     settings = build_settings(model=model)
     try:
         check_options(options)
-        options.top_k, options.min_score = settings.mcq_context_chunks, settings.min_score
-        options.retrieval, options.context_neighbours = settings.retrieval, settings.mcq_context_neighbours
+        options = RetrievalDefaults.from_settings(settings).applied(options)
         target = out or Path(f"{file.stem}.{method}.results.jsonl")
         summary = run_eval_mcq(settings, file, options, limit=limit, out=target)
     except (MCQInputError, MCQFileError) as error:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 
+from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.search import Hit
 
 NO_CONTEXT_ANSWER = (
@@ -22,6 +22,12 @@ SYSTEM_PROMPT = (
 )
 
 
+# What the user turn ends with. With one-line notes and this one-sentence ask the stock 135M model gave
+# short answers that cite, where tagged sources and "Answer from the sources above and cite them as [n]"
+# drew long descriptions of the prompt (README, "The grounded prompt").
+ANSWER_INSTRUCTION = "Answer in one sentence from the notes and cite the note you used, like [1]."
+
+
 @dataclass
 class GroundedPrompt:
     """Chat messages for the model, and the hits in the order they are numbered."""
@@ -30,21 +36,44 @@ class GroundedPrompt:
     sources: list[Hit]
 
 
-# Any spelling of an opening or closing source tag: "<source", "</SOURCE >", "< / source".
-SOURCE_TAG = re.compile(r"<(\s*/?\s*source)", re.IGNORECASE)
+# A course text's own bracketed numbers ("see [12]") would read as citations of our sources.
+BRACKETED_NUMBER = re.compile(r"\[(\d+)\]")
 
 
 def quote_source(n: int, hit: Hit) -> str:
-    """One source, delimited so the model reads it as quoted material."""
-    pages = str(hit.page) if hit.page == hit.page_end else f"{hit.page}-{hit.page_end}"
-    # Neutralise anything in the text, or in the file name, that could close the delimiter early.
-    body = SOURCE_TAG.sub(r"&lt;\1", hit.text)
-    file = html.escape(" ".join(hit.source.split()), quote=True)  # one line, no quote or bracket
-    return f'<source n="{n}" file="{file}" pages="{pages}">\n{body}\n</source>'
+    """One source as one numbered line, ``[n] text``.
+
+    Line breaks are collapsed, so no text can start a line of its own (a fake source, question or
+    instruction), and the text's own bracketed numbers become ``(12)``, so the only ``[n]`` the model
+    sees are the sources' numbers. File names and pages stay out of the prompt: the 135M model read
+    them back ("The source n="1" file=...") instead of answering; the citations carry them.
+    """
+    text = BRACKETED_NUMBER.sub(r"(\1)", " ".join(hit.text.split()))
+    return f"[{n}] {text}"
 
 
 def format_sources(hits: list[Hit]) -> str:
-    return "\n\n".join(quote_source(n, hit) for n, hit in enumerate(hits, start=1))
+    return "\n".join(quote_source(n, hit) for n, hit in enumerate(hits, start=1))
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def key_sentences(question: str, hits: list[Hit], count: int) -> str:
+    """The ``count`` sentences of ``hits`` that share the most words with ``question``, in reading order.
+
+    Words are compared as the lexical index compares them (stemmed, stop words dropped); ties keep the
+    earlier sentence, and a sentence repeated by overlapping chunks counts once. A small model scores
+    MCQ options better after these few sentences than after whole chunks (see the README's MCQ context).
+    """
+    split = (s.strip() for hit in hits for s in SENTENCE_END.split(hit.text))
+    sentences = list(dict.fromkeys(s for s in split if s))
+    if len(sentences) <= count:
+        return " ".join(sentences)
+    question_words, *sentence_words = tokenize([question, *sentences], LexicalSettings())
+    wanted = set(question_words)
+    ranked = sorted(range(len(sentences)), key=lambda n: -len(wanted.intersection(sentence_words[n])))
+    return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 
 def build_grounded_prompt(question: str, hits: list[Hit], *,
@@ -54,9 +83,9 @@ def build_grounded_prompt(question: str, hits: list[Hit], *,
     Callers check for an empty ``hits`` first and answer ``NO_CONTEXT_ANSWER`` instead.
     """
     user = (
-        f"Course sources:\n\n{format_sources(hits)}\n\n"
+        f"Course notes:\n{format_sources(hits)}\n\n"
         f"Question: {question.strip()}\n"
-        "Answer from the sources above and cite them as [n]."
+        f"{ANSWER_INSTRUCTION}"
     )
     return GroundedPrompt(
         messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],

@@ -39,11 +39,12 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 
-# Convert the default GGUF model to an HF folder once (cached in the data directory).
+# Convert the default GGUF model to an HF folder and export the question embedder to ONNX, once each
+# (cached in the data directory).
 "$py" - <<'PY'
 import logging
 
-from app.resources import check_model_paths
+from app.resources import check_model_paths, open_embedder
 from app.settings import get_settings
 
 logging.basicConfig(level=logging.INFO, format="[setup] %(message)s")
@@ -51,5 +52,7 @@ settings = get_settings()
 embedder, llm = check_model_paths(settings)
 logging.info("Embedder: %s", embedder)
 logging.info("LLM: %s", llm)
+questions = open_embedder(settings).onnx
+logging.info("Questions embed with %s.", f"ONNX Runtime ({questions.model_file})" if questions else "torch")
 PY
 log "Ready. Activate with: source $VENV/bin/activate"

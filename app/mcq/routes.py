@@ -42,8 +42,7 @@ def get_job_store(request: Request) -> MCQJobStore:
 
 
 def get_retrieval_defaults(settings: SettingsDep) -> RetrievalDefaults:
-    return RetrievalDefaults(top_k=settings.mcq_context_chunks, min_score=settings.min_score,
-                             retrieval=settings.retrieval, context_neighbours=settings.mcq_context_neighbours)
+    return RetrievalDefaults.from_settings(settings)
 
 
 MCQEngineDep = Annotated[MCQEngine, Depends(get_mcq_engine)]

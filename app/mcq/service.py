@@ -8,6 +8,7 @@ one after another, since they share one model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -55,12 +56,22 @@ class RetrievalDefaults:
     min_score: float | None = None
     retrieval: RetrievalMode = "hybrid"
     context_neighbours: int = 0
+    context_sentences: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetrievalDefaults:
+        return cls(top_k=settings.mcq_context_chunks, min_score=settings.min_score,
+                   retrieval=settings.retrieval, context_neighbours=settings.mcq_context_neighbours,
+                   context_sentences=settings.mcq_context_sentences or None)
+
+    def applied(self, options: MCQOptions) -> MCQOptions:
+        """``options`` with these retrieval settings (the fields share their names)."""
+        return dataclasses.replace(options, **dataclasses.asdict(self))
 
 
 def options_from(request: MCQSettings, defaults: RetrievalDefaults) -> MCQOptions:
-    return MCQOptions(method=request.method, prompt_format=request.prompt_format, course=request.course,
-                      use_context=request.use_context, top_k=defaults.top_k, min_score=defaults.min_score,
-                      retrieval=defaults.retrieval, context_neighbours=defaults.context_neighbours)
+    return defaults.applied(MCQOptions(method=request.method, prompt_format=request.prompt_format,
+                                       course=request.course, use_context=request.use_context))
 
 
 def option_scores(prediction: MCQPrediction) -> list[OptionScore] | None:

@@ -15,7 +15,7 @@ from typing import Literal
 from engine.mcq.letters import LETTERS, extract_letter
 from engine.mcq.metrics import Outcome, score_choices
 from engine.runtime.base import GenerationRequest, LoglikelihoodRequest, Runtime
-from retrieval.prompt import format_sources
+from retrieval.prompt import format_sources, key_sentences
 from retrieval.search import Hit, RetrievalMode, Retriever
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,9 @@ class MCQOptions:
     # hybrid mode, against 92.6% with the question alone: the distractors add as much noise as signal.
     query_with_choices: bool = False
     context_neighbours: int = 0  # chunks of the same file joined to each retrieved one, on each side
+    # Log-likelihood scoring reads only this many key sentences of the retrieved chunks (those sharing
+    # the most words with the question; retrieval.prompt.key_sentences); None: the whole chunks.
+    context_sentences: int | None = None
     max_new_tokens: int | None = None  # None: the prompt format's budget
 
     @property
@@ -132,9 +135,16 @@ def lettered(item: MCQItem) -> str:
     return f"{item.question.strip()}\n{options}"
 
 
-def loglik_prompt(item: MCQItem, format_name: str, hits: Sequence[Hit]) -> tuple[str, list[str]]:
-    """The shared context and one continuation per option."""
-    prefix = f"Course material:\n{format_sources(list(hits))}\n\n" if hits else ""
+def loglik_prompt(item: MCQItem, format_name: str, hits: Sequence[Hit],
+                  sentences: int | None = None) -> tuple[str, list[str]]:
+    """The shared context and one continuation per option; the context is the hits quoted whole, or
+    only their ``sentences`` key sentences as plain text."""
+    if not hits:
+        prefix = ""
+    elif sentences:
+        prefix = f"Course material:\n{key_sentences(item.question, list(hits), sentences)}\n\n"
+    else:
+        prefix = f"Course material:\n{format_sources(list(hits))}\n\n"
     if format_name == "letters":
         letters = [f" {LETTERS[i]}" for i in range(len(item.choices))]
         return f"{prefix}Question: {lettered(item)}\nAnswer:", letters
@@ -221,7 +231,8 @@ class MCQEngine:
         hits = self.retrieve(items, options)
         requests, spans = [], []
         for item, item_hits in zip(items, hits, strict=True):
-            context, continuations = loglik_prompt(item, options.format_name, item_hits)
+            context, continuations = loglik_prompt(item, options.format_name, item_hits,
+                                                   options.context_sentences)
             spans.append((len(requests), len(continuations)))
             requests.extend(LoglikelihoodRequest(context, c) for c in continuations)
         scored = self.runtime.loglikelihood(requests)

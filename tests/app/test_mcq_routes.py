@@ -73,6 +73,26 @@ def test_mcq_context_searches_tutor_mcq_context_chunks_in_the_configured_mode(tm
     assert retriever.widened == [2]
 
 
+@pytest.mark.parametrize(("sentences", "quoted"), [(3, False), (0, True)])
+def test_mcq_loglik_context_is_key_sentences_unless_tutor_mcq_context_sentences_is_0(tmp_path, sentences,
+                                                                                      quoted):
+    scored = []
+
+    class RecordingRuntime(FakeRuntime):
+        def loglikelihood(self, requests):
+            scored.extend(requests)
+            return super().loglikelihood(requests)
+
+    runtime, store, retriever = fakes_with(RecordingRuntime())
+    settings = Settings(data_dir=tmp_path, mcq_context_sentences=sentences)
+    client = fake_client(settings, runtime, store, retriever)
+    request = {**QUESTION, "method": "loglik", "course": COURSE, "use_context": True}
+    response = client.post("/v1/mcq", json=request)
+    assert response.status_code == 200, response.text
+    assert len(scored) == 3 and "Jupiter is the largest planet." in scored[0].context
+    assert ("[1] Jupiter" in scored[0].context) is quoted
+
+
 @pytest.mark.parametrize(("payload", "status", "detail"), [
     ({"question": "q", "choices": ["only"]}, 422, "choices"),
     ({"question": "q", "choices": [str(i) for i in range(11)]}, 422, "choices"),

@@ -98,3 +98,31 @@ def test_bf16_embeddings_match_fp32_ones(embedder):
     assert (fp32 * bf16).sum(axis=1).min() > 0.999
     assert not np.array_equal(fp32, bf16)  # the bf16 path really ran
     assert embedder.bf16 == native_bf16("cpu")  # "auto" follows the hardware
+
+
+def test_onnx_question_embeddings_match_torch_ones_and_export_once(tmp_path):
+    """Questions embedded by ONNX Runtime (the server's default on a CPU) keep torch's vectors; the export
+    is written once and reused by the next process."""
+    import numpy as np
+
+    from engine.runtime.models import default_embedder_path
+    from retrieval import Embedder
+    from retrieval.embedder import ONNX_MAX_BATCH
+
+    embedder = Embedder(default_embedder_path(), onnx_dir=tmp_path, precision="float32")
+    exported = list(tmp_path.glob("*.onnx"))
+    assert embedder.onnx is not None and len(exported) == 1
+    texts = ["What does Newton's first law say?", "Floor division // rounds down.", "word " * 400]
+    onnx = np.array(embedder.embed(texts))  # padded to the longest, the last one truncated like torch's
+    torch = embedder.model.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    assert (onnx * torch).sum(axis=1).min() > 0.9999
+    assert not np.array_equal(onnx, torch)  # the ONNX path really ran
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    many = [f"question number {n}" for n in range(ONNX_MAX_BATCH + 1)]  # large batches embed in torch
+    assert np.array_equal(np.array(embedder.embed(many)),
+                          embedder.model.encode(many, normalize_embeddings=True, show_progress_bar=False))
+
+    written = exported[0].stat().st_mtime_ns
+    again = Embedder(default_embedder_path(), onnx_dir=tmp_path, precision="float32")
+    assert again.onnx is not None and exported[0].stat().st_mtime_ns == written
+    assert list(tmp_path.iterdir()) == exported  # no partial file left behind

@@ -16,6 +16,8 @@ from training.data.grounded import BuildConfig, build_grounded_data, chunk_story
 from training.data.readers import read_preference_pairs, read_sft
 from training.errors import RecipeError
 
+NOTE = r"^\[(\d+)\] (.*)$"  # one source of a prompt: its number and text (re.M)
+
 
 @pytest.fixture
 def data_files(tmp_path):
@@ -61,7 +63,7 @@ def test_the_target_cites_the_source_that_holds_the_answer(tmp_path, data_files)
     assert len(answered) == 11  # 9 SQuAD questions and the 2 CoQA turns whose answer names a passage
     for row in answered:
         n = int(re.search(r"\[(\d)\]\.$", row["completion"]).group(1))
-        sources = re.findall(r'<source n="(\d)"[^>]*>\n(.*?)\n</source>', row["prompt"][-1]["content"], re.S)
+        sources = re.findall(NOTE, row["prompt"][-1]["content"], re.M)
         assert len(sources) == 3
         reference = row["completion"].rsplit(" [", 1)[0].lower()
         assert reference in sources[n - 1][1].lower()
@@ -91,9 +93,7 @@ def test_the_prompt_is_the_one_serving_builds_with_coqa_turns_as_the_conversatio
                {"role": "user", "content": "Does she sell honey?"},
                {"role": "assistant", "content": "Yes."}]
     assert row["prompt"][1:5] == history
-    sources = re.findall(r'<source n="\d" file="([^"]+)" pages="(\d+)">\n(.*?)\n</source>',
-                         row["prompt"][-1]["content"], re.S)
-    hits = [make_hit(text, source=file, page=int(page)) for file, page, text in sources]
+    hits = [make_hit(text, page=int(n)) for n, text in re.findall(NOTE, row["prompt"][-1]["content"], re.M)]
     # Serving's own path, its retriever returning the same sources, builds the very same messages.
     served = prepare_answer(FakeRetriever(FakeStore({"bees": []}), hits), "bees", "Who builds the hives?",
                             conversation=history)
@@ -154,7 +154,7 @@ def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_
     report = build(tmp_path, data_files)
     for row in rows_of(report, "sft_train") + rows_of(report, "sft_dev"):
         user = row["prompt"][-1]["content"]
-        sources = re.findall(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', user, re.S)
+        sources = re.findall(NOTE, user, re.M)
         assert all(len(text.split()) <= 12 for _, text in sources)  # chunk_words=12
         if row["kind"] == "answer":
             cited = re.search(r"\[(\d+)\]\.$", row["completion"]).group(1)
@@ -165,9 +165,8 @@ def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_
 def test_the_calibration_texts_are_the_dev_passages_quoted_as_sources(tmp_path, data_files):
     report = build(tmp_path, data_files)
     texts = [json.loads(line)["text"] for line in open(report.files["calibration"])]
-    dev_sources = {block for row in rows_of(report, "sft_dev")
-                   for block in re.findall(r"<source .*?</source>", row["prompt"][-1]["content"], re.S)}
+    dev_sources = {text for row in rows_of(report, "sft_dev")
+                   for _, text in re.findall(NOTE, row["prompt"][-1]["content"], re.M)}
     assert texts and len(set(texts)) == len(texts)
-    # each is one quoted source (numbered 1) of a dev passage, as a dev prompt quotes it under some number
-    assert all(re.sub(r'^<source n="1"', "", t) in {re.sub(r'^<source n="\d+"', "", b) for b in dev_sources}
-               for t in texts)
+    # each is one source (numbered 1) of a dev passage, as a dev prompt shows it under some number
+    assert all(t.startswith("[1] ") and t.removeprefix("[1] ") in dev_sources for t in texts)

@@ -49,6 +49,17 @@ def test_letters_format_scores_the_letters():
     assert continuations == [" A", " B", " C"]
 
 
+def test_loglik_context_can_be_the_key_sentences_of_the_hits_as_plain_text():
+    hits = [make_hit(text="Mars is red. Jupiter is the largest planet. Venus is hot.")]
+    question = MCQItem(question="Which planet is the largest?", choices=["Mars", "Jupiter"])
+    whole, _ = loglik_prompt(question, "lm-eval", hits)
+    assert whole.startswith("Course material:\n[1] Mars is red.") and "Venus is hot." in whole
+    focused, continuations = loglik_prompt(question, "lm-eval", hits, sentences=1)
+    assert focused == ("Course material:\nJupiter is the largest planet.\n\n"
+                       "Question: Which planet is the largest?\nAnswer:")
+    assert continuations == [" Mars", " Jupiter"]
+
+
 def test_generate_extracts_the_letter_and_keeps_the_raw_text():
     runtime = ScriptedRuntime(replies=["The answer is B) Jupiter.", "I cannot tell."])
     other = MCQItem(question="Which is blue?", choices=["sky", "grass"], id="q2")
@@ -64,7 +75,7 @@ def test_context_is_retrieved_and_put_before_the_question():
     runtime = ScriptedRuntime(logliks={" Mars": -3.0, " Jupiter": -1.0, " Ve": -2.5})
     [prediction] = MCQEngine(runtime, retriever).answer(
         [PLANETS], MCQOptions(course="astro", use_context=True, top_k=2, context_neighbours=1))
-    assert runtime.scored[0].context.startswith("Course material:\n<source n=\"1\" file=\"planets.pdf\"")
+    assert runtime.scored[0].context.startswith("Course material:\n[1] Jupiter is the largest planet.\n")
     assert retriever.searches[0]["k"] == 2
     assert retriever.widened == [1]
     assert [hit.source for hit in prediction.hits] == ["planets.pdf"]
