@@ -28,6 +28,8 @@ class AnswerOptions:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
+    # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); None: whole chunks.
+    source_sentences: int | None = 2
 
 
 @dataclass
@@ -79,7 +81,9 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                settings=options.follow_up)
     if not hits:
         return PreparedAnswer(None, retrieval_s=time.perf_counter() - started)
-    prompt = build_grounded_prompt(question, hits)
+    # Key sentences are picked with the student's words: this question and the earlier ones.
+    asked = " ".join([*(turn["content"] for turn in conversation if turn["role"] == "user"), question])
+    prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked)
     history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
                if turn["role"] in {"user", "assistant"}]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]

@@ -40,7 +40,7 @@ class GroundedPrompt:
 BRACKETED_NUMBER = re.compile(r"\[(\d+)\]")
 
 
-def quote_source(n: int, hit: Hit) -> str:
+def quote_source(n: int, text: str) -> str:
     """One source as one numbered line, ``[n] text``.
 
     Line breaks are collapsed, so no text can start a line of its own (a fake source, question or
@@ -48,12 +48,16 @@ def quote_source(n: int, hit: Hit) -> str:
     sees are the sources' numbers. File names and pages stay out of the prompt: the 135M model read
     them back ("The source n="1" file=...") instead of answering; the citations carry them.
     """
-    text = BRACKETED_NUMBER.sub(r"(\1)", " ".join(hit.text.split()))
+    text = BRACKETED_NUMBER.sub(r"(\1)", " ".join(text.split()))
     return f"[{n}] {text}"
 
 
+def format_notes(texts: list[str]) -> str:
+    return "\n".join(quote_source(n, text) for n, text in enumerate(texts, start=1))
+
+
 def format_sources(hits: list[Hit]) -> str:
-    return "\n".join(quote_source(n, hit) for n, hit in enumerate(hits, start=1))
+    return format_notes([hit.text for hit in hits])
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -76,14 +80,18 @@ def key_sentences(question: str, hits: list[Hit], count: int) -> str:
     return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 
-def build_grounded_prompt(question: str, hits: list[Hit], *,
+def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int | None = None, asked: str = "",
                           system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.
 
-    Callers check for an empty ``hits`` first and answer ``NO_CONTEXT_ANSWER`` instead.
+    ``sentences``: each note shows only that many key sentences of its chunk (chosen with the words of
+    ``asked``, default the question); None shows whole chunks. The sources stay the whole hits, so the
+    citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
+    ``NO_CONTEXT_ANSWER`` instead.
     """
+    notes = [key_sentences(asked or question, [hit], sentences) if sentences else hit.text for hit in hits]
     user = (
-        f"Course notes:\n{format_sources(hits)}\n\n"
+        f"Course notes:\n{format_notes(notes)}\n\n"
         f"Question: {question.strip()}\n"
         f"{ANSWER_INSTRUCTION}"
     )

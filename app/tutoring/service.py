@@ -36,7 +36,8 @@ def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -
     A new option (a field of AnswerOptions and of the request schema) passes through without changes here.
     """
     defaults = {"top_k": settings.top_k, "min_score": settings.min_score,
-                "max_new_tokens": settings.max_new_tokens, "retrieval": settings.retrieval}
+                "max_new_tokens": settings.max_new_tokens, "retrieval": settings.retrieval,
+                "source_sentences": settings.source_sentences or None}
     given = {name: value for name, value in (asked or {}).items()
              if name in OPTION_NAMES and value is not None}
     return AnswerOptions(**{**defaults, **given})

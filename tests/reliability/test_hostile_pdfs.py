@@ -147,7 +147,9 @@ def test_injected_instructions_reach_the_model_only_as_quoted_source(tmp_path, s
     assert not ingest_paths([path], COURSE, stocked_store, fake_embedder, chunk_tokens=200,
                             chunk_overlap=20).failed
     runtime, retriever = FakeRuntime(), Retriever(stocked_store, fake_embedder)
-    app = fake_app(Settings(data_dir=tmp_path, min_score=0.0, top_k=3), runtime, stocked_store, retriever)
+    # Whole chunks (source_sentences=0), so the whole injection reaches the prompt.
+    settings = Settings(data_dir=tmp_path, min_score=0.0, top_k=3, source_sentences=0)
+    app = fake_app(settings, runtime, stocked_store, retriever)
     response = TestClient(app).post("/v1/ask", json={"course": COURSE, "question": "What do the previous "
                                                      "instructions say about entropy in an isolated system?"})
     assert response.status_code == 200, response.text

@@ -53,3 +53,13 @@ def test_key_sentences_keep_the_sentences_sharing_most_words_in_reading_order():
     # Fewer sentences than asked for: all of them, a repeated one once.
     assert key_sentences(question, hits, 9).count("The sky is blue.") == 1
     assert key_sentences(question, [], 3) == ""
+
+
+def test_notes_can_show_only_key_sentences_while_the_sources_stay_whole():
+    hits = [hit("Ice melts at zero degrees. Water boils at 100 degrees. The sky is blue."),
+            hit("Steam is water as a gas. Clouds are made of droplets.")]
+    prompt = build_grounded_prompt("When does it boil?", hits, sentences=1, asked="Tell me about water. When "
+                                   "does it boil?")
+    assert prompt.messages[1]["content"].startswith(
+        "Course notes:\n[1] Water boils at 100 degrees.\n[2] Steam is water as a gas.\n\n")
+    assert prompt.sources == hits  # the citations still show whole chunks

@@ -66,6 +66,9 @@ class BuildConfig:
     chunk_words: int = field(default=100, metadata={"help": "Passages (SQuAD contexts, CoQA stories) are "
                                                     "cut into chunks of about this many words, like a "
                                                     "course's chunks."})
+    source_sentences: int = field(default=2, metadata={"help": "Key sentences shown per source, as "
+                                                       "the server's TUTOR_SOURCE_SENTENCES (0: whole "
+                                                       "passages)."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
 
     def __post_init__(self) -> None:
@@ -244,12 +247,14 @@ def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng
     return chosen
 
 
-def grounded_messages(question: GroundedQuestion, hits: list[Hit]) -> list[Message]:
+def grounded_messages(question: GroundedQuestion, hits: list[Hit], sentences: int) -> list[Message]:
     """The chat messages serving sends for this question with these sources, built by serving's code."""
     passages = GivenPassages({question.question: hits})
     # the passages are given for the question, in their order: the history must not re-rank them
+    options = AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none"),
+                            source_sentences=sentences or None)
     prepared = prepare_answer(passages, "", question.question, conversation=question.history,
-                              options=AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none")))
+                              options=options)
     assert prepared.generation is not None  # hits are never empty here
     return prepared.generation.messages
 
@@ -261,12 +266,20 @@ class BuiltRows:
     sft: list[SFTExample] = field(default_factory=list)
     pairs: list[PreferencePair] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
+    answer_not_shown: int = 0  # questions whose gold note's key sentences lost the answer: no example
 
     def add_pair(self, prompt: list[Message], chosen: str, rejected: str, kind: str, *, group: str,
                  origin: str) -> None:
         self.pairs.append(PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, group=group,
                                          source=kind, origin=origin))
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+
+def shown_note(prompt: list[Message], n: int) -> str:
+    """Source ``n`` as the model reads it: its line of the prompt's notes."""
+    prefix = f"[{n}] "
+    return next(line.removeprefix(prefix) for line in prompt[-1]["content"].splitlines()
+                if line.startswith(prefix))
 
 
 def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: BuildConfig,
@@ -278,8 +291,12 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     passages = list(distractors)
     gold_at = rng.randrange(len(passages) + 1)
     passages.insert(gold_at, question.gold)
-    prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)])
+    prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)],
+                               config.source_sentences)
     answer, n = question.answers[0], gold_at + 1
+    if not contains(shown_note(prompt, n), answer):
+        rows.answer_not_shown += 1
+        return
     chosen = cited_answer(answer, n)
     rows.sft.append(SFTExample(prompt=prompt, completion=chosen, group=question.group, source="answer",
                                origin=question.id))
@@ -301,7 +318,8 @@ def abstention_rows(question: GroundedQuestion, pool: Sequence[Passage], config:
     unrelated = closest(question, pool, config.passages, rng, same_group=False)
     if len(unrelated) < config.passages:
         return
-    prompt = grounded_messages(question, [p.hit(0.5 - i / 100) for i, p in enumerate(unrelated)])
+    prompt = grounded_messages(question, [p.hit(0.5 - i / 100) for i, p in enumerate(unrelated)],
+                               config.source_sentences)
     rows.sft.append(SFTExample(prompt=prompt, completion=NO_CONTEXT_ANSWER, group=question.group,
                                source="abstention", origin=question.id))
     rows.add_pair(prompt, NO_CONTEXT_ANSWER, cited_answer(question.answers[0], 1), "abstention",
@@ -400,6 +418,10 @@ def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path 
     files, kinds = {}, {}
     for split, name in (("train", "train"), ("validation", "dev")):
         rows = build_split(splits[split], config)
+        answered = sum(e.source == "answer" for e in rows.sft)
+        report.record(f"{name}: answers still in the gold source's key sentences",
+                      answered + rows.answer_not_shown, answered,
+                      "each source shows only its key sentences (source_sentences)")
         if runtime is not None and on_policy and split == "train":
             on_policy_pairs(rows, runtime, on_policy)
         kinds[name] = dict(rows.kinds) | {"sft": len(rows.sft), "sft abstention": sum(
