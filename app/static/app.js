@@ -103,7 +103,8 @@ async function openFile(citation) {
 
 // --- The cited sentence: the answer's sentences that carry [n], marked in the answer and quoted
 // beside the excerpt, where the excerpt's sentence sharing most words with them is marked too (with
-// the whole answer, when it carries no [n]: small models often leave the markers out).
+// the whole answer, when it carries no [n]: small models often leave the markers out; and with the
+// question, when a one-line answer shares no word with the excerpt).
 
 const SENTENCE_END = /((?<=[.!?](?:\s*\[\d+\])*)\s+(?!\s|\[\d))/;
 const MARKER = /(\[\d+\])/;
@@ -117,16 +118,23 @@ function words(text) {
   return new Set(text.toLowerCase().match(/[\p{L}\p{N}]{4,}/gu) || []);
 }
 
-// The excerpt as text nodes, with its sentence sharing most words with `cited` in a <mark>.
-function markedExcerpt(excerpt, cited) {
-  const parts = excerpt.split(SENTENCE_END);
-  const wanted = words(cited);
+// The index of the sentence of `parts` (text at even indices) sharing most words with `text`, or -1.
+function closestSentence(parts, text) {
+  const wanted = words(text);
   let best = -1;
   let bestShared = 0;
   parts.forEach((part, i) => {
     const shared = [...words(part)].filter((word) => wanted.has(word)).length;
     if (i % 2 === 0 && shared > bestShared) [best, bestShared] = [i, shared];
   });
+  return best;
+}
+
+// The excerpt as text nodes, with its sentence sharing most words with `cited` (else `asked`) in a <mark>.
+function markedExcerpt(excerpt, cited, asked) {
+  const parts = excerpt.split(SENTENCE_END);
+  const closest = closestSentence(parts, cited);
+  const best = closest >= 0 ? closest : closestSentence(parts, asked);
   return parts.map((part, i) => {
     if (i !== best) return document.createTextNode(part);
     const mark = document.createElement("mark");
@@ -137,6 +145,7 @@ function markedExcerpt(excerpt, cited) {
 
 // The conversation with the tutor on the selected course: {role: "user"|"assistant", content}.
 let conversation = [];
+let askedQuestion = "";  // the question the shown answer and citations are for
 
 function showConversation() {
   const questions = conversation.filter((m) => m.role === "user").length;
@@ -165,7 +174,8 @@ function showCitation(n) {
   quote.textContent = cited;
   $("detail-cited").replaceChildren("Cited for: ", quote);
   $("detail-cited").hidden = !cited;
-  $("detail-excerpt").replaceChildren(...markedExcerpt(citation.excerpt, cited || $("answer").textContent));
+  $("detail-excerpt").replaceChildren(...markedExcerpt(citation.excerpt, cited || $("answer").textContent,
+                                                      askedQuestion));
   $("citation-detail").hidden = false;
   document.querySelectorAll("#citations button").forEach((button) => {
     button.classList.toggle("selected", Number(button.dataset.n) === n);
@@ -237,6 +247,7 @@ async function ask(event) {
   const question = $("question").value.trim();
   const course = $("course").value;
   if (!question) return;
+  askedQuestion = question;
   $("ask-button").disabled = true;
   $("citation-detail").hidden = true;
   $("viewer").replaceChildren();
