@@ -44,9 +44,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `tutor serve` binds.")
     port: int = Field(8000, description="Port `tutor serve` binds.")
     top_k: int = Field(4, ge=1, le=20, description="Chunks retrieved per question by default.")
-    # 2: on 60 sciq-dev questions (stock model) 28% correct, p50/p95 1.8/3.9 s, against 25% and 2.7/24.9 s
-    # with whole chunks (README, "The grounded prompt").
-    source_sentences: int = Field(2, ge=0, le=50, description="Each retrieved chunk is shown to the model "
+    # 3: on 60 sciq-dev questions (stock model) 33% correct, p50/p95 2.2/4.9 s, against 28% with 2 and 25%
+    # (2.7/24.9 s) with whole chunks; 2 hid the answer of 14% of SQuAD/CoQA questions, 3 of 6% (README,
+    # "The grounded prompt").
+    source_sentences: int = Field(3, ge=0, le=50, description="Each retrieved chunk is shown to the model "
                                   "as its key sentences only (those sharing the most words with the "
                                   "student's questions); 0: whole chunks. Citations show the whole chunk.")
     # 2 chunks, 3 key sentences: MCQ log-likelihood on all 443 sciq-dev questions (hybrid search) scored

@@ -19,6 +19,8 @@ def grounded(
                                       "Without --squad and --coqa, both sets of ../shared/data/grounded."),
     coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
     passages: int = typer.Option(4, help="Sources per prompt, as the server's TUTOR_TOP_K."),
+    source_sentences: int = typer.Option(3, min=0, help="Key sentences shown per source, as the server's "
+                                         "TUTOR_SOURCE_SENTENCES (0: whole passages)."),
     dev_fraction: float = typer.Option(0.1, help="Share of rows kept for dev, whole articles and stories."),
     abstention_share: float = typer.Option(0.15, help="Share of questions that also give a 'not covered' "
                                            "example from unrelated passages."),
@@ -39,7 +41,7 @@ def grounded(
         runtime = open_runtime(build_settings(model=model))  # on-policy answers: what the server generates
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
-                             seed=seed)
+                             source_sentences=source_sentences, seed=seed)
         if squad is None and coqa is None:
             squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
         report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,

@@ -29,7 +29,7 @@ class AnswerOptions:
     stop: tuple[str, ...] = ()
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
     # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); None: whole chunks.
-    source_sentences: int | None = 2
+    source_sentences: int | None = 3
 
 
 @dataclass

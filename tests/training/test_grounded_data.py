@@ -150,6 +150,23 @@ def test_tutor_data_grounded_builds_from_the_given_set_only(tmp_path, data_files
         "sft_dev.jsonl", "sft_train.jsonl"]
 
 
+def test_a_question_whose_answer_the_key_sentences_hide_gives_no_example_and_is_counted(tmp_path, data_files):
+    whole = build(tmp_path / "whole", data_files, chunk_words=40, source_sentences=0)
+    one = build(tmp_path / "one", data_files, chunk_words=40, source_sentences=1)
+    hidden = {s.step: s.removed for s in one.cleaning.steps if "key sentences" in s.step}
+    assert set(hidden) == {"train: answers still in the gold source's key sentences",
+                           "dev: answers still in the gold source's key sentences"}
+    assert all(s.removed == 0 for s in whole.cleaning.steps if "key sentences" in s.step)
+    answered = [row for row in rows_of(one, "sft_train") + rows_of(one, "sft_dev") if row["kind"] == "answer"]
+    whole_answered = [row for row in rows_of(whole, "sft_train") + rows_of(whole, "sft_dev")
+                      if row["kind"] == "answer"]
+    assert sum(hidden.values()) > 0 and len(answered) + sum(hidden.values()) == len(whole_answered)
+    for row in answered:  # every kept target's note still states it
+        n = int(re.search(r"\[(\d)\]\.$", row["completion"]).group(1))
+        notes = dict(re.findall(NOTE, row["prompt"][-1]["content"], re.M))
+        assert row["completion"].rsplit(" [", 1)[0].lower() in notes[str(n)].lower()
+
+
 def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_answer(tmp_path, data_files):
     report = build(tmp_path, data_files)
     for row in rows_of(report, "sft_train") + rows_of(report, "sft_dev"):

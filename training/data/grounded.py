@@ -66,7 +66,7 @@ class BuildConfig:
     chunk_words: int = field(default=100, metadata={"help": "Passages (SQuAD contexts, CoQA stories) are "
                                                     "cut into chunks of about this many words, like a "
                                                     "course's chunks."})
-    source_sentences: int = field(default=2, metadata={"help": "Key sentences shown per source, as "
+    source_sentences: int = field(default=3, metadata={"help": "Key sentences shown per source, as "
                                                        "the server's TUTOR_SOURCE_SENTENCES (0: whole "
                                                        "passages)."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
@@ -266,7 +266,7 @@ class BuiltRows:
     sft: list[SFTExample] = field(default_factory=list)
     pairs: list[PreferencePair] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
-    answer_not_shown: int = 0  # questions whose gold note's key sentences lost the answer: no example
+    answer_not_shown: int = 0  # questions whose gold passage states the answer, its key sentences not
 
     def add_pair(self, prompt: list[Message], chosen: str, rejected: str, kind: str, *, group: str,
                  origin: str) -> None:
@@ -294,8 +294,8 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)],
                                config.source_sentences)
     answer, n = question.answers[0], gold_at + 1
-    if not contains(shown_note(prompt, n), answer):
-        rows.answer_not_shown += 1
+    if contains(question.gold.text, answer) and not contains(shown_note(prompt, n), answer):
+        rows.answer_not_shown += 1  # the passage states it, the key sentences shown do not
         return
     chosen = cited_answer(answer, n)
     rows.sft.append(SFTExample(prompt=prompt, completion=chosen, group=question.group, source="answer",
