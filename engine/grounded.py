@@ -28,8 +28,8 @@ class AnswerOptions:
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
-    # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); None: whole chunks.
-    source_sentences: int | None = 3
+    # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); 0: whole chunks.
+    source_sentences: int = 3
 
 
 @dataclass

@@ -80,12 +80,12 @@ def key_sentences(question: str, hits: list[Hit], count: int) -> str:
     return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 
-def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int | None = None, asked: str = "",
+def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0, asked: str = "",
                           system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.
 
     ``sentences``: each note shows only that many key sentences of its chunk (chosen with the words of
-    ``asked``, default the question); None shows whole chunks. The sources stay the whole hits, so the
+    ``asked``, default the question); 0 shows whole chunks. The sources stay the whole hits, so the
     citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
     ``NO_CONTEXT_ANSWER`` instead.
     """

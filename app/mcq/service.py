@@ -56,13 +56,13 @@ class RetrievalDefaults:
     min_score: float | None = None
     retrieval: RetrievalMode = "hybrid"
     context_neighbours: int = 0
-    context_sentences: int | None = None
+    context_sentences: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalDefaults:
         return cls(top_k=settings.mcq_context_chunks, min_score=settings.min_score,
                    retrieval=settings.retrieval, context_neighbours=settings.mcq_context_neighbours,
-                   context_sentences=settings.mcq_context_sentences or None)
+                   context_sentences=settings.mcq_context_sentences)
 
     def applied(self, options: MCQOptions) -> MCQOptions:
         """``options`` with these retrieval settings (the fields share their names)."""

@@ -86,8 +86,8 @@ class MCQOptions:
     query_with_choices: bool = False
     context_neighbours: int = 0  # chunks of the same file joined to each retrieved one, on each side
     # Log-likelihood scoring reads only this many key sentences of the retrieved chunks (those sharing
-    # the most words with the question; retrieval.prompt.key_sentences); None: the whole chunks.
-    context_sentences: int | None = None
+    # the most words with the question; retrieval.prompt.key_sentences); 0: the whole chunks.
+    context_sentences: int = 0
     max_new_tokens: int | None = None  # None: the prompt format's budget
 
     @property
@@ -136,7 +136,7 @@ def lettered(item: MCQItem) -> str:
 
 
 def loglik_prompt(item: MCQItem, format_name: str, hits: Sequence[Hit],
-                  sentences: int | None = None) -> tuple[str, list[str]]:
+                  sentences: int = 0) -> tuple[str, list[str]]:
     """The shared context and one continuation per option; the context is the hits quoted whole, or
     only their ``sentences`` key sentences as plain text."""
     if not hits:

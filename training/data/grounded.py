@@ -251,8 +251,7 @@ def grounded_messages(question: GroundedQuestion, hits: list[Hit], sentences: in
     """The chat messages serving sends for this question with these sources, built by serving's code."""
     passages = GivenPassages({question.question: hits})
     # the passages are given for the question, in their order: the history must not re-rank them
-    options = AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none"),
-                            source_sentences=sentences or None)
+    options = AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none"), source_sentences=sentences)
     prepared = prepare_answer(passages, "", question.question, conversation=question.history,
                               options=options)
     assert prepared.generation is not None  # hits are never empty here
