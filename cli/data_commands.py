@@ -22,11 +22,14 @@ def grounded(
     source_sentences: int = typer.Option(3, min=0, help="Key sentences shown per source, as the server's "
                                          "TUTOR_SOURCE_SENTENCES (0: whole passages)."),
     dev_fraction: float = typer.Option(0.1, help="Share of rows kept for dev, whole articles and stories."),
-    abstention_share: float = typer.Option(0.15, help="Share of questions that also give a 'not covered' "
+    abstention_share: float = typer.Option(0.05, help="Share of questions that also give a 'not covered' "
                                            "example from unrelated passages."),
+    answer_style: str = typer.Option("sentence", help="Targets: 'sentence' (the gold note's sentence that "
+                                     "states the answer, cited) or 'span' (the reference answer, cited)."),
     seed: int = typer.Option(0, help="Seed of the split, the distractor ties and the source positions."),
-    on_policy: int = typer.Option(0, min=0, help="Generate the current model's answer to this many train "
-                                  "prompts as extra rejected answers (slow on a CPU)."),
+    on_policy: int = typer.Option(0, min=0, help="Answer this many train prompts with --model: wrong answers "
+                                  "become rejected ones (dpo_on_policy_train.jsonl), right ones cited SFT "
+                                  "targets (sft_self_train.jsonl). Slow on a CPU."),
     model: str | None = typer.Option(None, help="The model answering --on-policy prompts (TUTOR_MODEL)."),
 ) -> None:
     """Grounded SFT examples and DPO pairs in the prompt format serving sends, cleaned and split."""
@@ -41,7 +44,7 @@ def grounded(
         runtime = open_runtime(build_settings(model=model))  # on-policy answers: what the server generates
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
-                             source_sentences=source_sentences, seed=seed)
+                             source_sentences=source_sentences, answer_style=answer_style, seed=seed)
         if squad is None and coqa is None:
             squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
         report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,

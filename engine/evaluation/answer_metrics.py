@@ -16,7 +16,7 @@ from dataclasses import dataclass
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
 # "[2]", "[1, 3]", "[1][2]": every number inside square brackets made only of numbers and commas.
-_CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 # What a refusal says: the fixed "not covered" answer, or a model's own wording of it.
 _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention)\b|\bnot covered\b",
                       re.IGNORECASE)
@@ -88,7 +88,7 @@ def states_answer(prediction: str, references: Sequence[str], distractors: Seque
 def cited_numbers(answer: str) -> list[int]:
     """The source numbers an answer cites, in order of first appearance."""
     numbers: list[int] = []
-    for group in _CITATION.findall(answer):
+    for group in CITATION.findall(answer):
         for number in re.split(r"\s*[,;]\s*", group):
             if int(number) not in numbers:
                 numbers.append(int(number))

@@ -56,3 +56,17 @@ def test_conflicting_settings_stop_with_a_message_naming_both(served, monkeypatc
     assert result.exit_code == 2
     assert "TUTOR_CHROMA_PATH and TUTOR_CHROMA_URL" in caplog.text
     assert served == []
+
+
+def test_a_lora_adapter_folder_is_served_on_its_base_which_must_exist(served, monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(app.resources, "check_model_paths", REAL_MODEL_CHECK)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "stock"}')
+    result = CliRunner().invoke(tutor, ["serve", "--model", str(adapter)])
+    assert result.exit_code == 0, result.output
+    assert app.resources.check_model_paths(served[0])[1] == adapter
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "/no/such/base"}')
+    caplog.set_level(logging.ERROR)
+    result = CliRunner().invoke(tutor, ["serve", "--model", str(adapter)])
+    assert result.exit_code == 2 and "Model path /no/such/base does not exist" in caplog.text

@@ -10,9 +10,9 @@ import pytest
 from engine.grounded import prepare_answer
 from retrieval import NO_CONTEXT_ANSWER
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
-from tests.utils.grounded_rows import write_grounded_rows
+from tests.utils.grounded_rows import QUESTIONS, write_grounded_rows
 from training.cleaning import CleaningConfig
-from training.data.grounded import BuildConfig, build_grounded_data, chunk_story, cited_answer
+from training.data.grounded import BuildConfig, build_grounded_data, chunk_story, cited_answer, stated_answer
 from training.data.readers import read_preference_pairs, read_sft
 from training.errors import RecipeError
 
@@ -112,21 +112,57 @@ def test_the_cleaning_report_counts_each_step(tmp_path, data_files):
     assert "| step | before | removed | after | note |" in markdown
 
 
-def test_on_policy_answers_become_rejected_unless_right(tmp_path, data_files):
+def test_model_answers_become_rejected_when_wrong_and_cited_targets_when_right(tmp_path, data_files):
     squad, _ = data_files
     config = BuildConfig(passages=3, dev_fraction=0.0, abstention_share=0.0)
-    wrong = build_grounded_data(tmp_path / "a", squad=squad, config=config,
-                                runtime=FakeRuntime(answer="Paris."), on_policy=2)
-    assert wrong.kinds["train"]["on_policy"] == 2
-    first = rows_of(wrong, "sft_train")[0]
-    runtime = FakeRuntime(answer=first["completion"])
-    right = build_grounded_data(tmp_path / "b", squad=squad, config=config, runtime=runtime, on_policy=1)
-    assert "on_policy" not in right.kinds["train"] and len(runtime.requests) == 1
+    wrong_runtime = FakeRuntime(answer="Paris.")
+    wrong = build_grounded_data(tmp_path / "a", squad=squad, config=config, runtime=wrong_runtime,
+                                on_policy=2)
+    assert (wrong.kinds["train"]["on_policy"], wrong.kinds["train"]["self"]) == (2, 0)
+    assert [p["rejected"] for p in rows_of(wrong, "dpo_on_policy_train")] == ["Paris.", "Paris."]
+    assert not {p["kind"] for p in rows_of(wrong, "dpo_train")} & {"on_policy"}
+    # The same seed draws the same prompt; its reference answer in the model's words, cited wrongly or
+    # not at all, becomes an SFT target citing the gold note; cited rightly, it teaches nothing.
+    prompt = wrong_runtime.requests[0].messages
+    [target] = [row["completion"] for row in rows_of(wrong, "sft_train") if row["prompt"] == prompt]
+    gold = target.rsplit(" [", 1)[1].rstrip("].")
+    reference = next(q[2][0] for items in QUESTIONS.values() for q in items
+                     if q[1] in prompt[-1]["content"])
+    for answer, kept in ((f"It is {reference} [9].", f"It is {reference} [{gold}]."),
+                         (f"It is {reference} [{gold}].", None)):
+        runtime = FakeRuntime(answer=answer)
+        built = build_grounded_data(tmp_path / answer, squad=squad, config=config, runtime=runtime,
+                                    on_policy=1)
+        assert built.kinds["train"]["on_policy"] == 0 and len(runtime.requests) == 1
+        assert [row["completion"] for row in rows_of(built, "sft_self_train")] == ([kept] if kept else [])
 
 
 def test_chunk_story_merges_short_paragraphs_and_cuts_long_ones():
     assert chunk_story("a b\n\nc d\n\nw w w w w", 4) == ["a b\nc d", "w w w w", "w"]
     assert cited_answer("the North Sea.", 2) == "The North Sea [2]."
+
+
+def test_the_stated_answer_is_its_sentence_cut_to_the_clauses_around_it():
+    note = ("Tides rise twice a day. The pull of the moon's gravity on Earth causes tides, which sailors, "
+            "fishers and surfers follow closely, since boats, nets and waves all depend on them every day.")
+    assert stated_answer(note, "twice a day") == "Tides rise twice a day."
+    assert stated_answer(note, "gravity", max_words=40).startswith("The pull of the moon's gravity")
+    cut = stated_answer(note, "surfers", max_words=12)
+    assert "surfers" in cut and len(cut.split()) <= 12 and not cut.endswith(",")
+    assert stated_answer(note, "the sun") is None
+
+
+def test_sentence_targets_copy_the_note_and_span_targets_only_the_answer(tmp_path, data_files):
+    for style, report in (("sentence", build(tmp_path / "s", data_files)),
+                          ("span", build(tmp_path / "p", data_files, answer_style="span"))):
+        for row in rows_of(report, "sft_train"):
+            if row["kind"] != "answer":
+                continue
+            n = int(re.search(r"\[(\d+)\]\.$", row["completion"]).group(1))
+            note = dict(re.findall(NOTE, row["prompt"][-1]["content"], re.M))[str(n)]
+            stated = row["completion"].rsplit(" [", 1)[0]
+            assert stated.lower() in note.lower()
+            assert (len(stated.split()) > 3) == (style == "sentence") or len(note.split()) <= 3
 
 
 def test_config_refuses_a_single_passage():

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.evaluation.answer_metrics import (
+    CITATION,
     cited_numbers,
     contains,
     find_phrase,
+    is_refusal,
     normalize_answer,
     states_answer,
 )
@@ -34,7 +36,7 @@ from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
 from retrieval.history import FollowUpSettings
-from retrieval.prompt import format_sources
+from retrieval.prompt import SENTENCE_END, format_sources
 from training.cleaning import CleaningConfig, CleaningReport, clean, split_by_group
 from training.data.schema import Message, PreferencePair, SFTExample
 from training.errors import DataFormatError, RecipeError
@@ -50,7 +52,12 @@ STOPWORDS = frozenset(
 # CoQA answers that any passage "contains": they cannot locate the gold passage.
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
 CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
-REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "on_policy", "abstention")
+REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "refusal", "on_policy", "abstention")
+
+
+ANSWER_STYLES = ("sentence", "span")
+CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
+SENTENCE_WORDS = 25  # a stated sentence longer than this keeps only its clauses around the answer
 
 
 @dataclass
@@ -60,7 +67,9 @@ class BuildConfig:
     passages: int = field(default=4, metadata={"help": "Sources per prompt, as the server's top_k."})
     dev_fraction: float = field(default=0.1, metadata={"help": "Share of rows (whole articles or "
                                                        "stories) kept for the dev split."})
-    abstention_share: float = field(default=0.15, metadata={"help": "Share of questions that also give an "
+    # SFT models refused 28% (0.15) and 25% (0.05) of answerable sciq-dev questions: few abstention
+    # examples, and refusal pairs in DPO; TUTOR_MIN_SCORE turns most off-topic questions away anyway.
+    abstention_share: float = field(default=0.05, metadata={"help": "Share of questions that also give an "
                                                             "abstention example (unrelated passages only)."})
     history_turns: int = field(default=3, metadata={"help": "Earlier CoQA turns kept as the conversation."})
     chunk_words: int = field(default=100, metadata={"help": "Passages (SQuAD contexts, CoQA stories) are "
@@ -69,9 +78,15 @@ class BuildConfig:
     source_sentences: int = field(default=3, metadata={"help": "Key sentences shown per source, as "
                                                        "the server's TUTOR_SOURCE_SENTENCES (0: whole "
                                                        "passages)."})
+    answer_style: str = field(default="sentence", metadata={"help": "The target answer: 'sentence' (the "
+                              "gold note's sentence that states the answer, cut to its clauses around "
+                              "the answer when long) or 'span' (the reference answer alone); cited."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
 
     def __post_init__(self) -> None:
+        if self.answer_style not in ANSWER_STYLES:
+            raise RecipeError(f"answer_style is {self.answer_style!r}; use one of "
+                              f"{', '.join(ANSWER_STYLES)}.")
         if self.passages < 2:
             raise RecipeError("passages must be at least 2: the gold passage and a distractor.")
         if not 0 <= self.dev_fraction < 1:
@@ -220,6 +235,36 @@ def cited_answer(answer: str, n: int) -> str:
     return short_answer(answer)[:-1] + f" [{n}]."
 
 
+def stated_answer(note: str, answer: str, max_words: int = SENTENCE_WORDS) -> str | None:
+    """The words of ``note`` that state ``answer``: its sentence, or when that is longer than ``max_words``
+    the fewest clauses around the answer that still hold it, grown by neighbours up to ``max_words``.
+    None when no sentence holds the whole answer.
+
+    A 135M model copies a sentence it is shown far more reliably than it picks a span out of one, and
+    the student reads the answer with its evidence.
+    """
+    sentence = next((s for s in SENTENCE_END.split(note) if contains(s, answer)), None)
+    if sentence is None or len(sentence.split()) <= max_words:
+        return sentence
+    clauses = CLAUSE_END.split(sentence)
+    windows = [(i, j) for i in range(len(clauses)) for j in range(i + 1, len(clauses) + 1)
+               if contains(" ".join(clauses[i:j]), answer)]
+    start, end = min(windows, key=lambda w: (w[1] - w[0], w[0]))
+    while True:  # grow towards the longer neighbour first, while the clauses stay short
+        grown = [w for w in ((start - 1, end), (start, end + 1)) if 0 <= w[0] and w[1] <= len(clauses)
+                 and len(" ".join(clauses[w[0]:w[1]]).split()) <= max_words]
+        if not grown:
+            return " ".join(clauses[start:end]).rstrip(",;:")
+        start, end = grown[0]
+
+
+def styled_answer(prompt: list[Message], n: int, answer: str, style: str) -> str:
+    """The answer to ``prompt`` from note ``n`` in the builder's style, citing ``n``; a span when the note
+    shows no sentence that holds it."""
+    sentence = stated_answer(shown_note(prompt, n), answer) if style == "sentence" else None
+    return cited_answer(sentence or answer, n)
+
+
 def content_words(text: str) -> frozenset[str]:
     """The distinct normalised words of ``text`` that can tell passages apart."""
     return frozenset(normalize_answer(text).split()) - STOPWORDS
@@ -296,7 +341,7 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     if contains(question.gold.text, answer) and not contains(shown_note(prompt, n), answer):
         rows.answer_not_shown += 1  # the passage states it, the key sentences shown do not
         return
-    chosen = cited_answer(answer, n)
+    chosen = styled_answer(prompt, n, answer, config.answer_style)
     rows.sft.append(SFTExample(prompt=prompt, completion=chosen, group=question.group, source="answer",
                                origin=question.id))
     wrong = [(i, p) for i, p in enumerate(passages, start=1) if p is not question.gold]
@@ -304,11 +349,14 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
                     and not contains(answer, a)]
     if with_answers:
         i, other = rng.choice(with_answers)
-        rows.add_pair(prompt, chosen, cited_answer(other, i), "distractor", group=question.group,
-                      origin=question.id)
-    rows.add_pair(prompt, chosen, cited_answer(answer, rng.choice(wrong)[0]), "wrong_source",
+        rows.add_pair(prompt, chosen, styled_answer(prompt, i, other, config.answer_style), "distractor",
+                      group=question.group, origin=question.id)
+    stated = chosen.rsplit(" [", 1)[0]
+    rows.add_pair(prompt, chosen, f"{stated} [{rng.choice(wrong)[0]}].", "wrong_source",
                   group=question.group, origin=question.id)
-    rows.add_pair(prompt, chosen, short_answer(answer), "uncited", group=question.group, origin=question.id)
+    rows.add_pair(prompt, chosen, f"{stated}.", "uncited", group=question.group, origin=question.id)
+    # SFT models refused a quarter of answerable sciq-dev questions; DPO on these pairs: none
+    rows.add_pair(prompt, chosen, NO_CONTEXT_ANSWER, "refusal", group=question.group, origin=question.id)
 
 
 def abstention_rows(question: GroundedQuestion, pool: Sequence[Passage], config: BuildConfig,
@@ -339,24 +387,47 @@ def build_split(questions: Sequence[GroundedQuestion], config: BuildConfig) -> B
     return rows
 
 
-def on_policy_pairs(rows: BuiltRows, runtime: Runtime, limit: int, *, max_new_tokens: int = 64,
-                    batch: int = 8) -> None:
-    """The current model's own answers to the first ``limit`` answered prompts, as rejected answers.
+SELF_ANSWER_WORDS = 40  # longer right answers are not kept as targets: a student waits for each word
 
-    An answer that states the reference and cites only the gold source is right: it gives no pair.
+
+def cite_only(answer: str, n: int) -> str:
+    """``answer`` with its own citations replaced by one citation of note ``n`` at its end."""
+    text = " ".join(CITATION.sub(" ", answer).split()).rstrip(" .")
+    return f"{text} [{n}]."
+
+
+def model_answers(rows: BuiltRows, answers: dict[str, list[str]], runtime: Runtime, limit: int,
+                  rng: random.Random, *, max_new_tokens: int = 64,
+                  batch: int = 8) -> tuple[list[PreferencePair], list[SFTExample]]:
+    """The model's own answers to ``limit`` answered prompts drawn at random (across both sets and many
+    stories): wrong ones as rejected answers, right ones with the gold citation as SFT examples.
+
+    Right means stating a reference answer (``answers`` by question id) without refusing; such an
+    answer keeps the model's own wording, and only its citation is set to the gold note, so training on
+    it teaches citing without teaching a new way of answering (rejection-sampling fine-tuning).
     """
-    examples = [e for e in rows.sft if e.source == "answer"][:limit]
+    answered = [e for e in rows.sft if e.source == "answer"]
+    examples = rng.sample(answered, min(limit, len(answered)))
+    wrong, right = BuiltRows(), []
     for start in range(0, len(examples), batch):
         chunk = examples[start:start + batch]
         requests = [GenerationRequest(messages=list(e.prompt), max_new_tokens=max_new_tokens) for e in chunk]
         for example, result in zip(chunk, runtime.generate(requests), strict=True):
-            # The target is cited_answer(reference, n): "<reference> [n]."
-            gold_n, reference = cited_numbers(example.completion), example.completion.rsplit(" [", 1)[0]
-            right = states_answer(result.text, [reference]) and cited_numbers(result.text) == gold_n
-            if not right and result.text.strip():
-                rows.add_pair(list(example.prompt), example.completion, result.text.strip(), "on_policy",
-                              group=example.group, origin=example.origin)
-        logger.info("On-policy answers: %d/%d prompts.", start + len(chunk), len(examples))
+            text, gold_n = result.text.strip(), cited_numbers(example.completion)
+            if not text:
+                continue
+            states = states_answer(text, answers[example.origin]) and not is_refusal(text)
+            if states and cited_numbers(text) == gold_n:
+                continue  # already right, citation and all: no pair, nothing to teach
+            if states and len(text.split()) <= SELF_ANSWER_WORDS:
+                right.append(SFTExample(prompt=example.prompt, completion=cite_only(text, gold_n[0]),
+                                        group=example.group, source="self", origin=example.origin))
+            else:
+                wrong.add_pair(list(example.prompt), example.completion, text, "on_policy",
+                               group=example.group, origin=example.origin)
+        logger.info("Model answers: %d/%d prompts.", start + len(chunk), len(examples))
+    rows.kinds["on_policy"], rows.kinds["self"] = len(wrong.pairs), len(right)
+    return wrong.pairs, right
 
 
 def row_json(row: SFTExample | PreferencePair) -> dict[str, Any]:
@@ -406,8 +477,10 @@ def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path 
     """Build, clean and write ``sft_{train,dev}.jsonl``, ``dpo_{train,dev}.jsonl``, the dev split's
     passages as GPTQ calibration texts (``calibration.jsonl``) and the report.
 
-    ``runtime`` with ``on_policy`` > 0 adds the model's own answers to that many train prompts as
-    rejected answers (slow on a CPU: one generation each).
+    ``runtime`` with ``on_policy`` > 0 answers that many train prompts with the model: wrong answers
+    become rejected ones in ``dpo_on_policy_train.jsonl``, right ones cited as SFT targets in
+    ``sft_self_train.jsonl`` (files of their own, so a recipe can weigh them; slow on a CPU: one
+    generation each).
     """
     config, cleaning = config or BuildConfig(), cleaning or CleaningConfig()
     report = CleaningReport()
@@ -421,11 +494,14 @@ def build_grounded_data(out_dir: Path, *, squad: Path | None = None, coqa: Path 
         report.record(f"{name}: answers still in the gold source's key sentences",
                       answered + rows.answer_not_shown, answered,
                       "each source shows only its key sentences (source_sentences)")
+        outputs = {"sft": rows.sft, "dpo": rows.pairs}
         if runtime is not None and on_policy and split == "train":
-            on_policy_pairs(rows, runtime, on_policy)
+            answers = {q.id: q.answers for q in splits[split]}
+            outputs["dpo_on_policy"], outputs["sft_self"] = model_answers(
+                rows, answers, runtime, on_policy, random.Random(config.seed))
         kinds[name] = dict(rows.kinds) | {"sft": len(rows.sft), "sft abstention": sum(
             e.source == "abstention" for e in rows.sft)}
-        for task, data in (("sft", rows.sft), ("dpo", rows.pairs)):
+        for task, data in outputs.items():
             cleaned, _ = clean(data, cleaning, report=report, prefix=f"{task} {name}: ")
             path = out_dir / f"{task}_{name}.jsonl"
             write_jsonl(path, cleaned)
