@@ -36,16 +36,13 @@ class Resources:
 def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
     """The embedder and LLM folders to load (a LoRA adapter folder as is: the runtime stacks it on its base);
     raises ModelNotFoundError before anything heavy loads."""
-    from engine.runtime.models import adapter_base, check_embedder_path, resolve_llm_folder
+    from engine.runtime.models import check_embedder_path, resolve_llm
 
     embedder_folder = check_embedder_path(settings.embedder)
     if settings.generation_url:  # a remote server generates: no local LLM to resolve
         return embedder_folder, None
-    base = adapter_base(settings.model) if settings.model else None
-    if base is not None:  # a LoRA adapter folder: the runtime stacks it on its base, which must resolve
-        resolve_llm_folder(base, settings.data_dir)
-        return embedder_folder, Path(settings.model).expanduser()
-    return embedder_folder, resolve_llm_folder(settings.model, settings.data_dir)
+    folder, adapter = resolve_llm(settings.model, settings.data_dir)
+    return embedder_folder, adapter or folder
 
 
 def generation_dtype(settings: Settings, device: str) -> str | None:

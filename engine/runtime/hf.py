@@ -19,7 +19,7 @@ from engine.runtime.base import (
     register_backend,
 )
 from engine.runtime.model_files import bitsandbytes_config, load_plain_config, load_tokenizer, resolve_device
-from engine.runtime.models import adapter_base, resolve_llm_folder
+from engine.runtime.models import resolve_llm
 from engine.runtime.streaming import cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -56,9 +56,7 @@ class HFRuntime:
         import torch
 
         started = time.perf_counter()
-        base = adapter_base(model) if model is not None else None
-        self.adapter = Path(model).expanduser() if base is not None else None
-        self.folder = resolve_llm_folder(base if base is not None else model, data_dir)
+        self.folder, self.adapter = resolve_llm(model, data_dir)
         self.model_name = (self.adapter or self.folder).name
         self.device = torch.device(resolve_device(device))
         self.tokenizer = load_tokenizer(self._tokenizer_folder())

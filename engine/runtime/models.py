@@ -93,6 +93,15 @@ def adapter_base(model: str | Path) -> str | None:
     return str(base)
 
 
+def resolve_llm(model: str | Path | None, data_dir: str | Path) -> tuple[Path, Path | None]:
+    """The HF folder to load and, when ``model`` is a LoRA adapter folder, that adapter (stacked on the
+    base its adapter_config.json names, which must resolve); ``resolve_llm_folder`` for the rest."""
+    base = adapter_base(model) if model is not None else None
+    if base is None:
+        return resolve_llm_folder(model, data_dir), None
+    return resolve_llm_folder(base, data_dir), Path(model).expanduser()
+
+
 def resolve_llm_folder(model: str | Path | None, data_dir: str | Path) -> Path:
     """Return an HF model folder for ``model``: a folder as is, a GGUF file converted once.
 

@@ -56,18 +56,23 @@ def rows_of(report, name):
     return [json.loads(line) for line in open(report.files[name])]
 
 
+def cited_note(row):
+    """An answered row's target: its stated text, the note number it cites, and the prompt's notes by
+    number."""
+    stated, n = re.fullmatch(r"(.*) \[(\d+)\]\.", row["completion"], re.S).groups()
+    return stated, n, dict(re.findall(NOTE, row["prompt"][-1]["content"], re.M))
+
+
 def test_the_target_cites_the_source_that_holds_the_answer(tmp_path, data_files):
     report = build(tmp_path, data_files)
     rows = rows_of(report, "sft_train") + rows_of(report, "sft_dev")
     answered = [row for row in rows if row["kind"] == "answer"]
     assert len(answered) == 11  # 9 SQuAD questions and the 2 CoQA turns whose answer names a passage
     for row in answered:
-        n = int(re.search(r"\[(\d)\]\.$", row["completion"]).group(1))
-        sources = re.findall(NOTE, row["prompt"][-1]["content"], re.M)
-        assert len(sources) == 3
-        reference = row["completion"].rsplit(" [", 1)[0].lower()
-        assert reference in sources[n - 1][1].lower()
-        assert all(reference not in text.lower() for m, text in sources if int(m) != n)
+        reference, n, notes = cited_note(row)
+        assert len(notes) == 3
+        assert reference.lower() in notes[n].lower()
+        assert all(reference.lower() not in text.lower() for m, text in notes.items() if m != n)
 
 
 def test_rejected_kinds_and_abstention_examples_are_present(tmp_path, data_files):
@@ -158,9 +163,8 @@ def test_sentence_targets_copy_the_note_and_span_targets_only_the_answer(tmp_pat
         for row in rows_of(report, "sft_train"):
             if row["kind"] != "answer":
                 continue
-            n = int(re.search(r"\[(\d+)\]\.$", row["completion"]).group(1))
-            note = dict(re.findall(NOTE, row["prompt"][-1]["content"], re.M))[str(n)]
-            stated = row["completion"].rsplit(" [", 1)[0]
+            stated, n, notes = cited_note(row)
+            note = notes[n]
             assert stated.lower() in note.lower()
             assert (len(stated.split()) > 3) == (style == "sentence") or len(note.split()) <= 3
 
@@ -198,9 +202,8 @@ def test_a_question_whose_answer_the_key_sentences_hide_gives_no_example_and_is_
                       if row["kind"] == "answer"]
     assert sum(hidden.values()) > 0 and len(answered) + sum(hidden.values()) == len(whole_answered)
     for row in answered:  # every kept target's note still states it
-        n = int(re.search(r"\[(\d)\]\.$", row["completion"]).group(1))
-        notes = dict(re.findall(NOTE, row["prompt"][-1]["content"], re.M))
-        assert row["completion"].rsplit(" [", 1)[0].lower() in notes[str(n)].lower()
+        stated, n, notes = cited_note(row)
+        assert stated.lower() in notes[n].lower()
 
 
 def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_answer(tmp_path, data_files):
@@ -210,9 +213,8 @@ def test_squad_contexts_are_cut_like_course_chunks_and_the_gold_chunk_holds_the_
         sources = re.findall(NOTE, user, re.M)
         assert all(len(text.split()) <= 12 for _, text in sources)  # chunk_words=12
         if row["kind"] == "answer":
-            cited = re.search(r"\[(\d+)\]\.$", row["completion"]).group(1)
-            answer = row["completion"].rsplit(" [", 1)[0].lower()
-            assert answer in dict(sources)[cited].lower()
+            answer, cited, notes = cited_note(row)
+            assert answer.lower() in notes[cited].lower()
 
 
 def test_the_calibration_texts_are_the_dev_passages_quoted_as_sources(tmp_path, data_files):

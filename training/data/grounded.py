@@ -53,8 +53,6 @@ STOPWORDS = frozenset(
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
 CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
 REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "refusal", "on_policy", "abstention")
-
-
 ANSWER_STYLES = ("sentence", "span")
 CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 SENTENCE_WORDS = 25  # a stated sentence longer than this keeps only its clauses around the answer
@@ -259,10 +257,10 @@ def stated_answer(note: str, answer: str, max_words: int = SENTENCE_WORDS) -> st
 
 
 def styled_answer(prompt: list[Message], n: int, answer: str, style: str) -> str:
-    """The answer to ``prompt`` from note ``n`` in the builder's style, citing ``n``; a span when the note
-    shows no sentence that holds it."""
+    """The answer to ``prompt`` from note ``n`` in the builder's style, uncited; the span itself when the
+    note shows no sentence that holds it."""
     sentence = stated_answer(shown_note(prompt, n), answer) if style == "sentence" else None
-    return cited_answer(sentence or answer, n)
+    return sentence or answer
 
 
 def content_words(text: str) -> frozenset[str]:
@@ -341,7 +339,8 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     if contains(question.gold.text, answer) and not contains(shown_note(prompt, n), answer):
         rows.answer_not_shown += 1  # the passage states it, the key sentences shown do not
         return
-    chosen = styled_answer(prompt, n, answer, config.answer_style)
+    stated = styled_answer(prompt, n, answer, config.answer_style)
+    chosen = cited_answer(stated, n)
     rows.sft.append(SFTExample(prompt=prompt, completion=chosen, group=question.group, source="answer",
                                origin=question.id))
     wrong = [(i, p) for i, p in enumerate(passages, start=1) if p is not question.gold]
@@ -349,12 +348,11 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
                     and not contains(answer, a)]
     if with_answers:
         i, other = rng.choice(with_answers)
-        rows.add_pair(prompt, chosen, styled_answer(prompt, i, other, config.answer_style), "distractor",
-                      group=question.group, origin=question.id)
-    stated = chosen.rsplit(" [", 1)[0]
-    rows.add_pair(prompt, chosen, f"{stated} [{rng.choice(wrong)[0]}].", "wrong_source",
+        rows.add_pair(prompt, chosen, cited_answer(styled_answer(prompt, i, other, config.answer_style), i),
+                      "distractor", group=question.group, origin=question.id)
+    rows.add_pair(prompt, chosen, cited_answer(stated, rng.choice(wrong)[0]), "wrong_source",
                   group=question.group, origin=question.id)
-    rows.add_pair(prompt, chosen, f"{stated}.", "uncited", group=question.group, origin=question.id)
+    rows.add_pair(prompt, chosen, short_answer(stated), "uncited", group=question.group, origin=question.id)
     # SFT models refused a quarter of answerable sciq-dev questions; DPO on these pairs: none
     rows.add_pair(prompt, chosen, NO_CONTEXT_ANSWER, "refusal", group=question.group, origin=question.id)
 
