@@ -2,7 +2,8 @@
 
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
 answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
-stream), so what is measured is what is served.
+stream), so what is measured is what is served. Both end an answer that cites no note with the
+note it came from (``engine.citations``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from engine.citations import citation_to_add
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
@@ -30,18 +32,27 @@ class AnswerOptions:
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
     # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); 0: whole chunks.
     source_sentences: int = 3
+    # An answer that cites no note gets the note holding its words (the server's TUTOR_CITE_UNCITED).
+    cite_uncited: bool = True
 
 
 @dataclass
 class PreparedAnswer:
     """What to generate, or (``generation is None``) the fixed "not covered" answer.
 
-    ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n].
+    ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` what
+    the model was shown of each, from which an uncited answer is cited (none when that is off).
     """
 
     generation: GenerationRequest | None
     sources: list[Hit] = field(default_factory=list)
     retrieval_s: float = 0.0
+    question: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def citation_to_add(self, answer: str) -> str:
+        """`` [n]`` to append to an answer that cites none of the notes, else ""."""
+        return citation_to_add(answer, self.question, self.notes) if self.notes else ""
 
     @property
     def fixed_answer(self) -> str | None:
@@ -50,7 +61,11 @@ class PreparedAnswer:
 
 @dataclass
 class GroundedAnswer:
-    """The answer text, the sources it may cite, and how long each stage took."""
+    """The answer text, the sources it may cite, and how long each stage took.
+
+    ``added_citation`` is the `` [n]`` the server appended to ``text`` because the model cited no
+    note ("" when the model's own citations stand).
+    """
 
     text: str
     sources: list[Hit]
@@ -59,6 +74,7 @@ class GroundedAnswer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
+    added_citation: str = ""
 
     @property
     def not_covered(self) -> bool:
@@ -89,7 +105,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature, stop=list(options.stop))
-    return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started)
+    return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
+                          question=question, notes=prompt.notes if options.cite_uncited else [])
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:
@@ -98,17 +115,27 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
         return GroundedAnswer(NO_CONTEXT_ANSWER, [], prepared.retrieval_s, 0.0)
     started = time.perf_counter()
     [result] = runtime.generate([prepared.generation])
-    return GroundedAnswer(result.text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
+    added = prepared.citation_to_add(result.text)
+    text = result.text.rstrip() + added if added else result.text
+    return GroundedAnswer(text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                          finish_reason=result.finish_reason)
+                          finish_reason=result.finish_reason, added_citation=added)
 
 
 def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
-    """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes."""
+    """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes.
+
+    The citation an uncited answer gets comes as the last piece, as ``generate_answer`` appends it.
+    """
     if prepared.generation is None:
         yield NO_CONTEXT_ANSWER
         return
-    yield from stream_text(runtime, prepared.generation)
+    pieces = []
+    for piece in stream_text(runtime, prepared.generation):
+        pieces.append(piece)
+        yield piece
+    if added := prepared.citation_to_add("".join(pieces)):
+        yield added
 
 
 def answer_question(retriever: Retriever, runtime: Runtime, course: str, question: str, *,

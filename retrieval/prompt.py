@@ -26,14 +26,17 @@ SYSTEM_PROMPT = (
 # short answers that cite, where tagged sources and "Answer from the sources above and cite them as [n]"
 # drew long descriptions of the prompt (README, "The grounded prompt").
 ANSWER_INSTRUCTION = "Answer in one sentence from the notes and cite the note you used, like [1]."
+NOTES_HEADING = "Course notes:"
+QUESTION_LABEL = "Question:"
 
 
 @dataclass
 class GroundedPrompt:
-    """Chat messages for the model, and the hits in the order they are numbered."""
+    """Chat messages for the model, the hits in the order they are numbered, and what it reads of each."""
 
     messages: list[dict[str, str]]
     sources: list[Hit]
+    notes: list[str]
 
 
 # A course text's own bracketed numbers ("see [12]") would read as citations of our sources.
@@ -91,11 +94,12 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
     """
     notes = [key_sentences(asked or question, [hit], sentences) if sentences else hit.text for hit in hits]
     user = (
-        f"Course notes:\n{format_notes(notes)}\n\n"
-        f"Question: {question.strip()}\n"
+        f"{NOTES_HEADING}\n{format_notes(notes)}\n\n"
+        f"{QUESTION_LABEL} {question.strip()}\n"
         f"{ANSWER_INSTRUCTION}"
     )
     return GroundedPrompt(
         messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],
         sources=list(hits),
+        notes=notes,
     )

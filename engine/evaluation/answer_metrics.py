@@ -2,7 +2,8 @@
 
 Correctness follows SQuAD's evaluation script (normalise: lower case, drop punctuation, articles
 and extra spaces; then exact match and token F1 against the best reference). Citations are the
-``[n]`` markers the grounded prompt asks for, checked against the numbered sources.
+``[n]`` markers the grounded prompt asks for (read by ``engine.citations``), checked against the
+numbered sources.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.citations import cited_numbers
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
-# "[2]", "[1, 3]", "[1][2]": every number inside square brackets made only of numbers and commas.
-CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
-# What a refusal says: the fixed "not covered" answer, or a model's own wording of it.
-_REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention)\b|\bnot covered\b",
-                      re.IGNORECASE)
 
 
 def normalize_answer(text: str) -> str:
@@ -83,21 +81,6 @@ def states_answer(prediction: str, references: Sequence[str], distractors: Seque
         if not any(find_phrase(rest, normalize_answer(d).split()) for d in distractors):
             return True
     return False
-
-
-def cited_numbers(answer: str) -> list[int]:
-    """The source numbers an answer cites, in order of first appearance."""
-    numbers: list[int] = []
-    for group in CITATION.findall(answer):
-        for number in re.split(r"\s*[,;]\s*", group):
-            if int(number) not in numbers:
-                numbers.append(int(number))
-    return numbers
-
-
-def is_refusal(answer: str) -> bool:
-    """Whether the answer says the course does not cover the question."""
-    return bool(_REFUSAL.search(answer))
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.citations import CITATION, is_refusal
 from engine.evaluation.answer_metrics import (
     PageSpan,
     exact_match,
-    is_refusal,
     mean,
     percentile,
     score_citations,
@@ -122,6 +122,7 @@ def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
         "cited": citations.cited,
         "malformed": citations.malformed,
         "uncited": not refused and not citations.cited,
+        "citation_added": answer.added_citation.strip(),
         "citation_precision": citations.precision,
         "citation_recall": citations.recall,
         "gold_retrieved": citations.gold_retrieved,
@@ -129,9 +130,11 @@ def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
         "latency_s": round(answer.retrieval_s + answer.generation_s, 4),
     }
     if item.answerable:
-        scores |= {"correct": states_answer(answer.text, item.references, item.distractors),
-                   "exact_match": exact_match(answer.text, item.references),
-                   "f1": round(token_f1(answer.text, item.references), 4)}
+        # The [n] markers are no words of the answer: "[2]" would read as "2" against a reference.
+        words = CITATION.sub(" ", answer.text)
+        scores |= {"correct": states_answer(words, item.references, item.distractors),
+                   "exact_match": exact_match(words, item.references),
+                   "f1": round(token_f1(words, item.references), 4)}
     return scores
 
 
@@ -149,6 +152,7 @@ class AnswerSummary:
     gold_retrieved: float | None
     malformed: float | None
     uncited: float | None
+    citations_added: float | None  # the share of answers the server cited because the model did not
     false_refusals: float | None
     abstained: float | None
     answer_tokens: float | None
@@ -174,7 +178,8 @@ def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> 
         citation_recall=mean([r["citation_recall"] for r in answerable]),
         gold_retrieved=share(answerable, "gold_retrieved"),
         malformed=mean([float(bool(r["malformed"])) for r in rows]) if rows else None,
-        uncited=share(answerable, "uncited"), false_refusals=share(answerable, "refused"),
+        uncited=share(answerable, "uncited"), citations_added=share(answerable, "citation_added"),
+        false_refusals=share(answerable, "refused"),
         abstained=share(off_topic, "refused"),
         answer_tokens=mean([r["answer_tokens"] for r in generated]),
         latency_p50_s=percentile(latencies, 50), latency_p95_s=percentile(latencies, 95))

@@ -22,15 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.evaluation.answer_metrics import (
-    CITATION,
-    cited_numbers,
-    contains,
-    find_phrase,
-    is_refusal,
-    normalize_answer,
-    states_answer,
-)
+from engine.citations import CITATION, cited_numbers, is_refusal
+from engine.evaluation.answer_metrics import contains, find_phrase, normalize_answer, states_answer
 from engine.evaluation.answers import GivenPassages
 from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from engine.evaluation.answers import AnswerFileError, GivenPassages, evaluate_answers, read_answer_items
+from engine.grounded import AnswerOptions
 from retrieval import NO_CONTEXT_ANSWER
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
 
@@ -40,13 +41,14 @@ def test_reader_names_the_bad_line(tmp_path):
         read_answer_items(path)
 
 
-def evaluate(tmp_path, answer: str, rows, *, off_topic=False):
+def evaluate(tmp_path, answer: str, rows, *, off_topic=False, cite_uncited=True):
     hits = [make_hit("Grassland is dry.", source="sciq-dev-course.pdf", page=3),
             make_hit("A wetland is wet.", source="sciq-dev-course.pdf", page=27)]
     items = read_answer_items(write_rows(tmp_path / "q.jsonl", rows), off_topic=off_topic)
     out = tmp_path / "results.jsonl"
     summary = evaluate_answers(items, GivenPassages({r["question"]: hits for r in rows}),
-                               FakeRuntime(answer=answer), "sciq-dev", out=out)
+                               FakeRuntime(answer=answer), "sciq-dev", out=out,
+                               options=AnswerOptions(cite_uncited=cite_uncited))
     return summary, [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -58,6 +60,14 @@ def test_a_right_cited_answer_scores_full_marks(tmp_path):
     assert row["answer"] == "A wetland [2]." and row["cited"] == [2] and row["sources"][1]["page"] == 27
 
 
+def test_citations_are_not_words_of_the_answer(tmp_path):
+    summary, [row] = evaluate(tmp_path, "Wetland [2].", [MCQ_ROW])
+    assert (row["exact_match"], row["f1"]) == (1.0, 1.0)
+    numbers = {**OPEN_ROW, "answers": ["2"]}
+    _, [row] = evaluate(tmp_path, "Outdoors [2].", [numbers])
+    assert (row["correct"], row["f1"]) == (False, 0.0)
+
+
 def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
     summary, [row] = evaluate(tmp_path, 'The source n="1" is cited as [n] in the answer.', [MCQ_ROW])
     assert (summary.correct, summary.uncited, summary.citation_recall) == (0.0, 1.0, 0.0)
@@ -65,8 +75,21 @@ def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
 
 
 def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
-    summary, [row] = evaluate(tmp_path, "Wetland [5].", [MCQ_ROW])
+    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], cite_uncited=False)
     assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
+    # The server cites the note holding the answer's own words (ties: the better-ranked note).
+    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW])
+    assert row["answer"] == "Grassland and wetland [5]. [1]" and row["citation_added"] == "[1]"
+    assert row["malformed"] == [5] and summary.citation_precision == 0.0
+
+
+def test_an_uncited_answer_is_cited_by_the_server_and_counted(tmp_path):
+    summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW])
+    assert row["answer"] == "It is called a wetland. [2]" and row["cited"] == [2]
+    assert (summary.uncited, summary.citations_added, summary.citation_precision) == (0.0, 1.0, 1.0)
+    summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW], cite_uncited=False)
+    assert row["answer"] == "It is called a wetland." and row["citation_added"] == ""
+    assert (summary.uncited, summary.citations_added) == (1.0, 0.0)
 
 
 def test_off_topic_questions_measure_abstention_not_correctness(tmp_path):
