@@ -1,11 +1,13 @@
-"""The ``[n]`` citations of a grounded answer: reading them, and the one the server adds when the
+"""The ``[n]`` citations of a grounded answer: reading them, and what the server adds when the
 model cited nothing.
 
-A 135M model states an answer from the notes but leaves out the ``[n]`` about two times in three
-(README, "Citations the model leaves out"). A student then cannot open the page the answer came
-from, so the server cites it: the best-ranked note holding any of the answer's own words, those
-neither the question nor the prompt already held. An answer that cites a note, refuses, or shares
-no such word with any note is left as the model wrote it.
+A 135M model states an answer from the notes but leaves out the ``[n]`` about two times in three,
+and about one answer in six draws on no note at all: it restates the question, or talks about the
+prompt (README, "Citations the model leaves out"). The student could then neither open the page the
+answer came from nor read the answer, so the server ends such an answer with the citation of the
+best-ranked note holding any of its own words (those neither the question nor the prompt already
+held), or, when no note holds any, with the best-ranked note's key sentence, quoted and cited. An
+answer that cites a note or refuses is left as the model wrote it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ import re
 from collections.abc import Sequence
 
 from retrieval.lexical import LexicalSettings, tokenize
-from retrieval.prompt import ANSWER_INSTRUCTION, NOTES_HEADING, QUESTION_LABEL, SYSTEM_PROMPT
+from retrieval.prompt import (
+    ANSWER_INSTRUCTION,
+    NOTES_HEADING,
+    QUESTION_LABEL,
+    SYSTEM_PROMPT,
+    key_sentences,
+    one_line,
+)
 
 # "[2]", "[1, 3]", "[1][2]": every number inside square brackets made only of numbers and commas.
 CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 # What a refusal says: the fixed "not covered" answer, or a model's own wording of it.
 _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention)\b|\bnot covered\b",
                       re.IGNORECASE)
+# How an answer that draws on no note is ended: the best-ranked note's key sentence, quoted.
+QUOTE_LEAD = "The notes say:"
+QUOTE_WORDS = 40
 
 
 def cited_numbers(answer: str) -> list[int]:
@@ -64,13 +76,18 @@ def _prompt_words() -> frozenset[str]:
     return frozenset(words)
 
 
-def citation_to_add(answer: str, question: str, notes: Sequence[str]) -> str:
-    """What to append to ``answer`` so that it cites its note: ``" [n]"``, or "" to leave it as it is.
+def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
+    """What to append to ``answer`` so that a student can check it against the notes ("": nothing).
 
-    Nothing is added to an answer that cites one of the notes, that refuses, or whose own words no
-    note holds.
+    Nothing for an answer that cites one of the notes or refuses; `` [n]`` for the best-ranked note
+    the answer draws on; for an answer that draws on none, `` The notes say: "<sentence>" [1]``, the
+    best-ranked note's sentence sharing the most words with the question (at most ``QUOTE_WORDS``).
     """
-    if any(1 <= n <= len(notes) for n in cited_numbers(answer)) or is_refusal(answer):
+    if not notes or is_refusal(answer) or any(1 <= n <= len(notes) for n in cited_numbers(answer)):
         return ""
     note = supporting_note(answer, question, notes)
-    return "" if note is None else f" [{note}]"
+    if note is not None:
+        return f" [{note}]"
+    words = one_line(key_sentences(question, [notes[0]], 1)).split()
+    quote = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
+    return f' {QUOTE_LEAD} "{quote}" [1]'

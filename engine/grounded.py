@@ -3,7 +3,7 @@
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
 answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
 stream), so what is measured is what is served. Both end an answer that cites no note with the
-note it came from (``engine.citations``).
+note it came from, or with the best note quoted when it came from none (``engine.citations``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from engine.citations import citation_to_add
+from engine.citations import answer_ending
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
@@ -50,9 +50,9 @@ class PreparedAnswer:
     question: str = ""
     notes: list[str] = field(default_factory=list)
 
-    def citation_to_add(self, answer: str) -> str:
-        """`` [n]`` to append to an answer that cites none of the notes, else ""."""
-        return citation_to_add(answer, self.question, self.notes) if self.notes else ""
+    def ending(self, answer: str) -> str:
+        """What the server appends to an answer that cites none of the notes ("": nothing)."""
+        return answer_ending(answer, self.question, self.notes)
 
     @property
     def fixed_answer(self) -> str | None:
@@ -63,8 +63,8 @@ class PreparedAnswer:
 class GroundedAnswer:
     """The answer text, the sources it may cite, and how long each stage took.
 
-    ``added_citation`` is the `` [n]`` the server appended to ``text`` because the model cited no
-    note ("" when the model's own citations stand).
+    ``added`` is what the server appended to ``text`` because the model cited no note: `` [n]``, or a
+    quoted note with its ``[1]`` ("" when the model's own citations stand).
     """
 
     text: str
@@ -74,7 +74,7 @@ class GroundedAnswer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
-    added_citation: str = ""
+    added: str = ""
 
     @property
     def not_covered(self) -> bool:
@@ -115,11 +115,11 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
         return GroundedAnswer(NO_CONTEXT_ANSWER, [], prepared.retrieval_s, 0.0)
     started = time.perf_counter()
     [result] = runtime.generate([prepared.generation])
-    added = prepared.citation_to_add(result.text)
+    added = prepared.ending(result.text)
     text = result.text.rstrip() + added if added else result.text
     return GroundedAnswer(text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                          finish_reason=result.finish_reason, added_citation=added)
+                          finish_reason=result.finish_reason, added=added)
 
 
 def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
@@ -134,7 +134,7 @@ def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     for piece in stream_text(runtime, prepared.generation):
         pieces.append(piece)
         yield piece
-    if added := prepared.citation_to_add("".join(pieces)):
+    if added := prepared.ending("".join(pieces)):
         yield added
 
 

@@ -51,8 +51,12 @@ def quote_source(n: int, text: str) -> str:
     sees are the sources' numbers. File names and pages stay out of the prompt: the 135M model read
     them back ("The source n="1" file=...") instead of answering; the citations carry them.
     """
-    text = BRACKETED_NUMBER.sub(r"(\1)", " ".join(text.split()))
-    return f"[{n}] {text}"
+    return f"[{n}] {one_line(text)}"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, its own bracketed numbers written ``(12)``: it cannot pass for a citation."""
+    return BRACKETED_NUMBER.sub(r"(\1)", " ".join(text.split()))
 
 
 def format_notes(texts: list[str]) -> str:
@@ -66,14 +70,14 @@ def format_sources(hits: list[Hit]) -> str:
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def key_sentences(question: str, hits: list[Hit], count: int) -> str:
-    """The ``count`` sentences of ``hits`` that share the most words with ``question``, in reading order.
+def key_sentences(question: str, texts: list[str], count: int) -> str:
+    """The ``count`` sentences of ``texts`` that share the most words with ``question``, in reading order.
 
     Words are compared as the lexical index compares them (stemmed, stop words dropped); ties keep the
     earlier sentence, and a sentence repeated by overlapping chunks counts once. A small model scores
     MCQ options better after these few sentences than after whole chunks (see the README's MCQ context).
     """
-    split = (s.strip() for hit in hits for s in SENTENCE_END.split(hit.text))
+    split = (s.strip() for text in texts for s in SENTENCE_END.split(text))
     sentences = list(dict.fromkeys(s for s in split if s))
     if len(sentences) <= count:
         return " ".join(sentences)
@@ -92,7 +96,8 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
     citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
     ``NO_CONTEXT_ANSWER`` instead.
     """
-    notes = [key_sentences(asked or question, [hit], sentences) if sentences else hit.text for hit in hits]
+    notes = [key_sentences(asked or question, [hit.text], sentences) if sentences else hit.text
+             for hit in hits]
     user = (
         f"{NOTES_HEADING}\n{format_notes(notes)}\n\n"
         f"{QUESTION_LABEL} {question.strip()}\n"

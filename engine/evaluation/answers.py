@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.citations import CITATION, is_refusal
+from engine.citations import CITATION, QUOTE_LEAD, is_refusal
 from engine.evaluation.answer_metrics import (
     PageSpan,
     exact_match,
@@ -122,7 +122,8 @@ def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
         "cited": citations.cited,
         "malformed": citations.malformed,
         "uncited": not refused and not citations.cited,
-        "citation_added": answer.added_citation.strip(),
+        "server_added": answer.added.strip(),
+        "note_quoted": answer.added.startswith(f" {QUOTE_LEAD}"),
         "citation_precision": citations.precision,
         "citation_recall": citations.recall,
         "gold_retrieved": citations.gold_retrieved,
@@ -152,7 +153,8 @@ class AnswerSummary:
     gold_retrieved: float | None
     malformed: float | None
     uncited: float | None
-    citations_added: float | None  # the share of answers the server cited because the model did not
+    server_cited: float | None  # the share of answers the server cited because the model did not
+    notes_quoted: float | None  # ... by quoting the best note, as the answer drew on none
     false_refusals: float | None
     abstained: float | None
     answer_tokens: float | None
@@ -178,7 +180,8 @@ def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> 
         citation_recall=mean([r["citation_recall"] for r in answerable]),
         gold_retrieved=share(answerable, "gold_retrieved"),
         malformed=mean([float(bool(r["malformed"])) for r in rows]) if rows else None,
-        uncited=share(answerable, "uncited"), citations_added=share(answerable, "citation_added"),
+        uncited=share(answerable, "uncited"), server_cited=share(answerable, "server_added"),
+        notes_quoted=share(answerable, "note_quoted"),
         false_refusals=share(answerable, "refused"),
         abstained=share(off_topic, "refused"),
         answer_tokens=mean([r["answer_tokens"] for r in generated]),

@@ -142,7 +142,8 @@ def loglik_prompt(item: MCQItem, format_name: str, hits: Sequence[Hit],
     if not hits:
         prefix = ""
     elif sentences:
-        prefix = f"Course material:\n{key_sentences(item.question, list(hits), sentences)}\n\n"
+        texts = [hit.text for hit in hits]
+        prefix = f"Course material:\n{key_sentences(item.question, texts, sentences)}\n\n"
     else:
         prefix = f"Course material:\n{format_sources(list(hits))}\n\n"
     if format_name == "letters":

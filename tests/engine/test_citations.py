@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.citations import citation_to_add, cited_numbers, is_refusal, supporting_note
+from engine.citations import answer_ending, cited_numbers, is_refusal, supporting_note
 from retrieval import NO_CONTEXT_ANSWER
 
 NOTES = [
@@ -41,10 +41,20 @@ def test_the_best_ranked_note_the_answer_draws_on_is_cited():
 
 
 def test_a_citation_is_added_only_to_an_answer_that_cites_no_note():
-    assert citation_to_add("It is called a wetland.", QUESTION, NOTES) == " [2]"
-    assert citation_to_add("It is called a wetland [1].", QUESTION, NOTES) == ""
+    assert answer_ending("It is called a wetland.", QUESTION, NOTES) == " [2]"
+    assert answer_ending("It is called a wetland [1].", QUESTION, NOTES) == ""
     # A number beyond the notes is not a citation a student can open: the right one is added.
-    assert citation_to_add("It is called a wetland [7].", QUESTION, NOTES) == " [2]"
-    assert citation_to_add("The course material does not cover wetlands.", QUESTION, NOTES) == ""
-    assert citation_to_add("Volcanoes erupt.", QUESTION, NOTES) == ""
-    assert citation_to_add("Wetland.", QUESTION, []) == ""
+    assert answer_ending("It is called a wetland [7].", QUESTION, NOTES) == " [2]"
+    assert answer_ending("The course material does not cover wetlands.", QUESTION, NOTES) == ""
+    assert answer_ending("Wetland.", QUESTION, []) == ""
+
+
+def test_an_answer_that_draws_on_no_note_ends_with_the_best_notes_key_sentence_quoted():
+    # Note 1's sentence sharing the most words with the question, on one line, cited.
+    assert answer_ending("Volcanoes erupt.", QUESTION, NOTES) == (
+        ' The notes say: "Land that is wet for all or part of the year is studied by ecologists." [1]')
+    assert answer_ending("The notes are cited as [n].", QUESTION, NOTES).endswith("ecologists.\" [1]")
+    # A long sentence is cut; a bracketed number in it cannot pass for a citation.
+    long_note = "Wet land " + " ".join(f"w{n}" for n in range(60)) + " see [12]."
+    ending = answer_ending("Volcanoes erupt.", QUESTION, [long_note])
+    assert ending.endswith(' …" [1]') and len(ending.split()) == 3 + 40 + 2 and "[12]" not in ending

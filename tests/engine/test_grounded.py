@@ -17,13 +17,13 @@ def prepared(question: str = "What keeps a body moving?", **options):
 def test_an_uncited_answer_ends_with_its_notes_citation_whole_and_streamed():
     runtime = StreamingFakeRuntime(answer="Inertia does.")
     whole = generate_answer(runtime, prepared())
-    assert (whole.text, whole.added_citation) == ("Inertia does. [2]", " [2]")
+    assert (whole.text, whole.added) == ("Inertia does. [2]", " [2]")
     assert "".join(stream_answer(runtime, prepared())) == whole.text
 
 
 def test_the_models_own_citation_stands_and_the_setting_turns_citing_off():
     cited = generate_answer(StreamingFakeRuntime(answer="Inertia does [1]."), prepared())
-    assert (cited.text, cited.added_citation) == ("Inertia does [1].", "")
+    assert (cited.text, cited.added) == ("Inertia does [1].", "")
     runtime = StreamingFakeRuntime(answer="Inertia does.")
     assert generate_answer(runtime, prepared(cite_uncited=False)).text == "Inertia does."
     assert "".join(stream_answer(runtime, prepared(cite_uncited=False))) == "Inertia does."

@@ -44,8 +44,8 @@ def test_no_context_answer_says_the_course_does_not_cover_it():
 def test_key_sentences_keep_the_sentences_sharing_most_words_in_reading_order():
     from retrieval.prompt import key_sentences
 
-    hits = [hit("Ice melts at zero degrees. Water boils at 100 degrees at sea level. The sky is blue."),
-            hit("The sky is blue. Boiling water turns into steam, a gas.")]  # overlaps the first chunk
+    hits = ["Ice melts at zero degrees. Water boils at 100 degrees at sea level. The sky is blue.",
+            "The sky is blue. Boiling water turns into steam, a gas."]  # overlaps the first chunk
     question = "What does water turn into when it is boiling?"
     assert key_sentences(question, hits, 2) == ("Water boils at 100 degrees at sea level. "
                                                 "Boiling water turns into steam, a gas.")  # stems: boil

@@ -69,7 +69,8 @@ def test_citations_are_not_words_of_the_answer(tmp_path):
 
 
 def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
-    summary, [row] = evaluate(tmp_path, 'The source n="1" is cited as [n] in the answer.', [MCQ_ROW])
+    summary, [row] = evaluate(tmp_path, 'The source n="1" is cited as [n] in the answer.', [MCQ_ROW],
+                              cite_uncited=False)
     assert (summary.correct, summary.uncited, summary.citation_recall) == (0.0, 1.0, 0.0)
     assert summary.citation_precision is None and row["f1"] == 0.0
 
@@ -79,17 +80,24 @@ def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
     assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
     # The server cites the note holding the answer's own words (ties: the better-ranked note).
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW])
-    assert row["answer"] == "Grassland and wetland [5]. [1]" and row["citation_added"] == "[1]"
+    assert row["answer"] == "Grassland and wetland [5]. [1]" and row["server_added"] == "[1]"
     assert row["malformed"] == [5] and summary.citation_precision == 0.0
 
 
 def test_an_uncited_answer_is_cited_by_the_server_and_counted(tmp_path):
     summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW])
     assert row["answer"] == "It is called a wetland. [2]" and row["cited"] == [2]
-    assert (summary.uncited, summary.citations_added, summary.citation_precision) == (0.0, 1.0, 1.0)
+    assert (summary.uncited, summary.server_cited, summary.citation_precision) == (0.0, 1.0, 1.0)
+    assert summary.notes_quoted == 0.0 and row["note_quoted"] is False
     summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW], cite_uncited=False)
-    assert row["answer"] == "It is called a wetland." and row["citation_added"] == ""
-    assert (summary.uncited, summary.citations_added) == (1.0, 0.0)
+    assert row["answer"] == "It is called a wetland." and row["server_added"] == ""
+    assert (summary.uncited, summary.server_cited) == (1.0, 0.0)
+
+
+def test_an_answer_drawing_on_no_note_is_ended_with_the_best_note_quoted(tmp_path):
+    summary, [row] = evaluate(tmp_path, "The notes are cited.", [MCQ_ROW])
+    assert row["answer"] == 'The notes are cited. The notes say: "Grassland is dry." [1]'
+    assert row["note_quoted"] is True and (summary.notes_quoted, summary.server_cited) == (1.0, 1.0)
 
 
 def test_off_topic_questions_measure_abstention_not_correctness(tmp_path):
