@@ -1,13 +1,13 @@
 """The ``[n]`` citations of a grounded answer: reading them, and what the server adds when the
 model cited nothing.
 
-A 135M model states an answer from the notes but leaves out the ``[n]`` about two times in three,
-and about one answer in six draws on no note at all: it restates the question, or talks about the
-prompt (README, "Citations the model leaves out"). The student could then neither open the page the
-answer came from nor read the answer, so the server ends such an answer with the citation of the
-best-ranked note holding any of its own words (those neither the question nor the prompt already
-held), or, when no note holds any, with the best-ranked note's key sentence, quoted and cited. An
-answer that cites a note or refuses is left as the model wrote it.
+A 135M model leaves out the ``[n]`` about two times in three, and then it is often wrong: about one
+answer in six draws on no note at all (it restates the question, or talks about the prompt), others
+draw on the wrong one (README, "What the server adds to an answer"). So the server ends an answer
+that cites nothing with the citation of the best-ranked note holding any of its own words (those
+neither the question nor the prompt already held), and with the best-ranked note's key sentence,
+quoted and cited, unless the answer already says it: the student can check the answer against the
+notes without opening them. An answer that cites a note or refuses is left as the model wrote it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 # What a refusal says: the fixed "not covered" answer, or a model's own wording of it.
 _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention)\b|\bnot covered\b",
                       re.IGNORECASE)
-# How an answer that draws on no note is ended: the best-ranked note's key sentence, quoted.
+# How an uncited answer is ended: the best-ranked note's key sentence, quoted.
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
 
@@ -60,7 +60,7 @@ def supporting_note(answer: str, question: str, notes: Sequence[str]) -> int | N
     topic, and "The answer to the question is ..." shares the prompt's words; "wetland" is what ties
     it to a note. Notes come best first, and the first one the answer draws on is cited: on 100
     sciq-dev answers of the stock model that cited nothing, it was a gold page for 39 of 50, where
-    the note holding the most own words was for 30 (README, "Citations the model leaves out").
+    the note holding the most own words was for 30 (README, "What the server adds to an answer").
     """
     answer_words, question_words, *note_words = tokenize([answer, question, *notes], LexicalSettings())
     own = set(answer_words) - set(question_words) - _prompt_words()
@@ -79,15 +79,21 @@ def _prompt_words() -> frozenset[str]:
 def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
     """What to append to ``answer`` so that a student can check it against the notes ("": nothing).
 
-    Nothing for an answer that cites one of the notes or refuses; `` [n]`` for the best-ranked note
-    the answer draws on; for an answer that draws on none, `` The notes say: "<sentence>" [1]``, the
-    best-ranked note's sentence sharing the most words with the question (at most ``QUOTE_WORDS``).
+    Nothing for an answer that cites one of the notes or refuses. Otherwise `` [n]`` for the
+    best-ranked note the answer draws on (none if it draws on no note), then
+    `` The notes say: "<sentence>" [1]``: the best-ranked note's sentence sharing the most words
+    with the question (at most ``QUOTE_WORDS``), unless the answer already holds half of the words it
+    adds to the question. The quote's ``[1]`` stands for an answer drawing on note 1 as well.
     """
     if not notes or is_refusal(answer) or any(1 <= n <= len(notes) for n in cited_numbers(answer)):
         return ""
     note = supporting_note(answer, question, notes)
-    if note is not None:
-        return f" [{note}]"
+    citation = "" if note is None else f" [{note}]"
     words = one_line(key_sentences(question, [notes[0]], 1)).split()
     quote = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
-    return f' {QUOTE_LEAD} "{quote}" [1]'
+    answer_words, quote_words, question_words = (
+        set(words) for words in tokenize([answer, quote, question], LexicalSettings()))
+    news = quote_words - question_words - _prompt_words()  # what the quote says beyond the question
+    if len(answer_words & news) >= len(news) / 2:
+        return citation
+    return f'{"" if note == 1 else citation} {QUOTE_LEAD} "{quote}" [1]'

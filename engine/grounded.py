@@ -17,6 +17,7 @@ from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
 from retrieval.history import FollowUpSettings, search_conversation
+from retrieval.prompt import ECHO_STOPS
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                if turn["role"] in {"user", "assistant"}]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
-                                   temperature=options.temperature, stop=list(options.stop))
+                                   temperature=options.temperature,
+                                   stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])))
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.notes if options.cite_uncited else [])
 

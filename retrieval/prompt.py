@@ -28,6 +28,9 @@ SYSTEM_PROMPT = (
 ANSWER_INSTRUCTION = "Answer in one sentence from the notes and cite the note you used, like [1]."
 NOTES_HEADING = "Course notes:"
 QUESTION_LABEL = "Question:"
+# Where an answer that starts to read the prompt back ends: a new line opening a note or the question.
+# The stock model did so for 13 of 100 CoQA turns, 16 to 27 s each (README, "What the server adds").
+ECHO_STOPS = ("\n[", f"\n{QUESTION_LABEL}")
 
 
 @dataclass

@@ -123,7 +123,7 @@ def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
         "malformed": citations.malformed,
         "uncited": not refused and not citations.cited,
         "server_added": answer.added.strip(),
-        "note_quoted": answer.added.startswith(f" {QUOTE_LEAD}"),
+        "note_quoted": QUOTE_LEAD in answer.added,
         "citation_precision": citations.precision,
         "citation_recall": citations.recall,
         "gold_retrieved": citations.gold_retrieved,

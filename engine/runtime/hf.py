@@ -140,7 +140,8 @@ class HFRuntime:
             options["temperature"] = temperature
         stops = sorted({s for r in batch for s in r.stop})
         if stops:
-            options.update(stop_strings=stops, tokenizer=self.tokenizer)
+            prompt_length = encoded["input_ids"].shape[1]
+            options["stopping_criteria"] = [_StopInAnswer(stops, prompt_length, self.tokenizer)]
         with self.lock, torch.inference_mode():
             output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
                                                     **options)
@@ -181,8 +182,9 @@ class HFRuntime:
         options = {"do_sample": request.temperature > 0, "max_new_tokens": request.max_new_tokens}
         if request.temperature > 0:
             options["temperature"] = request.temperature
+        criteria = [_StopWhenSet(cancelled)]
         if request.stop:
-            options.update(stop_strings=request.stop, tokenizer=self.tokenizer)
+            criteria.append(_StopInAnswer(request.stop, encoded["input_ids"].shape[1], self.tokenizer))
 
         def run() -> None:
             import torch
@@ -191,7 +193,7 @@ class HFRuntime:
                 with self.lock, torch.inference_mode():
                     self.generation_model.generate(
                         **encoded, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
-                        stopping_criteria=[_StopWhenSet(cancelled)], **options,
+                        stopping_criteria=criteria, **options,
                     )
             except BaseException as error:  # re-raised in the consuming thread below
                 failures.append(error)
@@ -239,3 +241,22 @@ class _StopWhenSet:
 
         done = self.event.is_set()
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class _StopInAnswer:
+    """A generation stopping criterion that fires for a row once its answer holds a stop string.
+
+    Only the generated tokens are read: transformers' own ``stop_strings`` also match across the end
+    of the prompt, so a stop "\\n[" fired at once for an answer opening with "[1]" after the chat
+    template's last line break.
+    """
+
+    def __init__(self, stops: list[str], prompt_length: int, tokenizer):
+        self.stops, self.prompt_length, self.tokenizer = stops, prompt_length, tokenizer
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        answers = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        done = [any(stop in answer for stop in self.stops) for answer in answers]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -40,21 +40,34 @@ def test_the_best_ranked_note_the_answer_draws_on_is_cited():
     assert supporting_note("The answer to the question is unknown.", "What?", ["The answer is 4."]) is None
 
 
-def test_a_citation_is_added_only_to_an_answer_that_cites_no_note():
-    assert answer_ending("It is called a wetland.", QUESTION, NOTES) == " [2]"
-    assert answer_ending("It is called a wetland [1].", QUESTION, NOTES) == ""
+QUOTE = ' The notes say: "Land that is wet for all or part of the year is studied by ecologists." [1]'
+
+
+def test_an_answer_that_cites_no_note_gets_its_notes_citation_and_the_best_notes_key_sentence():
+    # [2]: the note holding "wetland"; the quote: note 1's sentence sharing most words with the question.
+    assert answer_ending("It is called a wetland.", QUESTION, NOTES) == " [2]" + QUOTE
     # A number beyond the notes is not a citation a student can open: the right one is added.
-    assert answer_ending("It is called a wetland [7].", QUESTION, NOTES) == " [2]"
+    assert answer_ending("It is called a wetland [7].", QUESTION, NOTES) == " [2]" + QUOTE
+    # An answer that draws on no note gets the quote alone.
+    assert answer_ending("Volcanoes erupt.", QUESTION, NOTES) == QUOTE
+    assert answer_ending("The notes are cited as [n].", QUESTION, NOTES) == QUOTE
+
+
+def test_nothing_is_added_to_a_cited_or_refusing_answer_and_no_quote_to_one_that_says_it():
+    assert answer_ending("It is called a wetland [1].", QUESTION, NOTES) == ""
     assert answer_ending("The course material does not cover wetlands.", QUESTION, NOTES) == ""
     assert answer_ending("Wetland.", QUESTION, []) == ""
+    said = "Ecologists study wet land all year."  # holds half of the quote's words or more
+    assert answer_ending(said, QUESTION, NOTES) == " [1]"
 
 
-def test_an_answer_that_draws_on_no_note_ends_with_the_best_notes_key_sentence_quoted():
-    # Note 1's sentence sharing the most words with the question, on one line, cited.
-    assert answer_ending("Volcanoes erupt.", QUESTION, NOTES) == (
-        ' The notes say: "Land that is wet for all or part of the year is studied by ecologists." [1]')
-    assert answer_ending("The notes are cited as [n].", QUESTION, NOTES).endswith("ecologists.\" [1]")
-    # A long sentence is cut; a bracketed number in it cannot pass for a citation.
+def test_a_quote_is_one_line_cut_short_and_holds_no_citation():
     long_note = "Wet land " + " ".join(f"w{n}" for n in range(60)) + " see [12]."
     ending = answer_ending("Volcanoes erupt.", QUESTION, [long_note])
     assert ending.endswith(' …" [1]') and len(ending.split()) == 3 + 40 + 2 and "[12]" not in ending
+
+
+def test_the_quotes_citation_stands_for_an_answer_drawing_on_the_same_note():
+    notes = ["Deserts are dry and get little rain.", "Wetlands are wet."]
+    assert answer_ending("A desert is dry.", "What is a desert like?", notes) == (
+        ' The notes say: "Deserts are dry and get little rain." [1]')

@@ -17,7 +17,8 @@ def prepared(question: str = "What keeps a body moving?", **options):
 def test_an_uncited_answer_ends_with_its_notes_citation_whole_and_streamed():
     runtime = StreamingFakeRuntime(answer="Inertia does.")
     whole = generate_answer(runtime, prepared())
-    assert (whole.text, whole.added) == ("Inertia does. [2]", " [2]")
+    quote = ' The notes say: "Friction slows a sliding block." [1]'
+    assert (whole.text, whole.added) == ("Inertia does. [2]" + quote, " [2]" + quote)
     assert "".join(stream_answer(runtime, prepared())) == whole.text
 
 
@@ -27,3 +28,9 @@ def test_the_models_own_citation_stands_and_the_setting_turns_citing_off():
     runtime = StreamingFakeRuntime(answer="Inertia does.")
     assert generate_answer(runtime, prepared(cite_uncited=False)).text == "Inertia does."
     assert "".join(stream_answer(runtime, prepared(cite_uncited=False))) == "Inertia does."
+
+
+def test_generation_stops_where_the_answer_would_read_the_prompt_back():
+    runtime = StreamingFakeRuntime(answer="Inertia does [2].")
+    generate_answer(runtime, prepared(stop=("</s>",)))
+    assert runtime.requests[-1].stop == ["</s>", "\n[", "\nQuestion:"]

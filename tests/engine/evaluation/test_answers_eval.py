@@ -86,9 +86,12 @@ def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
 
 def test_an_uncited_answer_is_cited_by_the_server_and_counted(tmp_path):
     summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW])
-    assert row["answer"] == "It is called a wetland. [2]" and row["cited"] == [2]
-    assert (summary.uncited, summary.server_cited, summary.citation_precision) == (0.0, 1.0, 1.0)
-    assert summary.notes_quoted == 0.0 and row["note_quoted"] is False
+    # Its note's citation, then the best-ranked note quoted: here a page without the answer, whose
+    # option ("grassland") now makes the whole answer name a distractor.
+    assert row["answer"] == 'It is called a wetland. [2] The notes say: "Grassland is dry." [1]'
+    assert row["cited"] == [2, 1] and row["note_quoted"] is True and row["correct"] is False
+    assert (summary.uncited, summary.server_cited, summary.notes_quoted) == (0.0, 1.0, 1.0)
+    assert summary.citation_precision == 0.5
     summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW], cite_uncited=False)
     assert row["answer"] == "It is called a wetland." and row["server_added"] == ""
     assert (summary.uncited, summary.server_cited) == (1.0, 0.0)

@@ -35,3 +35,13 @@ def test_closing_a_stream_early_stops_generation_and_frees_the_model(runtime):
     stream.close()  # what a client that disconnects causes
     assert time.perf_counter() - closing < 2.0, "generation went on after the stream was closed"
     assert not runtime.lock.locked()
+
+
+def test_a_stop_string_is_matched_in_the_answer_only_not_across_the_end_of_the_prompt(runtime):
+    full = runtime.generate([GenerationRequest(messages=MESSAGES, max_new_tokens=20)])[0].text
+    assert runtime.format_chat(MESSAGES).endswith("\n")  # the chat template's last line break
+    stop = "\n" + full[:3]  # the prompt's end and the answer's start would form it
+    assert stop not in full
+    request = GenerationRequest(messages=MESSAGES, max_new_tokens=20, stop=[stop])
+    assert runtime.generate([request])[0].text == full
+    assert "".join(runtime.stream(request)).strip() == full
