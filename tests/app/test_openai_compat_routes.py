@@ -8,6 +8,7 @@ import pytest
 
 from app.settings import Settings
 from retrieval import NO_CONTEXT_ANSWER, SourceInfo
+from retrieval.prompt import ECHO_STOPS
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, fake_client, make_hit
 
@@ -67,7 +68,8 @@ def test_chat_completion_caps_max_tokens_and_passes_stop(client, fakes):
         "messages": [{"role": "user", "content": "What is inertia?"}]})
     assert response.status_code == 200, response.text
     [sent] = runtime.requests
-    assert (sent.max_new_tokens, sent.stop, sent.temperature) == (64, ["\n\n"], 0.5)
+    # The client's stop first, then where a course answer would start reading the prompt back.
+    assert (sent.max_new_tokens, sent.stop, sent.temperature) == (64, ["\n\n", *ECHO_STOPS], 0.5)
 
 
 def test_bare_model_generates_from_the_messages_without_retrieval(client, fakes):
