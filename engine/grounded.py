@@ -3,7 +3,7 @@
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
 answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
 stream), so what is measured is what is served. Both end an answer that cites no note with the
-note it came from, or with the best note quoted when it came from none (``engine.citations``).
+note it came from and the best note's key sentence, quoted (``engine.citations``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class AnswerOptions:
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
     # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); 0: whole chunks.
     source_sentences: int = 3
-    # An answer that cites no note gets the note holding its words (the server's TUTOR_CITE_UNCITED).
+    # An answer that cites no note gets its note's citation and the best note quoted (TUTOR_CITE_UNCITED).
     cite_uncited: bool = True
 
 
@@ -64,8 +64,8 @@ class PreparedAnswer:
 class GroundedAnswer:
     """The answer text, the sources it may cite, and how long each stage took.
 
-    ``added`` is what the server appended to ``text`` because the model cited no note: `` [n]``, or a
-    quoted note with its ``[1]`` ("" when the model's own citations stand).
+    ``added`` is what the server appended to ``text`` because the model cited no note: `` [n]``
+    and/or a quoted note with its ``[1]`` ("" when the model's own citations stand).
     """
 
     text: str
@@ -127,7 +127,7 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
 def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes.
 
-    The citation an uncited answer gets comes as the last piece, as ``generate_answer`` appends it.
+    What the server adds to an uncited answer comes as the last piece, as ``generate_answer`` appends it.
     """
     if prepared.generation is None:
         yield NO_CONTEXT_ANSWER

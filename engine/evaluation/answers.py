@@ -154,7 +154,7 @@ class AnswerSummary:
     malformed: float | None
     uncited: float | None
     server_cited: float | None  # the share of answers the server cited because the model did not
-    notes_quoted: float | None  # ... by quoting the best note, as the answer drew on none
+    notes_quoted: float | None  # ... with the best note's key sentence quoted
     false_refusals: float | None
     abstained: float | None
     answer_tokens: float | None

@@ -78,7 +78,7 @@ def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
 def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], cite_uncited=False)
     assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
-    # The server cites the note holding the answer's own words (ties: the better-ranked note).
+    # The server cites the best-ranked note holding any of the answer's own words.
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW])
     assert row["answer"] == "Grassland and wetland [5]. [1]" and row["server_added"] == "[1]"
     assert row["malformed"] == [5] and summary.citation_precision == 0.0
