@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("model", "questions", "correct", "EM", "F1", "cite prec", "cite recall", "gold retrieved",
-           "malformed", "uncited", "server-cited", "quoted", "false refusals", "abstained", "tokens", "p50 s",
+           "malformed", "uncited", "server-added", "quoted", "false refusals", "abstained", "tokens", "p50 s",
            "p95 s")
 
 
@@ -58,7 +58,7 @@ def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
     for s in [row for summary in summaries for row in (summary, *summary.by_turn)]:
         table.add_row(s.model, str(s.questions), share(s.correct), share(s.exact_match), share(s.f1),
                       share(s.citation_precision), share(s.citation_recall), share(s.gold_retrieved),
-                      share(s.malformed), share(s.uncited), share(s.server_cited), share(s.notes_quoted),
+                      share(s.malformed), share(s.uncited), share(s.server_added), share(s.notes_quoted),
                       share(s.false_refusals), share(s.abstained),
                       number(s.answer_tokens), number(s.latency_p50_s, 2), number(s.latency_p95_s, 2))
     Console(width=200).print(table)

@@ -2,8 +2,9 @@
 
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
 answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
-stream), so what is measured is what is served. Both end an answer that cites no note with the
-note it came from and the best note's key sentence, quoted (``engine.citations``).
+stream), so what is measured is what is served. Generation ends at an echo of the prompt or a loop,
+and both end an answer that does not say the best note's key sentence with it, quoted and cited
+(``engine.citations``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class AnswerOptions:
     follow_up: FollowUpSettings = FollowUpSettings()  # how earlier turns join the search
     # Key sentences shown per note (the server's TUTOR_SOURCE_SENTENCES); 0: whole chunks.
     source_sentences: int = 3
-    # An answer that cites no note gets its note's citation and the best note quoted (TUTOR_CITE_UNCITED).
-    cite_uncited: bool = True
+    # An answer not saying the best note's key sentence ends with it quoted and cited (TUTOR_QUOTE_NOTES).
+    quote_notes: bool = True
 
 
 @dataclass
@@ -42,7 +43,7 @@ class PreparedAnswer:
     """What to generate, or (``generation is None``) the fixed "not covered" answer.
 
     ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` what
-    the model was shown of each, from which an uncited answer is cited (none when that is off).
+    the model was shown of each, from which the server quotes and cites (none when that is off).
     """
 
     generation: GenerationRequest | None
@@ -52,7 +53,7 @@ class PreparedAnswer:
     notes: list[str] = field(default_factory=list)
 
     def ending(self, answer: str) -> str:
-        """What the server appends to an answer that cites none of the notes ("": nothing)."""
+        """What the server appends to the answer: the best note quoted, or its ``[1]`` ("": nothing)."""
         return answer_ending(answer, self.question, self.notes)
 
     @property
@@ -64,8 +65,8 @@ class PreparedAnswer:
 class GroundedAnswer:
     """The answer text, the sources it may cite, and how long each stage took.
 
-    ``added`` is what the server appended to ``text`` because the model cited no note: `` [n]``
-    and/or a quoted note with its ``[1]`` ("" when the model's own citations stand).
+    ``added`` is what the server appended to ``text``: the best note's key sentence quoted with its
+    ``[1]``, or `` [1]`` alone ("" when the model's answer stands as written).
     """
 
     text: str
@@ -106,9 +107,9 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature,
-                                   stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])))
+                                   stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])), stop_loops=True)
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
-                          question=question, notes=prompt.notes if options.cite_uncited else [])
+                          question=question, notes=prompt.notes if options.quote_notes else [])
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:
@@ -127,7 +128,7 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
 def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes.
 
-    What the server adds to an uncited answer comes as the last piece, as ``generate_answer`` appends it.
+    What the server adds comes as the last piece, as ``generate_answer`` appends it.
     """
     if prepared.generation is None:
         yield NO_CONTEXT_ANSWER

@@ -153,7 +153,7 @@ class AnswerSummary:
     gold_retrieved: float | None
     malformed: float | None
     uncited: float | None
-    server_cited: float | None  # the share of answers the server cited because the model did not
+    server_added: float | None  # the share of answers the server added a quote or citation to
     notes_quoted: float | None  # ... with the best note's key sentence quoted
     false_refusals: float | None
     abstained: float | None
@@ -180,7 +180,7 @@ def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> 
         citation_recall=mean([r["citation_recall"] for r in answerable]),
         gold_retrieved=share(answerable, "gold_retrieved"),
         malformed=mean([float(bool(r["malformed"])) for r in rows]) if rows else None,
-        uncited=share(answerable, "uncited"), server_cited=share(answerable, "server_added"),
+        uncited=share(answerable, "uncited"), server_added=share(answerable, "server_added"),
         notes_quoted=share(answerable, "note_quoted"),
         false_refusals=share(answerable, "refused"),
         abstained=share(off_topic, "refused"),

@@ -20,7 +20,7 @@ from engine.runtime.base import (
 )
 from engine.runtime.model_files import bitsandbytes_config, load_plain_config, load_tokenizer, resolve_device
 from engine.runtime.models import resolve_llm
-from engine.runtime.streaming import cut_at_stop
+from engine.runtime.streaming import cut_at_stop, ends_in_loop
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +138,9 @@ class HFRuntime:
         options = {"do_sample": temperature > 0, "max_new_tokens": max(r.max_new_tokens for r in batch)}
         if temperature > 0:
             options["temperature"] = temperature
-        stops = sorted({s for r in batch for s in r.stop})
-        if stops:
+        if any(r.stop or r.stop_loops for r in batch):
             prompt_length = encoded["input_ids"].shape[1]
-            options["stopping_criteria"] = [_StopInAnswer(stops, prompt_length, self.tokenizer)]
+            options["stopping_criteria"] = [_StopInAnswer(batch, prompt_length, self.tokenizer)]
         with self.lock, torch.inference_mode():
             output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
                                                     **options)
@@ -162,6 +161,7 @@ class HFRuntime:
         for stop in request.stop:
             if stop in text:
                 text, ended = text[: text.index(stop)], True
+        ended = ended or (request.stop_loops and ends_in_loop(text))
         finish = "stop" if ended or len(ids) < request.max_new_tokens else "length"
         return GenerationResult(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(ids),
                                 finish_reason=finish)
@@ -183,8 +183,8 @@ class HFRuntime:
         if request.temperature > 0:
             options["temperature"] = request.temperature
         criteria = [_StopWhenSet(cancelled)]
-        if request.stop:
-            criteria.append(_StopInAnswer(request.stop, encoded["input_ids"].shape[1], self.tokenizer))
+        if request.stop or request.stop_loops:
+            criteria.append(_StopInAnswer([request], encoded["input_ids"].shape[1], self.tokenizer))
 
         def run() -> None:
             import torch
@@ -244,19 +244,21 @@ class _StopWhenSet:
 
 
 class _StopInAnswer:
-    """A generation stopping criterion that fires for a row once its answer holds a stop string.
+    """A generation stopping criterion that fires for a row once its answer holds one of its request's
+    stop strings, or ends in a loop where the request asks to stop loops.
 
     Only the generated tokens are read: transformers' own ``stop_strings`` also match across the end
     of the prompt, so a stop "\\n[" fired at once for an answer opening with "[1]" after the chat
     template's last line break.
     """
 
-    def __init__(self, stops: list[str], prompt_length: int, tokenizer):
-        self.stops, self.prompt_length, self.tokenizer = stops, prompt_length, tokenizer
+    def __init__(self, requests: list[GenerationRequest], prompt_length: int, tokenizer):
+        self.requests, self.prompt_length, self.tokenizer = requests, prompt_length, tokenizer
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         answers = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
-        done = [any(stop in answer for stop in self.stops) for answer in answers]
+        done = [any(stop in answer for stop in request.stop) or (request.stop_loops and ends_in_loop(answer))
+                for request, answer in zip(self.requests, answers, strict=True)]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -46,6 +46,20 @@ def _longest_stop_prefix_suffix(text: str, stops: list[str]) -> int:
     return longest
 
 
+def ends_in_loop(text: str, repeats: int = 3, shortest: int = 8) -> bool:
+    """Whether ``text`` ends in one piece of at least ``shortest`` characters written ``repeats`` times.
+
+    A small model that starts repeating itself ("to the note-taker of the note-taker of the
+    note-taker ...") goes on to the token cap: on the SQuAD and CoQA dev sets, 6 and 9 answers in 100
+    took 22-37 s so. The piece is at least 8 characters so that a 3-column table rule ("| --- | ---
+    | --- |") or a number such as 1,000,000,000 is no loop.
+
+    >>> ends_in_loop("It is the taker of the taker of the taker of the"), ends_in_loop("Ha ha ha ha")
+    (True, False)
+    """
+    return any(text.endswith(text[-size:] * repeats) for size in range(shortest, len(text) // repeats + 1))
+
+
 def stream_text(runtime: object, request: GenerationRequest) -> Iterator[str]:
     """The runtime's token stream, or its whole answer at once for a backend that cannot stream."""
     stream = getattr(runtime, "stream", None)

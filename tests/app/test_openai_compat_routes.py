@@ -177,10 +177,10 @@ def test_ask_stream_errors_before_streaming_are_json(client):
 
 def test_ask_stream_falls_back_to_generate_for_a_runtime_that_cannot_stream(tmp_path):
     store = FakeStore({COURSE: []})
-    runtime = FakeRuntime(answer="Whole answer [1].")
+    runtime = FakeRuntime(answer="Whole answer about inertia, text [1].")
     client = fake_client(Settings(data_dir=tmp_path), runtime, store,
                          FakeRetriever(store, [make_hit("Inertia text.", score=0.9)]))
     response = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Inertia?"})
     events = server_events(response.text)
     assert [e["type"] for e in events] == ["citations", "delta", "done"]
-    assert events[-1]["answer"] == "Whole answer [1]."
+    assert events[-1]["answer"] == "Whole answer about inertia, text [1]."

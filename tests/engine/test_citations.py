@@ -1,8 +1,8 @@
-"""Reading an answer's citations, and the citation the server adds when the model cited nothing."""
+"""Reading an answer's citations, and the quote and citation the server adds to an answer."""
 
 from __future__ import annotations
 
-from engine.citations import answer_ending, cited_numbers, is_refusal, supporting_note
+from engine.citations import answer_ending, cited_numbers, is_refusal
 from retrieval import NO_CONTEXT_ANSWER
 
 NOTES = [
@@ -24,41 +24,31 @@ def test_refusals_are_recognised_in_the_fixed_and_the_model_wording():
     assert not is_refusal("Wetland [1].")
 
 
-def test_the_supporting_note_holds_the_answers_own_words_not_the_questions():
-    # Note 1 shares more of the question's words ("land", "wet", "part", "year"); only note 2 says "wetland".
-    assert supporting_note("An area of land that is wet all year is called a wetland.", QUESTION, NOTES) == 2
-    assert supporting_note("It is a desert.", QUESTION, NOTES) == 3
-    assert supporting_note("An area of land that is wet.", QUESTION, NOTES) is None
-    assert supporting_note("Volcanoes erupt.", QUESTION, NOTES) is None
-
-
-def test_the_best_ranked_note_the_answer_draws_on_is_cited():
-    assert supporting_note("Water.", "What?", ["Water is wet.", "Water is blue."]) == 1
-    notes = ["Ice melts.", "Water boils at 100 degrees.", "Water boils at 100 degrees at sea level."]
-    assert supporting_note("Water boils at 100 degrees at sea level.", "When does it boil?", notes) == 2
-    # The prompt's own words ("The answer to the question is") tie the answer to no note.
-    assert supporting_note("The answer to the question is unknown.", "What?", ["The answer is 4."]) is None
-
-
 QUOTE = ' The notes say: "Land that is wet for all or part of the year is studied by ecologists." [1]'
 
 
-def test_an_answer_that_cites_no_note_gets_its_notes_citation_and_the_best_notes_key_sentence():
-    # [2]: the note holding "wetland"; the quote: note 1's sentence sharing most words with the question.
-    assert answer_ending("It is called a wetland.", QUESTION, NOTES) == " [2]" + QUOTE
-    # A number beyond the notes is not a citation a student can open: the right one is added.
-    assert answer_ending("It is called a wetland [7].", QUESTION, NOTES) == " [2]" + QUOTE
-    # An answer that draws on no note gets the quote alone.
-    assert answer_ending("Volcanoes erupt.", QUESTION, NOTES) == QUOTE
-    assert answer_ending("The notes are cited as [n].", QUESTION, NOTES) == QUOTE
+def test_an_answer_that_does_not_say_the_best_notes_key_sentence_gets_it_quoted():
+    # The quote: note 1's sentence sharing most words with the question, whatever the answer cites.
+    for answer in ["It is called a wetland.", "It is called a wetland [2].", "The answer is [1].",
+                   "It is called a wetland [7].", "Volcanoes erupt.", "The notes are cited as [n]."]:
+        assert answer_ending(answer, QUESTION, NOTES) == QUOTE, answer
 
 
-def test_nothing_is_added_to_a_cited_or_refusing_answer_and_no_quote_to_one_that_says_it():
-    assert answer_ending("It is called a wetland [1].", QUESTION, NOTES) == ""
+def test_an_answer_that_says_it_is_cited_with_the_quoted_note_unless_it_cites_one():
+    said = "Ecologists study wet land all year"  # holds half of the quote's words beyond the question
+    assert answer_ending(f"{said}.", QUESTION, NOTES) == " [1]"
+    assert answer_ending(f"{said} [3].", QUESTION, NOTES) == ""
+    assert answer_ending(f"{said} [7].", QUESTION, NOTES) == " [1]"  # [7] is no note a student can open
+    # Words of the question and of the prompt ("The answer to the question is") say nothing of the notes.
+    notes = ["The answer to the question is that water boils at 100 degrees."]
+    assert answer_ending("The answer to the question is: water.", "When does water boil?", notes) == (
+        ' The notes say: "The answer to the question is that water boils at 100 degrees." [1]')
+    assert answer_ending("At 100 degrees.", "When does water boil?", notes) == " [1]"
+
+
+def test_nothing_is_added_to_a_refusal_or_without_notes():
     assert answer_ending("The course material does not cover wetlands.", QUESTION, NOTES) == ""
     assert answer_ending("Wetland.", QUESTION, []) == ""
-    said = "Ecologists study wet land all year."  # holds half of the quote's words or more
-    assert answer_ending(said, QUESTION, NOTES) == " [1]"
 
 
 def test_a_quote_is_one_line_cut_short_and_holds_no_citation():
@@ -67,7 +57,8 @@ def test_a_quote_is_one_line_cut_short_and_holds_no_citation():
     assert ending.endswith(' …" [1]') and len(ending.split()) == 3 + 40 + 2 and "[12]" not in ending
 
 
-def test_the_quotes_citation_stands_for_an_answer_drawing_on_the_same_note():
+def test_an_answer_saying_less_than_half_of_what_the_quote_adds_gets_the_quote():
+    # "dry" is one of the four words the quote adds to the question.
     notes = ["Deserts are dry and get little rain.", "Wetlands are wet."]
     assert answer_ending("A desert is dry.", "What is a desert like?", notes) == (
         ' The notes say: "Deserts are dry and get little rain." [1]')

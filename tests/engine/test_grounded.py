@@ -1,4 +1,4 @@
-"""The grounded-answer path cites an uncited answer the same way whole and streamed."""
+"""The grounded-answer path ends an answer with the best note quoted the same way whole and streamed."""
 
 from __future__ import annotations
 
@@ -14,20 +14,23 @@ def prepared(question: str = "What keeps a body moving?", **options):
     return prepare_answer(retriever, "physics", question, options=AnswerOptions(**options))
 
 
-def test_an_uncited_answer_ends_with_its_notes_citation_whole_and_streamed():
-    runtime = StreamingFakeRuntime(answer="Inertia does.")
-    whole = generate_answer(runtime, prepared())
+def test_an_answer_not_saying_the_best_note_ends_with_it_quoted_whole_and_streamed():
     quote = ' The notes say: "Friction slows a sliding block." [1]'
-    assert (whole.text, whole.added) == ("Inertia does. [2]" + quote, " [2]" + quote)
-    assert "".join(stream_answer(runtime, prepared())) == whole.text
+    for answer in ["Inertia does.", "Inertia does [2]."]:
+        runtime = StreamingFakeRuntime(answer=answer)
+        whole = generate_answer(runtime, prepared())
+        assert (whole.text, whole.added) == (answer + quote, quote)
+        assert "".join(stream_answer(runtime, prepared())) == whole.text
 
 
-def test_the_models_own_citation_stands_and_the_setting_turns_citing_off():
-    cited = generate_answer(StreamingFakeRuntime(answer="Inertia does [1]."), prepared())
-    assert (cited.text, cited.added) == ("Inertia does [1].", "")
-    runtime = StreamingFakeRuntime(answer="Inertia does.")
-    assert generate_answer(runtime, prepared(cite_uncited=False)).text == "Inertia does."
-    assert "".join(stream_answer(runtime, prepared(cite_uncited=False))) == "Inertia does."
+def test_an_answer_saying_the_best_note_is_cited_unless_it_cites_and_the_setting_turns_it_off():
+    runtime = StreamingFakeRuntime(answer="Friction slows a block.")
+    assert generate_answer(runtime, prepared()).text == "Friction slows a block. [1]"
+    assert "".join(stream_answer(runtime, prepared())) == "Friction slows a block. [1]"
+    cited = generate_answer(StreamingFakeRuntime(answer="Friction slows a block [2]."), prepared())
+    assert (cited.text, cited.added) == ("Friction slows a block [2].", "")
+    assert generate_answer(runtime, prepared(quote_notes=False)).text == "Friction slows a block."
+    assert "".join(stream_answer(runtime, prepared(quote_notes=False))) == "Friction slows a block."
 
 
 def test_generation_stops_where_the_answer_would_read_the_prompt_back():

@@ -41,19 +41,19 @@ def test_reader_names_the_bad_line(tmp_path):
         read_answer_items(path)
 
 
-def evaluate(tmp_path, answer: str, rows, *, off_topic=False, cite_uncited=True):
+def evaluate(tmp_path, answer: str, rows, *, off_topic=False, quote_notes=True):
     hits = [make_hit("Grassland is dry.", source="sciq-dev-course.pdf", page=3),
             make_hit("A wetland is wet.", source="sciq-dev-course.pdf", page=27)]
     items = read_answer_items(write_rows(tmp_path / "q.jsonl", rows), off_topic=off_topic)
     out = tmp_path / "results.jsonl"
     summary = evaluate_answers(items, GivenPassages({r["question"]: hits for r in rows}),
                                FakeRuntime(answer=answer), "sciq-dev", out=out,
-                               options=AnswerOptions(cite_uncited=cite_uncited))
+                               options=AnswerOptions(quote_notes=quote_notes))
     return summary, [json.loads(line) for line in out.read_text().splitlines()]
 
 
 def test_a_right_cited_answer_scores_full_marks(tmp_path):
-    summary, [row] = evaluate(tmp_path, "A wetland [2].", [MCQ_ROW])
+    summary, [row] = evaluate(tmp_path, "A wetland [2].", [MCQ_ROW], quote_notes=False)
     assert (summary.correct, summary.citation_precision, summary.citation_recall) == (1.0, 1.0, 1.0)
     assert (summary.uncited, summary.malformed, summary.false_refusals) == (0.0, 0.0, 0.0)
     assert summary.abstained is None and summary.answer_tokens == 5
@@ -61,46 +61,40 @@ def test_a_right_cited_answer_scores_full_marks(tmp_path):
 
 
 def test_citations_are_not_words_of_the_answer(tmp_path):
-    summary, [row] = evaluate(tmp_path, "Wetland [2].", [MCQ_ROW])
+    summary, [row] = evaluate(tmp_path, "Wetland [2].", [MCQ_ROW], quote_notes=False)
     assert (row["exact_match"], row["f1"]) == (1.0, 1.0)
     numbers = {**OPEN_ROW, "answers": ["2"]}
-    _, [row] = evaluate(tmp_path, "Outdoors [2].", [numbers])
+    _, [row] = evaluate(tmp_path, "Outdoors [2].", [numbers], quote_notes=False)
     assert (row["correct"], row["f1"]) == (False, 0.0)
 
 
 def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
     summary, [row] = evaluate(tmp_path, 'The source n="1" is cited as [n] in the answer.', [MCQ_ROW],
-                              cite_uncited=False)
+                              quote_notes=False)
     assert (summary.correct, summary.uncited, summary.citation_recall) == (0.0, 1.0, 0.0)
     assert summary.citation_precision is None and row["f1"] == 0.0
 
 
 def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
-    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], cite_uncited=False)
+    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], quote_notes=False)
     assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
-    # The server cites the best-ranked note holding any of the answer's own words.
+    # The answer says what the best note's key sentence adds ("grassland"): the server cites that note.
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW])
     assert row["answer"] == "Grassland and wetland [5]. [1]" and row["server_added"] == "[1]"
     assert row["malformed"] == [5] and summary.citation_precision == 0.0
 
 
-def test_an_uncited_answer_is_cited_by_the_server_and_counted(tmp_path):
-    summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW])
-    # Its note's citation, then the best-ranked note quoted: here a page without the answer, whose
-    # option ("grassland") now makes the whole answer name a distractor.
-    assert row["answer"] == 'It is called a wetland. [2] The notes say: "Grassland is dry." [1]'
-    assert row["cited"] == [2, 1] and row["note_quoted"] is True and row["correct"] is False
-    assert (summary.uncited, summary.server_cited, summary.notes_quoted) == (0.0, 1.0, 1.0)
-    assert summary.citation_precision == 0.5
-    summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW], cite_uncited=False)
+def test_an_answer_not_saying_the_best_notes_key_sentence_gets_it_quoted_and_counted(tmp_path):
+    for answer in ["It is called a wetland.", "It is called a wetland [2]."]:
+        summary, [row] = evaluate(tmp_path, answer, [MCQ_ROW])
+        # The best-ranked note is here a page without the answer: its option ("grassland") now makes
+        # the whole answer name a distractor.
+        assert row["answer"] == f'{answer} The notes say: "Grassland is dry." [1]'
+        assert row["note_quoted"] is True and row["correct"] is False
+        assert (summary.uncited, summary.server_added, summary.notes_quoted) == (0.0, 1.0, 1.0)
+    summary, [row] = evaluate(tmp_path, "It is called a wetland.", [MCQ_ROW], quote_notes=False)
     assert row["answer"] == "It is called a wetland." and row["server_added"] == ""
-    assert (summary.uncited, summary.server_cited) == (1.0, 0.0)
-
-
-def test_an_answer_drawing_on_no_note_is_ended_with_the_best_note_quoted(tmp_path):
-    summary, [row] = evaluate(tmp_path, "The notes are cited.", [MCQ_ROW])
-    assert row["answer"] == 'The notes are cited. The notes say: "Grassland is dry." [1]'
-    assert row["note_quoted"] is True and (summary.notes_quoted, summary.server_cited) == (1.0, 1.0)
+    assert (summary.uncited, summary.server_added, summary.notes_quoted) == (1.0, 0.0, 0.0)
 
 
 def test_off_topic_questions_measure_abstention_not_correctness(tmp_path):
@@ -131,7 +125,7 @@ def test_a_later_turn_is_asked_after_its_history_and_summarised_apart(tmp_path):
     retriever = FakeRetriever(store, [make_hit("Dennis Farina died in Scottsdale.", source="coqa.pdf")])
     runtime = FakeRuntime(answer="In Scottsdale [1].")
     items = read_answer_items(write_rows(tmp_path / "c.jsonl", [FIRST_TURN, LATER_TURN]))
-    summary = evaluate_answers(items, retriever, runtime, "coqa")
+    summary = evaluate_answers(items, retriever, runtime, "coqa", options=AnswerOptions(quote_notes=False))
     assert [s.model for s in summary.by_turn] == ["fake-model, first turns", "fake-model, later turns"]
     assert [s.questions for s in summary.by_turn] == [1, 1]
     assert (summary.by_turn[0].correct, summary.by_turn[1].correct) == (0.0, 1.0)

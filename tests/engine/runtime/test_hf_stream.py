@@ -7,6 +7,7 @@ import time
 import pytest
 
 from engine.runtime import GenerationRequest
+from engine.runtime.streaming import ends_in_loop
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +46,14 @@ def test_a_stop_string_is_matched_in_the_answer_only_not_across_the_end_of_the_p
     request = GenerationRequest(messages=MESSAGES, max_new_tokens=20, stop=[stop])
     assert runtime.generate([request])[0].text == full
     assert "".join(runtime.stream(request)).strip() == full
+
+
+def test_an_answer_that_loops_ends_at_its_third_repeat_whole_and_streamed(runtime):
+    messages = [{"role": "user", "content": "Write the words 'banana split' fifty times, with spaces."}]
+    looping = runtime.generate([GenerationRequest(messages=messages, max_new_tokens=60)])[0]
+    assert looping.finish_reason == "length"  # the stock model's greedy answer repeats itself to the cap
+    request = GenerationRequest(messages=messages, max_new_tokens=60, stop_loops=True)
+    [ended] = runtime.generate([request])
+    assert ended.finish_reason == "stop" and ended.completion_tokens < 40
+    assert looping.text.startswith(ended.text) and ends_in_loop(ended.text)
+    assert "".join(runtime.stream(request)).strip() == ended.text
