@@ -6,8 +6,7 @@ what the notes say: it restates the question, talks about the prompt, or writes 
 [1]." (README, "What the server adds to an answer"). So the server ends every answer that does not
 already say it with the best-ranked note's key sentence, quoted and cited, and cites that note for
 an uncited answer that says it: the student can check the answer against the notes without opening
-them.
-A refusal is left as the model wrote it.
+them. A refusal is left as the model wrote it.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 # What a refusal says: the fixed "not covered" answer, or a model's own wording of it.
 _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention)\b|\bnot covered\b",
                       re.IGNORECASE)
-# How an uncited answer is ended: the best-ranked note's key sentence, quoted.
+# How an answer that does not say the best-ranked note's key sentence is ended: with it, quoted.
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
 

@@ -216,11 +216,25 @@ function renderSentence(text, known) {
   return sentence;
 }
 
-// The finished answer, sentence by sentence (the whitespace between them kept as it was).
+// What the server puts before the notes' sentence it quotes after an answer that does not say it
+// (engine/citations.py): the page sets that sentence apart, as the notes' words, not the model's.
+const QUOTE_LEAD = ' The notes say: "';
+
+// The finished answer, sentence by sentence (the whitespace between them kept as it was), then the
+// quoted notes, if any.
 function renderAnswer(text) {
   const known = new Set(citations.map((c) => c.n));
-  $("answer").replaceChildren(...text.split(SENTENCE_END).map((part, i) =>
-    (i % 2 === 0 ? renderSentence(part, known) : document.createTextNode(part))));
+  const at = text.lastIndexOf(QUOTE_LEAD);
+  const own = at < 0 ? text : text.slice(0, at);
+  const parts = own.split(SENTENCE_END).map((part, i) =>
+    (i % 2 === 0 ? renderSentence(part, known) : document.createTextNode(part)));
+  if (at >= 0) {
+    const quote = document.createElement("span");
+    quote.className = "from-notes";
+    quote.append(renderSentence(text.slice(at + 1), known));
+    parts.push(quote);
+  }
+  $("answer").replaceChildren(...parts);
 }
 
 // Yields the JSON payload of each server-sent event of a fetch response.

@@ -50,7 +50,7 @@ def ends_in_loop(text: str, repeats: int = 3, shortest: int = 8) -> bool:
     """Whether ``text`` ends in one piece of at least ``shortest`` characters written ``repeats`` times.
 
     A small model that starts repeating itself ("to the note-taker of the note-taker of the
-    note-taker ...") goes on to the token cap: on the SQuAD and CoQA dev sets, 6 and 9 answers in 100
+    note-taker ...") goes on to the token cap: on the SQuAD and CoQA dev sets, 6 and 8 answers in 100
     took 22-37 s so. The piece is at least 8 characters so that a 3-column table rule ("| --- | ---
     | --- |") or a number such as 1,000,000,000 is no loop.
 

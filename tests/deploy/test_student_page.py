@@ -282,3 +282,24 @@ def test_a_follow_up_is_sent_with_the_conversation_until_the_student_starts_over
     assert note.text == "" and not browser.find_element(By.ID, "new-conversation").is_enabled()
     ask("How well does rubber grip concrete?")
     assert browser.execute_script("return window.sentBodies")[-1]["history"] == []
+
+
+def test_the_notes_the_server_quotes_are_set_apart_from_the_models_words(browser, keyed_fake_tutor):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{keyed_fake_tutor}/")
+    browser.execute_script("localStorage.setItem(arguments[0], arguments[1])", "tutor-api-key", STUDENT_KEY)
+    browser.get(f"{keyed_fake_tutor}/")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#course option"), "the course list")
+    status = browser.find_element(By.ID, "status")
+    # The fake answer says nothing of ice: the server quotes the first note's sentence about it.
+    browser.find_element(By.ID, "question").send_keys("Why do people fall on ice?")
+    browser.find_element(By.ID, "ask-button").click()
+    wait_for(lambda: status.text.startswith("Answered"), "the answer")
+    own = browser.find_elements(By.CSS_SELECTOR, "#answer > .sentence")
+    assert [sentence.text for sentence in own] == [
+        "Rubber grips dry concrete with a coefficient of about 0.8 [1].", "Heat flows from hot to cold [2]."]
+    quote = browser.find_element(By.CSS_SELECTOR, "#answer .from-notes")
+    assert quote.text == 'The notes say: "Ice is slippery." [1]'
+    page, pdf = open_citation_file(browser, 1, selector="#answer .from-notes button.cite")
+    assert (page, pdf.name) == (3, "mechanics.pdf")
