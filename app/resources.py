@@ -39,7 +39,7 @@ def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
     from engine.runtime.models import check_embedder_path, resolve_llm
 
     embedder_folder = check_embedder_path(settings.embedder)
-    if settings.generation_url:  # a remote server generates: no local LLM to resolve
+    if settings.generation_url and not settings.score_locally:  # a remote server does all: no local LLM
         return embedder_folder, None
     folder, adapter = resolve_llm(settings.model, settings.data_dir)
     return embedder_folder, adapter or folder
@@ -76,18 +76,27 @@ def open_embedder(settings: Settings) -> Embedder:
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    """The LLM as the server loads it: remote (TUTOR_GENERATION_URL), or local with TUTOR_LOAD_IN_BITS,
-    TUTOR_DTYPE, the device and the generation precision."""
+    """The LLM as the server loads it: local with TUTOR_LOAD_IN_BITS, TUTOR_DTYPE, the device and the
+    generation precision; or remote (TUTOR_GENERATION_URL), with the local one scoring beside it
+    (TUTOR_SCORE_LOCALLY)."""
     from engine.runtime import load_runtime
 
     _, llm_folder = check_model_paths(settings)
+    remote = None
+    if settings.generation_url:  # first, so an unreachable server fails before a model loads
+        remote = load_runtime(settings.generation_model, data_dir=settings.data_dir, backend="openai",
+                              base_url=settings.generation_url, api_key=settings.generation_api_key)
     if llm_folder is None:
-        return load_runtime(settings.generation_model, data_dir=settings.data_dir, backend="openai",
-                            base_url=settings.generation_url, api_key=settings.generation_api_key)
+        return remote
     device = resolve_device(settings.device)
-    return load_runtime(str(llm_folder), data_dir=settings.data_dir, device=device, dtype=settings.dtype,
-                        load_in_bits=settings.load_in_bits,
-                        generation_dtype=generation_dtype(settings, device))
+    local = load_runtime(str(llm_folder), data_dir=settings.data_dir, device=device, dtype=settings.dtype,
+                         load_in_bits=settings.load_in_bits,
+                         generation_dtype=None if remote else generation_dtype(settings, device))
+    if remote is None:
+        return local
+    from engine.runtime.split import SplitRuntime
+
+    return SplitRuntime(remote, local)
 
 
 def batching(runtime: Runtime, settings: Settings) -> BatchingRuntime:

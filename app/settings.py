@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     generation_model: str | None = Field(None, description="The model name at TUTOR_GENERATION_URL. "
                                          "Default: the first one the server lists.")
     generation_api_key: str | None = Field(None, description="Bearer token for TUTOR_GENERATION_URL.")
+    score_locally: bool = Field(True, description="With TUTOR_GENERATION_URL set, still load TUTOR_MODEL "
+                                "in-process to score text (MCQ options by likelihood, perplexity), which "
+                                "chat servers cannot; false: only the embedder loads, MCQs by generation.")
     admin_api_key: str | None = Field(None, description="Key for document upload and removal and the "
                                       "question report (header X-API-Key or Authorization: Bearer). "
                                       "Unset: administration is off.")

@@ -32,8 +32,9 @@ COMMAND_MODULES = [
 
 # Libraries' messages a user of `tutor` cannot act on: torchao's optional kernels that failed to load,
 # torch's _pytree deprecations raised inside torchao, the kernels hub, bitsandbytes' per-call cast
-# notices, transformers' generation-flag advice. Quieted here, at the edge, not in library code.
-QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "kernels", "bitsandbytes")
+# notices, transformers' generation-flag advice, httpx's line per request to a generation server.
+# Quieted here, at the edge, not in library code.
+QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "kernels", "bitsandbytes", "httpx")
 QUIET_WARNING_MODULES = (r"torchao(\..*)?", r"torch\.utils\._pytree", r"kernels(\..*)?",
                          r"bitsandbytes(\..*)?")
 

@@ -38,7 +38,7 @@ class GenerationRequest:
     max_new_tokens: int = 256
     temperature: float = 0.0
     stop: list[str] = field(default_factory=list)
-    stop_loops: bool = False  # end the answer once it loops (``streaming.ends_in_loop``; in-process runtimes)
+    stop_loops: bool = False  # end the answer once it loops (``streaming.ends_in_loop``)
 
 
 @dataclass

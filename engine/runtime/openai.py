@@ -1,9 +1,11 @@
 """A remote backend: any OpenAI-compatible server (vLLM, llama.cpp's server, another tutor).
 
 Generation goes through ``POST /v1/chat/completions``; the server does the batching, so a
-batch of requests is sent as concurrent calls. Scoring needs the model's log-probabilities over a
-given text, which chat servers do not offer: ``loglikelihood``, ``loglikelihood_rolling`` and
-``pair_logprobs`` raise ``RemoteScoringUnsupportedError``.
+batch of requests is sent as concurrent calls. A request that asks to stop loops is streamed and
+the connection closed once the answer loops: vLLM and llama.cpp's server stop generating when
+their client goes. Scoring needs the model's log-probabilities over a given text, which chat
+servers do not offer: ``loglikelihood``, ``loglikelihood_rolling`` and ``pair_logprobs`` raise
+``RemoteScoringUnsupportedError`` (``split.SplitRuntime`` scores on an in-process model instead).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,7 +26,7 @@ from engine.runtime.base import (
     RollingRequest,
     register_backend,
 )
-from engine.runtime.streaming import cut_at_stop
+from engine.runtime.streaming import cut_at_stop, ends_in_loop
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +122,8 @@ class OpenAIRuntime:
                 "temperature": request.temperature, "stream": stream}
         if request.stop:
             body["stop"] = request.stop
+        if stream:
+            body["stream_options"] = {"include_usage": True}
         return body
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
@@ -132,6 +137,8 @@ class OpenAIRuntime:
             return list(pool.map(self._generate_one, requests))
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+        if request.stop_loops:
+            return self._generate_streamed(request)
         data = self._request("POST", "/chat/completions", json=self._body(request, stream=False)).json()
         choice = data["choices"][0]
         usage = data.get("usage") or {}
@@ -142,11 +149,48 @@ class OpenAIRuntime:
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
         )
 
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """Yield the answer's text as the server streams it (server-sent events)."""
-        yield from cut_at_stop(self._stream_deltas(request), request.stop)
+    def _generate_streamed(self, request: GenerationRequest) -> GenerationResult:
+        """One answer read from the stream and cut off where it loops.
 
-    def _stream_deltas(self, request: GenerationRequest) -> Iterator[str]:
+        A stream cut short carries no usage: its tokens are counted as the pieces received (one
+        token each from vLLM and llama.cpp) and its prompt tokens are unknown (0).
+        """
+        text, pieces, finish, usage = "", 0, "stop", {}
+        with closing(self._stream_chunks(request)) as chunks:
+            for chunk in chunks:
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices", []):
+                    if content := (choice.get("delta") or {}).get("content"):
+                        text, pieces = text + content, pieces + 1
+                    if choice.get("finish_reason") == "length":
+                        finish = "length"
+                if ends_in_loop(text):
+                    break
+        for stop in request.stop:  # the server cuts at them too; this is for one that does not
+            text = text.split(stop, 1)[0]
+        return GenerationResult(text=text.strip(), prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                                completion_tokens=int(usage.get("completion_tokens", pieces)),
+                                finish_reason=finish)
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Yield the answer's text as the server streams it (server-sent events), to its end or its loop."""
+        text = ""
+        with closing(self._stream_chunks(request)) as chunks:
+            for piece in cut_at_stop(self._contents(chunks), request.stop):
+                yield piece
+                text += piece
+                if request.stop_loops and ends_in_loop(text):
+                    return
+
+    @staticmethod
+    def _contents(chunks: Iterator[dict]) -> Iterator[str]:
+        for chunk in chunks:
+            for choice in chunk.get("choices", []):
+                if content := (choice.get("delta") or {}).get("content"):
+                    yield content
+
+    def _stream_chunks(self, request: GenerationRequest) -> Iterator[dict]:
+        """The server's stream as parsed chunks; closing this generator hangs up."""
         import httpx
 
         body = self._body(request, stream=True)
@@ -159,11 +203,8 @@ class OpenAIRuntime:
                         f"{response.text[:300]}"
                     )
                 for line in response.iter_lines():
-                    if not line.startswith("data:") or line.strip() == "data: [DONE]":
-                        continue
-                    for choice in json.loads(line[len("data:") :]).get("choices", []):
-                        if content := (choice.get("delta") or {}).get("content"):
-                            yield content
+                    if line.startswith("data:") and line.strip() != "data: [DONE]":
+                        yield json.loads(line[len("data:") :])
         except httpx.HTTPError as error:
             raise GenerationServerError(
                 f"The stream from the generation server at {self.base_url} failed ({error})."

@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 import app.main
 import app.resources
+from app.settings import Settings
 from cli.main import app as tutor
+from engine.runtime import ModelNotFoundError
 
 REAL_MODEL_CHECK = app.resources.check_model_paths
 
@@ -70,3 +72,10 @@ def test_a_lora_adapter_folder_is_served_on_its_base_which_must_exist(served, mo
     caplog.set_level(logging.ERROR)
     result = CliRunner().invoke(tutor, ["serve", "--model", str(adapter)])
     assert result.exit_code == 2 and "Model path /no/such/base does not exist" in caplog.text
+
+
+def test_remote_generation_still_needs_the_local_model_for_scoring_unless_told_not_to(tmp_path):
+    remote = {"generation_url": "http://127.0.0.1:9/v1", "model": "/no/such/model", "data_dir": tmp_path}
+    with pytest.raises(ModelNotFoundError, match="/no/such/model"):
+        REAL_MODEL_CHECK(Settings(**remote))
+    assert REAL_MODEL_CHECK(Settings(**remote, score_locally=False))[1] is None

@@ -1,5 +1,6 @@
 """The deployment's topology as processes: a Chroma server, a tutor using it (in-process model,
-admin key set), and a second tutor that generates on the first one through its OpenAI API."""
+admin key set), and a second tutor that generates on the first one through its OpenAI API and
+scores MCQ options on its own in-process copy of the model."""
 
 from __future__ import annotations
 
@@ -51,14 +52,16 @@ def primary_tutor(served_course, chroma_url, models_data_dir) -> Iterator[LiveSe
 
 
 @pytest.fixture(scope="session")
-def remote_generation_tutor(primary_tutor, chroma_url, tmp_path_factory) -> Iterator[LiveServer]:
-    """A second `tutor serve` whose generation goes to the primary's /v1/chat/completions.
+def remote_generation_tutor(primary_tutor, chroma_url, models_data_dir,
+                            tmp_path_factory) -> Iterator[LiveServer]:
+    """A second `tutor serve` whose generation goes to the primary's /v1/chat/completions; it loads
+    the same model in-process only to score text (TUTOR_SCORE_LOCALLY, the default)."""
+    from engine.runtime.models import resolve_llm_folder
 
-    Its local model path does not exist: it starts only because it never loads a local LLM.
-    """
     model = httpx.get(f"{primary_tutor.url}/health", timeout=10).json()["model"]
     env = {"TUTOR_DATA_DIR": str(tmp_path_factory.mktemp("remote-data")), "TUTOR_CHROMA_URL": chroma_url,
-           "TUTOR_MODEL": "/nonexistent/model-folder", "TUTOR_GENERATION_URL": f"{primary_tutor.url}/v1",
-           "TUTOR_GENERATION_MODEL": model, "TUTOR_MAX_NEW_TOKENS": MAX_NEW_TOKENS}
+           "TUTOR_MODEL": str(resolve_llm_folder(None, models_data_dir)), "TUTOR_DEVICE": "cpu",
+           "TUTOR_GENERATION_URL": f"{primary_tutor.url}/v1", "TUTOR_GENERATION_MODEL": model,
+           "TUTOR_MAX_NEW_TOKENS": MAX_NEW_TOKENS}
     with running_server(env) as server:
         yield server

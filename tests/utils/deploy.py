@@ -1,7 +1,8 @@
-"""Test helpers of the deployment: a Chroma server process and a runtime fake that streams."""
+"""Test helpers of the deployment: Chroma and llama.cpp server processes, and a runtime fake that streams."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -40,14 +41,43 @@ def chroma_server(path: Path, *, startup_timeout_s: float = 60) -> Iterator[str]
     if command is None:
         raise FileNotFoundError("The `chroma` command is missing: install chromadb.")
     port = free_port()
-    log_path = path.parent / f"chroma-{port}.log"
+    with server_process([command, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                        port, path.parent / f"chroma-{port}.log", health_path="/api/v2/heartbeat",
+                        name="chroma run", startup_timeout_s=startup_timeout_s) as url:
+        yield url
+
+
+def llama_server_cli() -> str | None:
+    """llama.cpp's `llama-server` (README, Deployment): LLAMA_SERVER, or on PATH."""
+    return os.environ.get("LLAMA_SERVER") or shutil.which("llama-server")
+
+
+@contextmanager
+def llama_server(model: Path, log_dir: Path, *, startup_timeout_s: float = 120) -> Iterator[str]:
+    """`llama-server` serving the GGUF file ``model`` on loopback, as the README runs it; yields its URL."""
+    command = llama_server_cli()
+    if command is None:
+        raise FileNotFoundError("`llama-server` is missing: build it (README, Deployment) and set "
+                                "LLAMA_SERVER.")
+    port = free_port()
+    arguments = ["-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "4096",
+                 "--parallel", "1"]
+    log_path = log_dir / f"llama-server-{port}.log"
+    with server_process([command, *arguments], port, log_path, health_path="/health", name="llama-server",
+                        startup_timeout_s=startup_timeout_s) as url:
+        yield url
+
+
+@contextmanager
+def server_process(command: list[str], port: int, log_path: Path, *, health_path: str, name: str,
+                   startup_timeout_s: float) -> Iterator[str]:
+    """Run ``command``, a server on loopback ``port``, until the block ends; yields its URL once ready."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen([command, "run", "--path", str(path), "--host", "127.0.0.1",
-                                    "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(process, url, timeout_s=startup_timeout_s, log_tail=log_path.read_text,
-                         health_path="/api/v2/heartbeat", name="chroma run")
+                         health_path=health_path, name=name)
         yield url
     finally:
         stop_process(process, timeout_s=20)

@@ -18,9 +18,10 @@ from engine.runtime.openai import (
     RemoteScoringUnsupportedError,
     normalise_base_url,
 )
-from engine.runtime.streaming import cut_at_stop
+from engine.runtime.split import SplitRuntime
+from engine.runtime.streaming import cut_at_stop, ends_in_loop
 from tests.utils.deploy import StreamingFakeRuntime
-from tests.utils.fakes import FakeRetriever, FakeStore, make_hit
+from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
 from tests.utils.server import free_port
 
 COURSE = "physics-101"
@@ -88,6 +89,32 @@ def test_openai_backend_generates_and_streams_through_chat_completions(fake_serv
     assert [r.text for r in results] == [fake.answer] * 3
     with pytest.raises(RemoteScoringUnsupportedError, match="MCQ generation mode"):
         remote.loglikelihood([LoglikelihoodRequest("Q: 1+1=", " 2")])
+
+
+def test_openai_backend_ends_an_answer_where_it_loops_when_asked(fake_server, monkeypatch):
+    url, fake = fake_server
+    monkeypatch.setattr(fake, "answer", "It is the taker of the taker of the taker of the taker of the end.")
+    remote = OpenAIRuntime(None, base_url=url)
+    loose = GenerationRequest(messages=[{"role": "user", "content": "Who?"}])
+    looping = GenerationRequest(messages=[{"role": "user", "content": "Who?"}], stop_loops=True)
+    assert remote.generate([loose])[0].text == fake.answer
+    [cut] = remote.generate([looping])
+    assert cut.text == "It is the taker of the taker of the taker of" and ends_in_loop(cut.text)
+    assert cut.completion_tokens == 11 and cut.finish_reason == "stop"  # pieces received before hanging up
+    assert "".join(remote.stream(looping)) == cut.text
+    assert "".join(remote.stream(loose)) == fake.answer
+
+
+def test_split_runtime_generates_remotely_and_scores_on_the_local_model(fake_server):
+    url, fake = fake_server
+    local = FakeRuntime(answer="never used")
+    split = SplitRuntime(OpenAIRuntime(None, base_url=url), local)
+    request = GenerationRequest(messages=[{"role": "user", "content": "What is inertia?"}])
+    assert split.model_name == "fake-model"
+    assert split.generate([request])[0].text == "".join(split.stream(request)) == fake.answer
+    scored = [LoglikelihoodRequest("Q: 1+1=", " 2"), LoglikelihoodRequest("Q: 1+1=", " 11")]
+    assert split.loglikelihood(scored) == local.loglikelihood(scored)
+    split.close()
 
 
 def test_openai_backend_reports_a_server_refusal(fake_server):
