@@ -15,6 +15,7 @@ machine), and the server is stopped at the end.
     .venv/bin/python -m bench.load --clients 1 8 --endpoints ask --max-new-tokens 16
     .venv/bin/python -m bench.load --max-batch 1         # batching off, for comparison
     .venv/bin/python -m bench.load --generation-precision weights   # generate with the float32 weights
+    .venv/bin/python -m bench.load --generation-url http://127.0.0.1:8088   # on llama-server (README)
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterato
                TUTOR_MODEL=str(resolve_llm_folder(None, data_dir)), TUTOR_CHROMA_PATH=str(index),
                TUTOR_DEVICE="cpu", TUTOR_MAX_BATCH=str(args.max_batch), TUTOR_MAX_QUEUE=str(args.max_queue),
                TUTOR_DTYPE=args.dtype, TUTOR_GENERATION_PRECISION=args.generation_precision)
+    if args.generation_url:
+        env["TUTOR_GENERATION_URL"] = args.generation_url
     port = free_port()
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port",
@@ -197,6 +200,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=64, help="TUTOR_MAX_QUEUE.")
     parser.add_argument("--dtype", default="float32", help="TUTOR_DTYPE: the weights' precision.")
     parser.add_argument("--generation-precision", default="auto", help="TUTOR_GENERATION_PRECISION.")
+    parser.add_argument("--generation-url", help="TUTOR_GENERATION_URL: generate on this OpenAI-compatible "
+                        "server (e.g. llama-server) instead of in-process.")
     parser.add_argument("--time-limit", type=float, default=600, help="No request starts after this.")
     parser.add_argument("--request-timeout", type=float, default=180)
     parser.add_argument("--out", type=Path, help="Also write the figures as JSON here.")

@@ -47,7 +47,9 @@ if [[ ${DEMO_LLAMA_SERVER:-0} == 1 ]]; then
     llama_url="http://127.0.0.1:${LLAMA_PORT:-8088}"
     gguf=$("$VENV/bin/python" -c 'from engine.runtime.models import default_gguf_path; print(default_gguf_path())')
     llama_log="${TMPDIR:-/tmp}/tutor-llama-server.log"
-    "$VENV/bin/llama-server" -m "$gguf" --host 127.0.0.1 --port "${LLAMA_PORT:-8088}" -c 4096 --parallel 1 \
+    # Four answers at once, 4096 tokens each, at most 1 GiB of cached prompts (README, "llama.cpp on a CPU").
+    "$VENV/bin/llama-server" -m "$gguf" --host 127.0.0.1 --port "${LLAMA_PORT:-8088}" \
+        -c "${LLAMA_CTX_SIZE:-16384}" --parallel "${LLAMA_PARALLEL:-4}" --cache-ram "${LLAMA_CACHE_RAM_MB:-1024}" \
         > "$llama_log" 2>&1 &
     pids+=($!)
     wait_ready "$llama_url" "${pids[-1]}" "llama-server (log: $llama_log)"
