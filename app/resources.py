@@ -96,6 +96,8 @@ def open_runtime(settings: Settings) -> Runtime:
         return local
     from engine.runtime.split import SplitRuntime
 
+    logger.info("Generating at %s; scoring text (MCQ options, perplexity) with %s in-process "
+                "(TUTOR_SCORE_LOCALLY).", settings.generation_url, llm_folder)
     return SplitRuntime(remote, local)
 
 

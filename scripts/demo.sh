@@ -40,6 +40,13 @@ sys.exit(f"{name} did not become ready within 10 minutes.")
 PY
 }
 
+# Stop with a clear line when PORT is taken: a server already there would answer the readiness check.
+check_port_free() {
+    "$VENV/bin/python" -c 'import socket, sys
+with socket.socket() as s:
+    sys.exit(f"Port {sys.argv[1]} is in use: stop what runs there or set {sys.argv[2]}." if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 0)' "$1" "$2"
+}
+
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; true' EXIT INT TERM
 if [[ ${DEMO_LLAMA_SERVER:-0} == 1 ]]; then
@@ -47,15 +54,18 @@ if [[ ${DEMO_LLAMA_SERVER:-0} == 1 ]]; then
     llama_url="http://127.0.0.1:${LLAMA_PORT:-8088}"
     gguf=$("$VENV/bin/python" -c 'from engine.runtime.models import default_gguf_path; print(default_gguf_path())')
     llama_log="${TMPDIR:-/tmp}/tutor-llama-server.log"
+    check_port_free "${LLAMA_PORT:-8088}" LLAMA_PORT
     # Four answers at once, 4096 tokens each, at most 1 GiB of cached prompts (README, "llama.cpp on a CPU").
     "$VENV/bin/llama-server" -m "$gguf" --host 127.0.0.1 --port "${LLAMA_PORT:-8088}" \
         -c "${LLAMA_CTX_SIZE:-16384}" --parallel "${LLAMA_PARALLEL:-4}" --cache-ram "${LLAMA_CACHE_RAM_MB:-1024}" \
         > "$llama_log" 2>&1 &
-    pids+=($!)
-    wait_ready "$llama_url" "${pids[-1]}" "llama-server (log: $llama_log)"
+    llama=$!
+    pids+=("$llama")
+    wait_ready "$llama_url" "$llama" "llama-server (log: $llama_log)"
     export TUTOR_GENERATION_URL="$llama_url"
 fi
 
+check_port_free "$PORT" TUTOR_PORT
 "$tutor" serve --host "$HOST" --port "$PORT" &
 server=$!
 pids+=("$server")

@@ -152,8 +152,9 @@ class OpenAIRuntime:
     def _generate_streamed(self, request: GenerationRequest) -> GenerationResult:
         """One answer read from the stream and cut off where it loops.
 
-        A stream cut short carries no usage: its tokens are counted as the pieces received (one
-        token each from vLLM and llama.cpp) and its prompt tokens are unknown (0).
+        Where the stream carries no usage (cut short, or a server that sends none, such as the tutor's
+        own API), the answer's tokens are counted as the pieces received (one token each from vLLM
+        and llama.cpp) and its prompt tokens are unknown (0).
         """
         text, pieces, finish, usage = "", 0, "stop", {}
         with closing(self._stream_chunks(request)) as chunks:
@@ -168,6 +169,8 @@ class OpenAIRuntime:
                     break
         for stop in request.stop:  # the server cuts at them too; this is for one that does not
             text = text.split(stop, 1)[0]
+        if pieces >= request.max_new_tokens:  # for a server that reports no finish reason
+            finish = "length"
         return GenerationResult(text=text.strip(), prompt_tokens=int(usage.get("prompt_tokens", 0)),
                                 completion_tokens=int(usage.get("completion_tokens", pieces)),
                                 finish_reason=finish)
@@ -203,12 +206,21 @@ class OpenAIRuntime:
                         f"{response.text[:300]}"
                     )
                 for line in response.iter_lines():
+                    if line.startswith("error:"):  # llama.cpp's server reports a failure so
+                        raise self._stream_failure(line[len("error:") :])
                     if line.startswith("data:") and line.strip() != "data: [DONE]":
-                        yield json.loads(line[len("data:") :])
+                        chunk = json.loads(line[len("data:") :])
+                        if "error" in chunk:  # vLLM's and OpenAI's way
+                            raise self._stream_failure(json.dumps(chunk["error"]))
+                        yield chunk
         except httpx.HTTPError as error:
             raise GenerationServerError(
                 f"The stream from the generation server at {self.base_url} failed ({error})."
             ) from error
+
+    def _stream_failure(self, detail: str) -> GenerationServerError:
+        return GenerationServerError(f"The generation server at {self.base_url} failed mid-answer: "
+                                     f"{detail.strip()[:300]}")
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
         raise self._cannot_score("score continuations",
@@ -223,7 +235,8 @@ class OpenAIRuntime:
     def _cannot_score(self, task: str, fix: str) -> RemoteScoringUnsupportedError:
         return RemoteScoringUnsupportedError(
             f"The openai backend ({self.base_url}) cannot {task}: chat servers do not return "
-            f"log-probabilities of given text. {fix}"
+            f"log-probabilities of given text. {fix} (TUTOR_SCORE_LOCALLY=true scores on TUTOR_MODEL "
+            "in-process.)"
         )
 
     def close(self) -> None:

@@ -140,3 +140,35 @@ def test_official_openai_sdk_reads_completions_streams_and_citations(fake_server
     assert chunks[-1].choices[0].finish_reason == "stop"
     with pytest.raises(NotFoundError):
         client.chat.completions.create(model="tutor/nope", messages=messages)
+
+
+def sse_runtime(body: str) -> OpenAIRuntime:
+    """An OpenAIRuntime whose server answers every stream with ``body`` (server-sent events)."""
+    import httpx
+
+    remote = OpenAIRuntime("m", base_url="http://generator.test/v1")
+    remote.client = httpx.Client(base_url=remote.base_url, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})))
+    return remote
+
+
+@pytest.mark.parametrize("failure", ['error: {"code": 500, "message": "slot unavailable"}',
+                                     'data: {"error": {"message": "slot unavailable"}}'])
+def test_a_server_failing_mid_answer_is_an_error_not_a_short_answer(failure):
+    remote = sse_runtime(f'data: {{"choices": [{{"delta": {{"content": "Half"}}}}]}}\n\n{failure}\n\n')
+    request = GenerationRequest(messages=[{"role": "user", "content": "Hi?"}], stop_loops=True)
+    with pytest.raises(GenerationServerError, match="failed mid-answer: .*slot unavailable"):
+        remote.generate([request])
+    with pytest.raises(GenerationServerError, match="slot unavailable"):
+        "".join(remote.stream(request))
+
+
+def test_a_stream_without_usage_or_finish_reason_counts_pieces_and_reads_the_cap():
+    pieces = "".join(f'data: {{"choices": [{{"delta": {{"content": "{w} "}}}}]}}\n\n' for w in "abc")
+    remote = sse_runtime(pieces + "data: [DONE]\n\n")
+    request = GenerationRequest(messages=[{"role": "user", "content": "Hi?"}], max_new_tokens=3,
+                                stop_loops=True)
+    [result] = remote.generate([request])
+    assert (result.text, result.completion_tokens, result.finish_reason) == ("a b c", 3, "length")
+    request.max_new_tokens = 8
+    assert remote.generate([request])[0].finish_reason == "stop"

@@ -9,6 +9,7 @@ import pytest
 import engine.runtime.base
 from engine.runtime import load_runtime
 from engine.runtime.gptq import quantization_method
+from tests.utils.fakes import FakeRuntime
 
 
 def write_config(folder, quantization=None):
@@ -81,3 +82,31 @@ def test_generation_dtype_follows_the_setting_and_the_hardware(monkeypatch, prec
     monkeypatch.setattr(retrieval.embedder, "native_bf16", lambda device: native)
     settings = Settings(generation_precision=precision, dtype=dtype, load_in_bits=bits)
     assert generation_dtype(settings, "cpu") == expected
+
+
+@pytest.mark.parametrize("score_locally", [True, False])
+def test_remote_generation_is_split_from_in_process_scoring_unless_told_not_to(monkeypatch, tmp_path,
+                                                                               score_locally):
+    import app.resources
+    import engine.runtime
+    from app.settings import Settings
+    from engine.runtime.split import SplitRuntime
+
+    loaded = []
+
+    def fake_load(model, *, data_dir, backend="hf", **options):
+        loaded.append((backend, options))
+        return FakeRuntime(model_name=f"{backend}-model")
+
+    monkeypatch.setattr(engine.runtime, "load_runtime", fake_load)
+    monkeypatch.setattr(app.resources, "check_model_paths",
+                        lambda settings: (tmp_path, tmp_path if settings.score_locally else None))
+    settings = Settings(data_dir=tmp_path, generation_url="http://127.0.0.1:9/v1",
+                        score_locally=score_locally)
+    runtime = app.resources.open_runtime(settings)
+    assert loaded[0] == ("openai", {"base_url": "http://127.0.0.1:9/v1", "api_key": None})  # the server first
+    if not score_locally:
+        assert len(loaded) == 1 and runtime.model_name == "openai-model"
+        return
+    assert isinstance(runtime, SplitRuntime) and runtime.model_name == "openai-model"
+    assert runtime.scorer.model_name == "hf-model" and loaded[1][1]["generation_dtype"] is None  # no 2nd copy
