@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.settings import Settings
     from engine.runtime import Runtime
     from engine.runtime.batching import BatchingRuntime
+    from engine.runtime.split import SplitRuntime
     from insights import QuestionLog, QuestionStore
     from retrieval import CourseStore, Embedder, Retriever
 
@@ -101,16 +102,21 @@ def open_runtime(settings: Settings) -> Runtime:
     return SplitRuntime(remote, local)
 
 
-def batching(runtime: Runtime, settings: Settings) -> BatchingRuntime:
-    """The runtime behind a bounded queue that merges concurrent requests into batches."""
+def batching(runtime: Runtime, settings: Settings) -> BatchingRuntime | SplitRuntime:
+    """The runtime behind a bounded queue that merges concurrent requests into batches; a split runtime's
+    two sides each behind their own, so scoring in-process and generating remotely do not wait for each
+    other."""
     from engine.runtime.batching import BatchingRuntime, BatchSettings
+    from engine.runtime.split import SplitRuntime
 
+    if isinstance(runtime, SplitRuntime):
+        return SplitRuntime(batching(runtime.generator, settings), batching(runtime.scorer, settings))
     return BatchingRuntime(runtime, BatchSettings(max_queue=settings.max_queue, max_batch=settings.max_batch,
                                                   window_s=settings.batch_window_ms / 1000,
                                                   timeout_s=settings.generation_timeout_s))
 
 
-def serving_runtime(settings: Settings) -> BatchingRuntime:
+def serving_runtime(settings: Settings) -> BatchingRuntime | SplitRuntime:
     """The runtime exactly as the server answers with it: loaded from the settings, behind batching."""
     return batching(open_runtime(settings), settings)
 

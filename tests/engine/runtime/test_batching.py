@@ -223,3 +223,25 @@ def test_the_api_answers_503_with_retry_after_when_the_queue_is_full(tmp_path, m
         model.gate.set()
         assert held.result(timeout=10).status_code == 200
     runtime.close()
+
+
+def test_a_split_runtime_scores_while_its_remote_side_is_still_generating(tmp_path):
+    from app.resources import batching
+    from engine.runtime.split import SplitRuntime
+    from tests.utils.fakes import FakeRuntime
+
+    release = threading.Event()
+    generator, scorer = FakeRuntime(release=release, wait_s=10), FakeRuntime()
+    split = batching(SplitRuntime(generator, scorer), Settings(data_dir=tmp_path))
+    assert isinstance(split.generator, BatchingRuntime) and isinstance(split.scorer, BatchingRuntime)
+    with ThreadPoolExecutor(1) as pool:
+        hello = GenerationRequest(messages=[{"role": "user", "content": "Hi"}])
+        answering = pool.submit(split.generate, [hello])
+        time.sleep(0.2)  # the generation is in flight, held by the fake
+        started = time.monotonic()
+        assert split.loglikelihood([LoglikelihoodRequest("Q: 1+1=", " 2")]) == [(-2.0, False)]
+        scored_s = time.monotonic() - started
+        release.set()
+        assert answering.result(timeout=10)[0].text == generator.answer
+    assert scored_s < 2 and generator.released_in_time  # one shared queue would have waited for the answer
+    split.close()
