@@ -5,6 +5,8 @@ scores MCQ options on its own in-process copy of the model."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,17 +53,26 @@ def primary_tutor(served_course, chroma_url, models_data_dir) -> Iterator[LiveSe
         yield server
 
 
+@contextmanager
+def tutor_generating_at(generation_url: str, *, chroma_url: str, models_data_dir: Path, data_dir: Path,
+                        **env: str) -> Iterator[LiveServer]:
+    """`tutor serve` whose generation goes to ``generation_url``; it loads the default model in-process
+    only to score text (TUTOR_SCORE_LOCALLY, the default). ``env``: more TUTOR_* settings."""
+    from engine.runtime.models import resolve_llm_folder
+
+    settings = {"TUTOR_DATA_DIR": str(data_dir), "TUTOR_CHROMA_URL": chroma_url,
+                "TUTOR_MODEL": str(resolve_llm_folder(None, models_data_dir)), "TUTOR_DEVICE": "cpu",
+                "TUTOR_GENERATION_URL": generation_url, **env}
+    with running_server(settings) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def remote_generation_tutor(primary_tutor, chroma_url, models_data_dir,
                             tmp_path_factory) -> Iterator[LiveServer]:
-    """A second `tutor serve` whose generation goes to the primary's /v1/chat/completions; it loads
-    the same model in-process only to score text (TUTOR_SCORE_LOCALLY, the default)."""
-    from engine.runtime.models import resolve_llm_folder
-
+    """A second tutor whose generation goes to the primary's /v1/chat/completions."""
     model = httpx.get(f"{primary_tutor.url}/health", timeout=10).json()["model"]
-    env = {"TUTOR_DATA_DIR": str(tmp_path_factory.mktemp("remote-data")), "TUTOR_CHROMA_URL": chroma_url,
-           "TUTOR_MODEL": str(resolve_llm_folder(None, models_data_dir)), "TUTOR_DEVICE": "cpu",
-           "TUTOR_GENERATION_URL": f"{primary_tutor.url}/v1", "TUTOR_GENERATION_MODEL": model,
-           "TUTOR_MAX_NEW_TOKENS": MAX_NEW_TOKENS}
-    with running_server(env) as server:
+    with tutor_generating_at(f"{primary_tutor.url}/v1", chroma_url=chroma_url,
+                             models_data_dir=models_data_dir, data_dir=tmp_path_factory.mktemp("remote-data"),
+                             TUTOR_GENERATION_MODEL=model, TUTOR_MAX_NEW_TOKENS=MAX_NEW_TOKENS) as server:
         yield server

@@ -14,9 +14,10 @@ import pytest
 from engine.runtime import GenerationRequest
 from engine.runtime.openai import OpenAIRuntime
 from engine.runtime.streaming import ends_in_loop
+from tests.deploy.conftest import tutor_generating_at
 from tests.deploy.test_topology import FRICTION, ask, option_logliks
 from tests.utils.deploy import llama_server, llama_server_cli
-from tests.utils.server import LiveServer, running_server
+from tests.utils.server import LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +38,8 @@ def llama_url(tmp_path_factory) -> Iterator[str]:
 def llama_tutor(llama_url, served_course, chroma_url, models_data_dir,
                 tmp_path_factory) -> Iterator[LiveServer]:
     """`tutor serve` generating on llama-server and scoring on the in-process model: the llamacpp profile."""
-    from engine.runtime.models import resolve_llm_folder
-
-    env = {"TUTOR_DATA_DIR": str(tmp_path_factory.mktemp("llama-data")), "TUTOR_CHROMA_URL": chroma_url,
-           "TUTOR_MODEL": str(resolve_llm_folder(None, models_data_dir)), "TUTOR_DEVICE": "cpu",
-           "TUTOR_GENERATION_URL": llama_url}
-    with running_server(env) as server:
+    with tutor_generating_at(llama_url, chroma_url=chroma_url, models_data_dir=models_data_dir,
+                             data_dir=tmp_path_factory.mktemp("llama-data")) as server:
         yield server
 
 

@@ -54,7 +54,8 @@ def llama_server_cli() -> str | None:
 
 @contextmanager
 def llama_server(model: Path, log_dir: Path, *, startup_timeout_s: float = 120) -> Iterator[str]:
-    """`llama-server` serving the GGUF file ``model`` on loopback, as the README runs it; yields its URL."""
+    """`llama-server` serving the GGUF file ``model`` on loopback with one slot (so that a request queues
+    behind any answer still generating), as the README's dev-set figures were measured; yields its URL."""
     command = llama_server_cli()
     if command is None:
         raise FileNotFoundError("`llama-server` is missing: build it (README, Deployment) and set "
