@@ -7,6 +7,7 @@ Heavy libraries load inside the functions.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.runtime.model_files import resolve_device
 
 if TYPE_CHECKING:
     from app.settings import Settings
+    from engine.reader import ExtractiveReader
     from engine.runtime import Runtime
     from engine.runtime.batching import BatchingRuntime
     from engine.runtime.split import SplitRuntime
@@ -40,6 +42,10 @@ def check_model_paths(settings: Settings) -> tuple[Path, Path | None]:
     from engine.runtime.models import check_embedder_path, resolve_llm
 
     embedder_folder = check_embedder_path(settings.embedder)
+    if settings.short_answers and settings.reader:
+        from engine.reader import check_reader_folder
+
+        check_reader_folder(settings.reader)
     if settings.generation_url and not settings.score_locally:  # a remote server does all: no local LLM
         return embedder_folder, None
     folder, adapter = resolve_llm(settings.model, settings.data_dir)
@@ -128,12 +134,31 @@ def open_retriever(settings: Settings, store: CourseStore | None = None) -> Retr
     return Retriever(store or open_store(settings), open_embedder(settings))
 
 
+def open_reader(settings: Settings) -> ExtractiveReader | None:
+    """The short-answer reader (None when TUTOR_SHORT_ANSWERS is off), loaded once per folder."""
+    if not settings.short_answers:
+        return None
+    from engine.reader import SHIPPED_READER
+
+    return _load_reader(str(settings.reader or SHIPPED_READER))
+
+
+@functools.cache
+def _load_reader(folder: str) -> ExtractiveReader:
+    from engine.reader import ExtractiveReader
+
+    reader = ExtractiveReader.load(folder)
+    logger.info("Short answers: reader %s.", folder)
+    return reader
+
+
 def load_resources(settings: Settings) -> Resources:
     """Load the embedder, the index and the LLM named by ``settings`` (the runtime without batching)."""
     check_model_paths(settings)  # a missing model fails before anything heavy loads
     store = open_store(settings)
     retriever = open_retriever(settings, store)
     runtime = open_runtime(settings)
+    open_reader(settings)  # cached: the first question does not wait for it
     logger.info("Ready: model %s, embedder %s, index %s.", runtime.model_name, retriever.embedder.name,
                 store.location)
     return Resources(runtime=runtime, store=store, retriever=retriever)

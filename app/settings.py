@@ -56,6 +56,12 @@ class Settings(BaseSettings):
                               "key sentence adds to the question (half its words) ends with that sentence, "
                               "quoted and cited `[1]`; one that says it but cites no note ends with ` [1]`; "
                               "false leaves the model's answer as it is.")
+    short_answers: bool = Field(True, description="Open each answer with the reader's short answer: the "
+                                "words of the best-ranked chunk that answer the question, cited, on a line "
+                                "of its own (`Levi's Stadium [1].`).")
+    reader: str | None = Field(None, description="The short-answer reader's folder (`tutor train reader`). "
+                               "Default: the one shipped in engine/shipped/reader (on the packaged "
+                               "all-MiniLM-L6-v2).")
     # 2 chunks, 3 key sentences: MCQ log-likelihood on all 443 sciq-dev questions (hybrid search) scored
     # 80.4%, against 71.1% with 1 whole chunk; 2 to 4 sentences of 1 to 3 chunks all scored 78.8-80.4%.
     mcq_context_chunks: int = Field(2, ge=1, le=20, description="Course chunks retrieved for an MCQ "

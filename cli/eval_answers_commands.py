@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("model", "questions", "correct", "EM", "F1", "cite prec", "cite recall", "gold retrieved",
-           "malformed", "uncited", "server-added", "quoted", "false refusals", "abstained", "tokens", "p50 s",
-           "p95 s")
+COLUMNS = ("model", "questions", "correct", "EM", "F1", "short EM", "short F1", "cite prec", "cite recall",
+           "gold retrieved", "malformed", "uncited", "server-added", "quoted", "false refusals", "abstained",
+           "tokens", "p50 s", "p95 s")
 
 
 def build_resources(settings: Settings) -> tuple[Retriever, Runtime]:
@@ -57,6 +57,7 @@ def print_summaries(summaries: list[AnswerSummary], title: str) -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for s in [row for summary in summaries for row in (summary, *summary.by_turn)]:
         table.add_row(s.model, str(s.questions), share(s.correct), share(s.exact_match), share(s.f1),
+                      share(s.short_exact_match), share(s.short_f1),
                       share(s.citation_precision), share(s.citation_recall), share(s.gold_retrieved),
                       share(s.malformed), share(s.uncited), share(s.server_added), share(s.notes_quoted),
                       share(s.false_refusals), share(s.abstained),

@@ -1,4 +1,4 @@
-"""`tutor train sft|dpo|sweep`, `tutor merge` and `tutor eval preferences`: thin wrappers over `training/`."""
+"""`tutor train sft|dpo|sweep|reader`, `tutor merge`, `tutor eval preferences`: wrappers over `training/`."""
 
 from __future__ import annotations
 
@@ -151,6 +151,43 @@ def eval_preferences(
     if out:
         out.write_text(text, encoding="utf-8")
     typer.echo(text)
+
+
+@train_app.command("reader")
+def train_reader(
+    out: Path = typer.Option(Path("engine/shipped/reader"), "--out", "-o", help="Folder for "
+                             "reader.safetensors and reader.json (default: the shipped reader's)."),
+    squad: Path | None = typer.Option(None, help="SQuAD rows {id, title, context, question, answers}. "
+                                      "Without --squad and --coqa, both sets of ../shared/data/grounded."),
+    coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
+    epochs: float = typer.Option(3.0, help="Passes over the train examples."),
+    rank: int = typer.Option(32, help="Rank of the adapter on each encoder linear layer."),
+    learning_rate: float = typer.Option(8e-4, help="Peak learning rate (linear warm-up and decay)."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
+    seed: int = typer.Option(0, help="Seed of the split (as `tutor data grounded`), the order and the init."),
+) -> None:
+    """The short-answer reader: a span head and adapter on the embedder's encoder, from SQuAD and CoQA."""
+    from cli.data_commands import SHARED
+    from cli.progress import progress_bar
+    from engine.runtime.models import default_embedder_path
+    from training.data.grounded import BuildConfig
+    from training.errors import TrainingError
+    from training.reader import ReaderConfig
+    from training.reader import train_reader as run
+
+    if squad is None and coqa is None:
+        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    config = ReaderConfig(epochs=epochs, rank=rank, alpha=2.0 * rank, learning_rate=learning_rate, seed=seed,
+                          max_steps=max_steps,
+                          build=BuildConfig(seed=seed))
+    try:
+        with progress_bar("Training the reader") as update:
+            scores = run(out, default_embedder_path(), squad=squad, coqa=coqa, config=config, progress=update)
+    except TrainingError as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(scores, indent=2))
+    logger.info("Wrote the reader in %s.", out)
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:

@@ -2,9 +2,9 @@
 
 ``/v1/ask``, ``/v1/ask/stream``, ``/v1/chat/completions``, the student page and ``tutor eval
 answers`` all call ``prepare_answer``, then ``generate_answer`` (or ``stream_answer`` when they
-stream), so what is measured is what is served. Generation ends at an echo of the prompt or a loop,
-and both end an answer that does not say the best note's key sentence with it, quoted and cited
-(``engine.citations``).
+stream), so what is measured is what is served. The reader's short answer, when it finds one, opens
+the answer (``engine.reader``). Generation ends at an echo of the prompt or a loop, and both end an
+answer that does not say the best note's key sentence with it, quoted and cited (``engine.citations``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from engine.citations import answer_ending
+from engine.reader import ExtractiveReader, ShortAnswer, reader_question
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
@@ -36,6 +37,8 @@ class AnswerOptions:
     source_sentences: int = 3
     # An answer not saying the best note's key sentence ends with it quoted and cited (TUTOR_QUOTE_NOTES).
     quote_notes: bool = True
+    # Reads the notes for a short answer that leads the answer (TUTOR_SHORT_ANSWERS); None: no lead.
+    reader: ExtractiveReader | None = None
 
 
 @dataclass
@@ -51,6 +54,12 @@ class PreparedAnswer:
     retrieval_s: float = 0.0
     question: str = ""
     notes: list[str] = field(default_factory=list)
+    short: ShortAnswer | None = None
+
+    @property
+    def lead(self) -> str:
+        """The short answer's line that opens the answer, e.g. ``Levi's Stadium [2].`` ("" without one)."""
+        return "" if self.short is None else f"{self.short.text.rstrip('.')} [{self.short.note}].\n\n"
 
     def ending(self, answer: str) -> str:
         """What the server appends to the answer: the best note quoted, or its ``[1]`` ("": nothing)."""
@@ -66,7 +75,8 @@ class GroundedAnswer:
     """The answer text, the sources it may cite, and how long each stage took.
 
     ``added`` is what the server appended to ``text``: the best note's key sentence quoted with its
-    ``[1]``, or `` [1]`` alone ("" when the model's answer stands as written).
+    ``[1]``, or `` [1]`` alone ("" when the model's answer stands as written); ``short`` the reader's
+    span that opens ``text`` on a line of its own.
     """
 
     text: str
@@ -77,6 +87,7 @@ class GroundedAnswer:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     added: str = ""
+    short: ShortAnswer | None = None  # the reader's span that leads ``text``
 
     @property
     def not_covered(self) -> bool:
@@ -108,8 +119,14 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature,
                                    stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])), stop_loops=True)
+    short = None
+    if options.reader is not None:
+        # The best-ranked chunk, whole: retrieval's first rank names the gold page more often than the
+        # reader's choice among all four (README, "Short answers"); a key sentence may miss the answer.
+        earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
+        short = options.reader.read(reader_question(question, earlier), [prompt.sources[0].text])
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
-                          question=question, notes=prompt.notes if options.quote_notes else [])
+                          question=question, notes=prompt.notes if options.quote_notes else [], short=short)
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:
@@ -119,20 +136,23 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
     started = time.perf_counter()
     [result] = runtime.generate([prepared.generation])
     added = prepared.ending(result.text)
-    text = result.text.rstrip() + added if added else result.text
+    text = prepared.lead + (result.text.rstrip() + added if added else result.text)
     return GroundedAnswer(text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-                          finish_reason=result.finish_reason, added=added)
+                          finish_reason=result.finish_reason, added=added, short=prepared.short)
 
 
 def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     """The answer piece by piece as it is generated (the fixed answer in one piece), for streaming routes.
 
-    What the server adds comes as the last piece, as ``generate_answer`` appends it.
+    The short answer comes first, before generation starts; what the server adds comes as the last
+    piece, as ``generate_answer`` appends it.
     """
     if prepared.generation is None:
         yield NO_CONTEXT_ANSWER
         return
+    if prepared.lead:
+        yield prepared.lead
     pieces = []
     for piece in stream_text(runtime, prepared.generation):
         pieces.append(piece)

@@ -254,6 +254,7 @@ class AnswerSet:
 ANSWER_METRICS = [
     ("answer correct", "correct"),
     ("answer F1", "f1"),
+    ("short answer F1", "short_f1"),
     ("citation precision", "citation_precision"),
     ("uncited answers", "uncited"),
     ("malformed citations", "malformed"),

@@ -222,12 +222,21 @@ const QUOTE_LEAD = ' The notes say: "';
 
 // The finished answer, sentence by sentence (the whitespace between them kept as it was), then the
 // quoted notes, if any.
-function renderAnswer(text) {
+// An answer the server opened with the reader's short answer (engine/reader.py) shows that line
+// apart, first.
+function renderAnswer(text, short) {
   const known = new Set(citations.map((c) => c.n));
+  const lead = short ? text.indexOf("\n\n") : -1;
   const at = text.lastIndexOf(QUOTE_LEAD);
-  const own = at < 0 ? text : text.slice(0, at);
+  const own = text.slice(lead < 0 ? 0 : lead + 2, at < 0 ? text.length : at);
   const parts = own.split(SENTENCE_END).map((part, i) =>
     (i % 2 === 0 ? renderSentence(part, known) : document.createTextNode(part)));
+  if (lead >= 0) {
+    const first = document.createElement("strong");
+    first.className = "short-answer";
+    first.append(renderSentence(text.slice(0, lead), known));
+    parts.unshift(first);
+  }
   if (at >= 0) {
     const quote = document.createElement("span");
     quote.className = "from-notes";
@@ -273,6 +282,7 @@ async function ask(event) {
   renderCitations();
   setStatus("Searching the course…");
   let answer = "";
+  let short = null;
   try {
     const response = await fetch("/v1/ask/stream", {
       method: "POST", headers: headers(),
@@ -284,13 +294,14 @@ async function ask(event) {
     for await (const message of serverEvents(response)) {
       if (message.type === "citations") {
         citations = message.citations;
+        short = message.short_answer;
         renderCitations();
         setStatus("Writing the answer…");
       } else if (message.type === "delta") {
         answer += message.text;
         $("answer").textContent = answer;
       } else if (message.type === "done") {
-        renderAnswer(message.answer);
+        renderAnswer(message.answer, short);
         if ($("course").value === course) {  // not if the student switched courses meanwhile
           conversation.push({ role: "user", content: question }, { role: "assistant", content: message.answer });
           showConversation();

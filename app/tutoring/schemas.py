@@ -75,9 +75,16 @@ class Timings(BaseModel):
 
 
 # The tutor's answer with the sources it was given.
+class ShortAnswerOut(BaseModel):
+    text: str = Field(..., description="The words of a retrieved chunk that answer the question.")
+    citation: int = Field(..., description="The [n] of the chunk they are in.")
+
+
 class AskResponse(BaseModel):
     answer: str
     citations: list[Citation]
+    short_answer: ShortAnswerOut | None = Field(None, description="The reader's short answer, which also "
+                                                "opens `answer`; null when it found none or is off.")
     model: str = Field(..., description="The model that generated the answer.")
     timings: Timings
 

@@ -8,6 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from app.request_limits import check_conversation, check_new_tokens, check_question
+from app.resources import open_reader
 from app.settings import Settings
 from app.tutoring.files import file_url
 from app.tutoring.schemas import (
@@ -17,6 +18,7 @@ from app.tutoring.schemas import (
     CourseInfo,
     CoursesResponse,
     HealthResponse,
+    ShortAnswerOut,
     Timings,
 )
 from engine.grounded import AnswerOptions, GroundedAnswer, PreparedAnswer, answer_question, prepare_answer
@@ -37,7 +39,8 @@ def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -
     """
     defaults = {"top_k": settings.top_k, "min_score": settings.min_score,
                 "max_new_tokens": settings.max_new_tokens, "retrieval": settings.retrieval,
-                "source_sentences": settings.source_sentences, "quote_notes": settings.quote_notes}
+                "source_sentences": settings.source_sentences, "quote_notes": settings.quote_notes,
+                "reader": open_reader(settings)}
     given = {name: value for name, value in (asked or {}).items()
              if name in OPTION_NAMES and value is not None}
     return AnswerOptions(**{**defaults, **given})
@@ -96,7 +99,9 @@ def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings
     record_answer(question_log, course=request.course, question=request.question, route="ask",
                   model=runtime.model_name, sources=answer.sources, not_covered=answer.not_covered,
                   latency_s=answer.retrieval_s + answer.generation_s)
+    short = answer.short and ShortAnswerOut(text=answer.short.text, citation=answer.short.note)
     return AskResponse(answer=answer.text, citations=citations_for(request.course, answer.sources),
+                       short_answer=short,
                        model=runtime.model_name, timings=timings_of(answer.retrieval_s, answer.generation_s))
 
 

@@ -32,10 +32,12 @@ router = APIRouter(tags=["tutoring"])
 
 def answer_events(prepared: PreparedAnswer, runtime: Runtime, request: AskRequest,
                   question_log: QuestionLog | None = None) -> Iterator[str]:
-    """Citations first, then the answer piece by piece, then the whole answer with timings (and the
-    question logged, once the answer is complete)."""
+    """Citations (and the short answer, which also opens the answer) first, then the answer piece by
+    piece, then the whole answer with timings (and the question logged, once the answer is complete)."""
     citations = [c.model_dump() for c in citations_for(request.course, prepared.sources)]
-    yield sse_event({"type": "citations", "citations": citations, "model": runtime.model_name})
+    short = prepared.short and {"text": prepared.short.text, "citation": prepared.short.note}
+    yield sse_event({"type": "citations", "citations": citations, "model": runtime.model_name,
+                     "short_answer": short})
     started, pieces = time.perf_counter(), []
     try:
         for piece in stream_answer(runtime, prepared):

@@ -133,9 +133,13 @@ def score_answer(item: AnswerItem, answer: GroundedAnswer) -> dict:
     if item.answerable:
         # The [n] markers are no words of the answer: "[2]" would read as "2" against a reference.
         words = CITATION.sub(" ", answer.text)
+        short = answer.short.text if answer.short is not None else ""
         scores |= {"correct": states_answer(words, item.references, item.distractors),
                    "exact_match": exact_match(words, item.references),
-                   "f1": round(token_f1(words, item.references), 4)}
+                   "f1": round(token_f1(words, item.references), 4),
+                   "short_answer": short or None,
+                   "short_exact_match": exact_match(short, item.references),
+                   "short_f1": round(token_f1(short, item.references), 4)}
     return scores
 
 
@@ -148,6 +152,8 @@ class AnswerSummary:
     correct: float | None
     exact_match: float | None
     f1: float | None
+    short_exact_match: float | None  # of the reader's short answer alone ("" when it found none)
+    short_f1: float | None
     citation_precision: float | None
     citation_recall: float | None
     gold_retrieved: float | None
@@ -176,6 +182,8 @@ def summarise(model: str, items: Sequence[AnswerItem], rows: Sequence[dict]) -> 
     return AnswerSummary(
         model=model, questions=len(rows), correct=share(answerable, "correct"),
         exact_match=mean([r["exact_match"] for r in answerable]), f1=mean([r["f1"] for r in answerable]),
+        short_exact_match=mean([r["short_exact_match"] for r in answerable]),
+        short_f1=mean([r["short_f1"] for r in answerable]),
         citation_precision=mean([r["citation_precision"] for r in answerable]),
         citation_recall=mean([r["citation_recall"] for r in answerable]),
         gold_retrieved=share(answerable, "gold_retrieved"),

@@ -23,7 +23,8 @@ def fakes_with(runtime) -> tuple:
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, top_k=2, min_score=0.3)
+    return Settings(data_dir=tmp_path, short_answers=False,
+                        top_k=2, min_score=0.3)
 
 
 @pytest.fixture
@@ -64,7 +65,8 @@ def test_mcq_generate_returns_raw_text_and_citations_with_context(client):
 
 def test_mcq_context_searches_tutor_mcq_context_chunks_in_the_configured_mode(tmp_path):
     runtime, store, retriever = fakes_with(FakeRuntime(answer="B"))
-    settings = Settings(data_dir=tmp_path, top_k=4, mcq_context_chunks=1, mcq_context_neighbours=2,
+    settings = Settings(data_dir=tmp_path, short_answers=False,
+                        top_k=4, mcq_context_chunks=1, mcq_context_neighbours=2,
                         retrieval="lexical")
     client = fake_client(settings, runtime, store, retriever)
     response = client.post("/v1/mcq", json={**QUESTION, "course": COURSE, "use_context": True})
@@ -84,7 +86,8 @@ def test_mcq_loglik_context_is_key_sentences_unless_tutor_mcq_context_sentences_
             return super().loglikelihood(requests)
 
     runtime, store, retriever = fakes_with(RecordingRuntime())
-    settings = Settings(data_dir=tmp_path, mcq_context_sentences=sentences)
+    settings = Settings(data_dir=tmp_path, short_answers=False,
+                        mcq_context_sentences=sentences)
     client = fake_client(settings, runtime, store, retriever)
     request = {**QUESTION, "method": "loglik", "course": COURSE, "use_context": True}
     response = client.post("/v1/mcq", json=request)
@@ -142,7 +145,8 @@ def test_batch_refuses_bad_gold_and_unknown_jobs(client):
 
 @pytest.mark.integration
 def test_mcq_routes_with_the_real_model(tmp_path, runtime):
-    client = fake_client(Settings(data_dir=tmp_path, top_k=2, min_score=0.3), *fakes_with(runtime))
+    client = fake_client(Settings(data_dir=tmp_path, short_answers=False,
+                        top_k=2, min_score=0.3), *fakes_with(runtime))
     question = {"question": "What do plants need to make food?", "choices": ["sunlight", "sand", "plastic"]}
     body = client.post("/v1/mcq", json={**question, "method": "loglik"}).json()
     assert body["answer"] in "ABC" and len(body["scores"]) == 3

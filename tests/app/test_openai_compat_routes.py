@@ -25,7 +25,8 @@ def fakes():
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
+    return Settings(data_dir=tmp_path, short_answers=False,
+                        max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
 
 
 def server_events(text: str) -> list:
@@ -96,7 +97,8 @@ def test_a_long_prompt_is_a_question_limit_for_a_course_but_not_for_the_bare_mod
 
 def test_chat_completion_without_relevant_material_answers_no_context(tmp_path, fakes):
     runtime, store, retriever = fakes
-    client = fake_client(Settings(data_dir=tmp_path, min_score=0.95), runtime, store, retriever)
+    client = fake_client(Settings(data_dir=tmp_path, short_answers=False,
+                        min_score=0.95), runtime, store, retriever)
     response = client.post("/v1/chat/completions", json={
         "model": f"tutor/{COURSE}", "messages": [{"role": "user", "content": "Who won the cup?"}]})
     assert response.json()["choices"][0]["message"]["content"] == NO_CONTEXT_ANSWER
@@ -178,7 +180,7 @@ def test_ask_stream_errors_before_streaming_are_json(client):
 def test_ask_stream_falls_back_to_generate_for_a_runtime_that_cannot_stream(tmp_path):
     store = FakeStore({COURSE: []})
     runtime = FakeRuntime(answer="Whole answer about inertia, text [1].")
-    client = fake_client(Settings(data_dir=tmp_path), runtime, store,
+    client = fake_client(Settings(data_dir=tmp_path, short_answers=False), runtime, store,
                          FakeRetriever(store, [make_hit("Inertia text.", score=0.9)]))
     response = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Inertia?"})
     events = server_events(response.text)

@@ -24,7 +24,7 @@ QUESTION = "What is inertia?"
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, admin_api_key=ADMIN, min_score=0.3)
+    return Settings(data_dir=tmp_path, short_answers=False, admin_api_key=ADMIN, min_score=0.3)
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_the_lifespan_opens_the_log_from_settings_and_the_off_switch_logs_nothin
     resources = Resources(ClosableRuntime(), store, retriever)
     monkeypatch.setattr("app.main.load_resources", lambda settings: resources)
     monkeypatch.setattr("app.main.batching", lambda runtime, settings: runtime)
-    settings = Settings(data_dir=tmp_path, question_log=enabled)
+    settings = Settings(data_dir=tmp_path, short_answers=False, question_log=enabled)
     with TestClient(build_app(settings)) as client:
         assert client.post("/v1/ask", json={"course": COURSE, "question": QUESTION}).status_code == 200
     database = tmp_path / "questions.db"

@@ -20,7 +20,8 @@ COURSE = "physics-101"
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(data_dir=tmp_path, max_question_chars=100, max_new_tokens=64, top_k=3, min_score=0.3)
+    return Settings(data_dir=tmp_path, short_answers=False,
+                        max_question_chars=100, max_new_tokens=64, top_k=3, min_score=0.3)
 
 
 @pytest.fixture
@@ -229,6 +230,25 @@ def test_health_answers_while_generation_is_in_flight(settings, fakes):
 
 @pytest.mark.parametrize("bad", [{"model": "/no/such/model"}, {"embedder": "/no/such/embedder"}])
 def test_startup_fails_clearly_when_a_model_path_is_missing(tmp_path, bad):
-    app = build_app(Settings(data_dir=tmp_path, **bad))
+    app = build_app(Settings(data_dir=tmp_path, short_answers=False,
+                        **bad))
     with pytest.raises(ModelNotFoundError, match="/no/such/"), TestClient(app):
         pass
+
+
+def test_the_short_answer_opens_the_answer_and_comes_as_a_field(tmp_path, fakes):
+    client = fake_client(Settings(data_dir=tmp_path, top_k=3, min_score=0.3), *fakes)  # the shipped reader
+    body = client.post("/v1/ask", json={"course": COURSE, "question": "What keeps an object at rest?"}).json()
+    short = body["short_answer"]
+    assert short["citation"] == 1 and short["text"] in "An object stays at rest unless a force acts on it."
+    assert body["answer"].startswith(f"{short['text'].rstrip('.')} [1].\n\n")
+    off = fake_client(Settings(data_dir=tmp_path, top_k=3, min_score=0.3, short_answers=False), *fakes)
+    body = off.post("/v1/ask", json={"course": COURSE, "question": "What keeps an object at rest?"}).json()
+    assert body["short_answer"] is None and "\n\n" not in body["answer"]
+
+
+def test_a_missing_reader_folder_stops_the_start_naming_the_setting(tmp_path):
+    from app.resources import check_model_paths
+
+    with pytest.raises(FileNotFoundError, match="TUTOR_SHORT_ANSWERS=false"):
+        check_model_paths(Settings(data_dir=tmp_path, reader=str(tmp_path / "no-reader")))

@@ -21,7 +21,13 @@ def tutor(caplog):
 
 def test_train_group_lists_its_commands(tutor):
     code, out = tutor("train", "--help")
-    assert code == 0 and all(name in out for name in ("sft", "dpo", "sweep"))
+    assert code == 0 and all(name in out for name in ("sft", "dpo", "sweep", "reader"))
+
+
+def test_training_the_reader_on_a_missing_file_names_it_and_writes_nothing(tutor, tmp_path):
+    code, out = tutor("train", "reader", "--squad", str(tmp_path / "nope.jsonl"),
+                      "--out", str(tmp_path / "r"))
+    assert code == 2 and "nope.jsonl does not exist" in out and not (tmp_path / "r").exists()
 
 
 def test_a_misspelt_recipe_key_exits_2_with_a_suggestion(tutor, tmp_path):

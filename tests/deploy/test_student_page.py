@@ -73,7 +73,7 @@ def keyed_fake_tutor(tmp_path_factory) -> Iterator[str]:
                      source="mechanics.pdf", page=3),
             make_hit("Heat flows from a hot body to a cold one.", source="thermodynamics.pdf", page=2)]
     settings = Settings(data_dir=tmp_path_factory.mktemp("keyed-data"), student_api_key=STUDENT_KEY,
-                        min_score=0.0)
+                        min_score=0.0, short_answers=False)  # exact answers of the fake model
     app = fake_app(settings, StreamingFakeRuntime(answer=FAKE_ANSWER), store, FakeRetriever(store, hits))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
@@ -168,6 +168,10 @@ def test_student_asks_sees_the_answer_stream_in_and_opens_a_citation(browser, pr
     partial = {text for text in seen_while_streaming if text and text != answer.text}
     assert partial, "no partial answer was shown: the answer did not stream in"
     assert answer.text.strip()
+    # The reader's short answer comes first, apart, citing the best-ranked note.
+    short = answer.find_element(By.CSS_SELECTOR, ":scope > :first-child")
+    assert short.get_attribute("class") == "short-answer" and short.text.endswith("[1].")
+    assert [b.get_attribute("data-n") for b in short.find_elements(By.CSS_SELECTOR, "button.cite")] == ["1"]
     citations = browser.find_elements(By.CSS_SELECTOR, "#citations button")
     assert citations and "mechanics.pdf" in citations[0].text
     target = next(c for c in citations if "p. 3" in c.text)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.grounded import AnswerOptions, generate_answer, prepare_answer, stream_answer
+from engine.reader import ShortAnswer
 from tests.utils.deploy import StreamingFakeRuntime
-from tests.utils.fakes import FakeRetriever, FakeStore, make_hit
+from tests.utils.fakes import FakeReader, FakeRetriever, FakeStore, make_hit
 
 HITS = [make_hit("Friction slows a sliding block."), make_hit("Inertia keeps a moving body moving.")]
 
@@ -37,3 +38,26 @@ def test_generation_stops_where_the_answer_would_read_the_prompt_back():
     runtime = StreamingFakeRuntime(answer="Inertia does [2].")
     generate_answer(runtime, prepared(stop=("</s>",)))
     assert runtime.requests[-1].stop == ["</s>", "\n[", "\nQuestion:"]
+
+
+def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_first():
+    reader = FakeReader(ShortAnswer("inertia.", 1, 3.0))
+    retriever = FakeRetriever(FakeStore({"physics": []}), HITS)
+    earlier = [{"role": "user", "content": "What slows a block?"},
+               {"role": "assistant", "content": "Friction."}]
+    prepared_answer = prepare_answer(retriever, "physics", "And what keeps it moving?", conversation=earlier,
+                                     options=AnswerOptions(reader=reader))
+    runtime = StreamingFakeRuntime(answer="Inertia does [2].")
+    whole = generate_answer(runtime, prepared_answer)
+    assert whole.text.startswith("inertia [1].\n\nInertia does [2].") and whole.short == reader.short
+    pieces = list(stream_answer(runtime, prepared_answer))
+    assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
+    # It reads the best-ranked chunk whole, with the question before this one.
+    assert reader.read_calls == [("What slows a block? And what keeps it moving?",
+                                  [prepared_answer.sources[0].text])]
+
+
+def test_without_a_short_answer_the_answer_is_the_models_own():
+    runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
+    whole = generate_answer(runtime, prepared(reader=FakeReader(None)))
+    assert (whole.text, whole.short) == ("Friction slows a block [1].", None)

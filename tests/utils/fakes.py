@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from engine.reader import ShortAnswer
 from engine.runtime import GenerationRequest, GenerationResult, LoglikelihoodRequest
 from retrieval import CourseNotFoundError, Hit, SourceInfo
 from retrieval.store import check_course_name
@@ -113,3 +114,14 @@ def fake_client(settings: Settings, runtime, store, retriever) -> TestClient:
     from fastapi.testclient import TestClient
 
     return TestClient(fake_app(settings, runtime, store, retriever), raise_server_exceptions=False)
+
+
+class FakeReader:
+    """Returns a fixed short answer and records what it was asked to read."""
+
+    def __init__(self, short: ShortAnswer | None):
+        self.short, self.read_calls = short, []
+
+    def read(self, question: str, notes: list[str]) -> ShortAnswer | None:
+        self.read_calls.append((question, list(notes)))
+        return self.short

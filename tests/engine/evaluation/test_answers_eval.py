@@ -8,8 +8,9 @@ import pytest
 
 from engine.evaluation.answers import AnswerFileError, GivenPassages, evaluate_answers, read_answer_items
 from engine.grounded import AnswerOptions
+from engine.reader import ShortAnswer
 from retrieval import NO_CONTEXT_ANSWER
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from tests.utils.fakes import FakeReader, FakeRetriever, FakeRuntime, FakeStore, make_hit
 
 MCQ_ROW = {"id": "sciq-val-3", "question": "What is an area of land called that is wet for all or part of "
            "the year?", "choices": ["grassland", "wetland", "plains", "tundra"], "answer_index": 1,
@@ -41,14 +42,14 @@ def test_reader_names_the_bad_line(tmp_path):
         read_answer_items(path)
 
 
-def evaluate(tmp_path, answer: str, rows, *, off_topic=False, quote_notes=True):
+def evaluate(tmp_path, answer: str, rows, *, off_topic=False, quote_notes=True, reader=None):
     hits = [make_hit("Grassland is dry.", source="sciq-dev-course.pdf", page=3),
             make_hit("A wetland is wet.", source="sciq-dev-course.pdf", page=27)]
     items = read_answer_items(write_rows(tmp_path / "q.jsonl", rows), off_topic=off_topic)
     out = tmp_path / "results.jsonl"
     summary = evaluate_answers(items, GivenPassages({r["question"]: hits for r in rows}),
                                FakeRuntime(answer=answer), "sciq-dev", out=out,
-                               options=AnswerOptions(quote_notes=quote_notes))
+                               options=AnswerOptions(quote_notes=quote_notes, reader=reader))
     return summary, [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -58,6 +59,16 @@ def test_a_right_cited_answer_scores_full_marks(tmp_path):
     assert (summary.uncited, summary.malformed, summary.false_refusals) == (0.0, 0.0, 0.0)
     assert summary.abstained is None and summary.answer_tokens == 5
     assert row["answer"] == "A wetland [2]." and row["cited"] == [2] and row["sources"][1]["page"] == 27
+
+
+def test_the_short_answer_is_scored_alone_beside_the_whole_answer(tmp_path):
+    reader = FakeReader(ShortAnswer("a wetland", 2, 1.0))
+    summary, [row] = evaluate(tmp_path, "It is an area of wet land [2].", [MCQ_ROW], reader=reader)
+    assert row["answer"].startswith("a wetland [2].\n\n") and row["short_answer"] == "a wetland"
+    assert (row["short_exact_match"], row["short_f1"]) == (1.0, 1.0) and row["f1"] < 0.5
+    assert (summary.short_exact_match, summary.short_f1) == (1.0, 1.0)
+    _, [row] = evaluate(tmp_path, "It is an area of wet land [2].", [MCQ_ROW], reader=FakeReader(None))
+    assert (row["short_answer"], row["short_f1"]) == (None, 0.0)
 
 
 def test_citations_are_not_words_of_the_answer(tmp_path):

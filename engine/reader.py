@@ -1,0 +1,155 @@
+"""The short answer: an extractive reader picks the words of the notes that answer the question.
+
+The 135M generator rarely states a short answer (SQuAD token F1 about 0.11). A small encoder with a span
+head does: all-MiniLM-L6-v2 (the packaged embedder's weights) plus a low-rank adapter and span head
+trained by ``tutor train reader`` on the grounded train split. It reads the chunks the prompt numbers,
+in one batch, and returns the span that beats its chunk's "no answer" position ([CLS]) by the most,
+and the chunk's number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.runtime.models import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FILE = "reader.safetensors"
+CONFIG_FILE = "reader.json"
+# The encoder's linear layers the adapter changes (names end with one of these).
+ADAPTED = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense")
+SHIPPED_READER = Path(__file__).resolve().parent / "shipped" / "reader"  # package data: ships in the wheel
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    """A span of note ``note`` (numbered from 1, as the prompt's ``[n]``) and how far it beat "no answer"."""
+
+    text: str
+    note: int
+    margin: float
+
+
+def reader_question(question: str, earlier_questions: Sequence[str] = ()) -> str:
+    """What the reader reads as the question: the conversation's last earlier question, then this one
+    ("Whom?" alone names nobody)."""
+    return " ".join([*earlier_questions[-1:], question]).strip()
+
+
+def adapted_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """The encoder's linear layers the adapter changes, by module name."""
+    return {name: module for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and name.startswith("bert.encoder.") and name.endswith(ADAPTED)}
+
+
+def load_span_model(base: Path) -> nn.Module:
+    """The base encoder with a fresh span head (``qa_outputs``), its load report kept out of the log."""
+    from transformers import AutoModelForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new head's "MISSING" report is expected
+    try:
+        return AutoModelForQuestionAnswering.from_pretrained(base)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def check_reader_folder(folder: str | Path) -> Path:
+    """The reader folder, failing clearly when it lacks the files ``tutor train reader`` writes."""
+    folder = Path(folder).expanduser()
+    if not (folder / ADAPTER_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        raise ModelNotFoundError(f"Reader folder {folder} has no {ADAPTER_FILE} and {CONFIG_FILE}; "
+                                 "train one with `tutor train reader`, or set TUTOR_SHORT_ANSWERS=false.")
+    return folder
+
+
+class ExtractiveReader:
+    """Best answer span over a question's notes (SQuAD-style start and end scores, one batch)."""
+
+    def __init__(self, model: nn.Module, tokenizer, *, max_length: int = 384, max_answer_tokens: int = 16):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.max_answer_tokens = max_answer_tokens
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ExtractiveReader:
+        """The reader ``tutor train reader`` wrote in ``folder``, on the encoder its ``reader.json`` names
+        (null: the packaged all-MiniLM-L6-v2): the adapter is merged into the base's weights once, here."""
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        from engine.runtime.models import check_embedder_path
+
+        folder = check_reader_folder(folder)
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        base = check_embedder_path(config.get("base"))
+        model = load_span_model(base)
+        merge_adapter(model, load_file(str(folder / ADAPTER_FILE)), config["alpha"] / config["rank"])
+        return cls(model, AutoTokenizer.from_pretrained(base), max_length=config.get("max_length", 384),
+                   max_answer_tokens=config.get("max_answer_tokens", 16))
+
+    @torch.inference_mode()
+    def read(self, question: str, notes: Sequence[str]) -> ShortAnswer | None:
+        """The span that beats its note's "no answer" score by the most, over all notes (None: no notes).
+
+        Every question gets its best span, however small the margin: on the dev split the spans a gate
+        at 0 would drop scored as well as those it kept (the model card, shipped/reader/README.md)."""
+        if not notes or not question.strip():
+            return None
+        encoded = self.tokenizer([question] * len(notes), list(notes), truncation="only_second",
+                                 max_length=self.max_length, padding=True, return_offsets_mapping=True,
+                                 return_tensors="pt")
+        offsets = encoded.pop("offset_mapping")
+        output = self.model(**encoded)
+        best: ShortAnswer | None = None
+        for row, note in enumerate(notes):
+            in_note = torch.tensor([s == 1 for s in encoded.sequence_ids(row)])
+            span = best_span(output.start_logits[row], output.end_logits[row], in_note,
+                             self.max_answer_tokens)
+            if span is None:
+                continue
+            start, end, margin = span
+            if best is None or margin > best.margin:
+                text = " ".join(note[int(offsets[row, start, 0]):int(offsets[row, end, 1])].split())
+                best = ShortAnswer(text, row + 1, margin) if text else best
+        return best
+
+
+def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, in_note: torch.Tensor,
+              max_tokens: int) -> tuple[int, int, float] | None:
+    """(start, end, margin over [CLS], "no answer") of the best span inside the note, of at most
+    ``max_tokens`` tokens; None when the note has no token."""
+    null = float(start_logits[0] + end_logits[0])
+    starts = start_logits.masked_fill(~in_note, float("-inf"))
+    ends = end_logits.masked_fill(~in_note, float("-inf"))
+    scores = starts[:, None] + ends[None, :]
+    length = torch.arange(len(starts))[None, :] - torch.arange(len(starts))[:, None]
+    scores = scores.masked_fill((length < 0) | (length >= max_tokens), float("-inf"))
+    flat = int(torch.argmax(scores))
+    start, end = divmod(flat, scores.shape[1])
+    return None if scores[start, end] == float("-inf") else (start, end, float(scores[start, end]) - null)
+
+
+def merge_adapter(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float) -> None:
+    """Add each adapted layer's ``B @ A * scale`` to its weight and load the span head."""
+    linears = adapted_linears(model)
+    with torch.no_grad():
+        for name, linear in linears.items():
+            down, up = tensors.get(f"{name}.lora_A"), tensors.get(f"{name}.lora_B")
+            if down is None or up is None or (up.shape[0], down.shape[1]) != tuple(linear.weight.shape):
+                raise ModelNotFoundError(f"The reader adapter does not fit {name} of its base encoder; "
+                                         "train it on that base with `tutor train reader`.")
+            linear.weight += (up.float() @ down.float()) * scale
+        model.qa_outputs.weight.copy_(tensors["qa_outputs.weight"])
+        model.qa_outputs.bias.copy_(tensors["qa_outputs.bias"])

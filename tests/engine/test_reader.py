@@ -1,0 +1,104 @@
+"""The short-answer reader: how a span is chosen, the adapter served as it was trained, the shipped
+reader on real notes, and a tiny training run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.reader import (
+    SHIPPED_READER,
+    ExtractiveReader,
+    best_span,
+    load_span_model,
+    merge_adapter,
+    reader_question,
+)
+from engine.runtime.models import default_embedder_path
+from training.data.grounded import BuildConfig
+from training.reader import ReaderConfig, add_low_rank, encode, train_reader
+
+
+@pytest.fixture(scope="module")
+def shipped_reader() -> ExtractiveReader:
+    return ExtractiveReader.load(SHIPPED_READER)
+
+
+def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_no_answer():
+    start = torch.tensor([0.0, 9.0, 1.0, 3.0, 0.5])
+    end = torch.tensor([0.0, 9.0, 0.0, 1.0, 4.0])
+    in_note = torch.tensor([False, False, True, True, True])  # position 1 is the question's
+    assert best_span(start, end, in_note, 16) == (3, 4, 7.0)
+    assert best_span(start, end, in_note, 1) == (4, 4, 4.5)
+    start[0] = 8.0  # "no answer" scores above every span: the margin says so
+    assert best_span(start, end, in_note, 16) == (3, 4, -1.0)
+    assert best_span(start, end, torch.zeros(5, dtype=torch.bool), 16) is None
+
+
+def test_a_follow_up_is_read_with_the_question_before_it():
+    assert reader_question("Whom?", ["Who came?", "Who did he meet?"]) == "Who did he meet? Whom?"
+    assert reader_question("Who came?") == "Who came?"
+
+
+def test_the_adapter_merged_at_load_scores_as_the_model_it_was_trained_on():
+    base = default_embedder_path()
+    trained = load_span_model(base)
+    layers = add_low_rank(trained, rank=4, alpha=8.0)
+    torch.manual_seed(0)
+    for layer in layers.values():
+        torch.nn.init.normal_(layer.lora_B, std=0.02)  # as after training: B is no longer zero
+    tensors = {f"{name}.{part}": getattr(layer, part).detach() for name, layer in layers.items()
+               for part in ("lora_A", "lora_B")}
+    tensors |= {f"qa_outputs.{k}": v for k, v in trained.qa_outputs.state_dict().items()}
+    served = load_span_model(base)
+    merge_adapter(served, tensors, scale=2.0)
+    inputs = {"input_ids": torch.tensor([[101, 2073, 2003, 3000, 1029, 102, 3000, 2003, 1999, 2605, 102]])}
+    with torch.no_grad():
+        expected, got = trained.eval()(**inputs), served.eval()(**inputs)
+    assert torch.allclose(expected.start_logits, got.start_logits, atol=1e-4)
+    assert torch.allclose(expected.end_logits, got.end_logits, atol=1e-4)
+    assert not torch.allclose(load_span_model(base).bert.encoder.layer[0].attention.self.query.weight,
+                              served.bert.encoder.layer[0].attention.self.query.weight)
+
+
+def test_a_training_target_covers_exactly_the_answer_tokens_and_a_cut_answer_becomes_no_answer():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(default_embedder_path())
+    passage = "The game was played at Levi's Stadium in Santa Clara."
+    at = passage.index("Levi's Stadium")
+    ids, _, start, end = encode(tokenizer, "Where?", passage, (at, at + len("Levi's Stadium")), 64)
+    assert tokenizer.decode(ids[start:end + 1]).replace(" ", "") == "levi'sstadium"
+    _, _, start, end = encode(tokenizer, "Where?", passage, (at, at + len("Levi's Stadium")), 8)
+    assert (start, end) == (0, 0)
+
+
+def test_the_shipped_reader_finds_the_answer_in_the_note_that_holds_it(shipped_reader):
+    notes = ["Friction slows a sliding block and turns its motion into heat.",
+             "Super Bowl 50 was played on February 7, 2016, at Levi's Stadium in Santa Clara, California."]
+    short = shipped_reader.read("Where was Super Bowl 50 played?", notes)
+    assert short is not None and short.note == 2 and "Levi's Stadium" in short.text
+    when = shipped_reader.read("When was Super Bowl 50 played?", notes)
+    assert when is not None and "2016" in when.text
+    assert shipped_reader.read("", notes) is None and shipped_reader.read("Where?", []) is None
+
+
+def test_the_shipped_reader_names_its_training(shipped_reader):
+    record = json.loads((SHIPPED_READER / "reader.json").read_text(encoding="utf-8"))
+    assert record["base"] is None and record["rank"] > 0  # the packaged all-MiniLM-L6-v2
+    assert record["dev"]["squad F1 among 4"] > 0.3  # what the README reports, from the training run
+
+
+def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
+    rows = [{"id": f"q{i}", "title": f"T{i % 4}", "context": f"Alice {i} lives in town {i}. Bob does not.",
+             "question": f"Where does Alice {i} live?", "answers": [f"town {i}"]} for i in range(16)]
+    squad = tmp_path / "squad.jsonl"
+    squad.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = ReaderConfig(max_steps=2, batch_size=4, rank=2, alpha=4.0, build=BuildConfig(dev_fraction=0.25))
+    scores = train_reader(tmp_path / "reader", default_embedder_path(), squad=squad, coqa=None, config=config)
+    assert scores["squad questions"] == 4 and 0.0 <= scores["squad F1 gold passage"] <= 1.0
+    record = json.loads((tmp_path / "reader" / "reader.json").read_text(encoding="utf-8"))
+    assert record["steps"] == 2 and record["dev"] == scores
+    ExtractiveReader.load(tmp_path / "reader")

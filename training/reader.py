@@ -1,0 +1,239 @@
+"""Train the short-answer reader (``engine.reader``): a low-rank adapter and span head on the encoder.
+
+Examples come from the grounded train split (``training.data.grounded``: the same SQuAD and CoQA
+questions, chunks and article/story split as the SFT and DPO data, so its dev split stays unseen):
+each question with its gold passage and the reference answer's span, and with one other passage of
+its article or story whose target is "no answer" ([CLS]), so span scores compare across notes. The
+adapter (rank ``rank`` on every encoder linear layer) and the head are what is saved: about 2 MB,
+small enough to ship in the repository; the embeddings and the base weights stay as packaged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.evaluation.answer_metrics import token_f1
+from engine.reader import (
+    ADAPTER_FILE,
+    CONFIG_FILE,
+    ExtractiveReader,
+    adapted_linears,
+    load_span_model,
+    reader_question,
+)
+from engine.runtime.models import default_embedder_path
+from training.cleaning import CleaningReport, split_by_group
+from training.data.grounded import BuildConfig, GroundedQuestion, load_questions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReaderConfig:
+    """How the reader is trained (``tutor train reader`` options)."""
+
+    epochs: float = field(default=3.0, metadata={"help": "Passes over the train examples."})
+    batch_size: int = 16
+    learning_rate: float = 8e-4
+    rank: int = 32
+    alpha: float = 64.0
+    max_length: int = 256  # question and passage tokens in training (serving reads up to 384)
+    seed: int = 0
+    max_steps: int | None = None  # a cap for smoke runs
+    build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the SFT data
+
+
+class LowRank(nn.Module):
+    """``linear(x) + B(A(x)) * scale``, ``linear`` frozen; B starts at zero: training starts at the base."""
+
+    def __init__(self, linear: nn.Linear, rank: int, scale: float):
+        super().__init__()
+        self.linear, self.scale = linear, scale
+        self.lora_A = nn.Parameter(torch.randn(rank, linear.in_features) / math.sqrt(linear.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(linear.out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + (x @ self.lora_A.T @ self.lora_B.T) * self.scale
+
+
+def add_low_rank(model: nn.Module, rank: int, alpha: float) -> dict[str, LowRank]:
+    """Freeze the model, wrap each adapted linear layer, leave the span head trainable."""
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    wrapped = {}
+    for name, linear in adapted_linears(model).items():
+        parent_name, _, child = name.rpartition(".")
+        wrapped[name] = LowRank(linear, rank, alpha / rank)
+        setattr(model.get_submodule(parent_name), child, wrapped[name])
+    for parameter in model.qa_outputs.parameters():
+        parameter.requires_grad = True
+    return wrapped
+
+
+def answer_span(question: GroundedQuestion) -> tuple[int, int] | None:
+    """Character span of the longest reference answer found in the gold passage (case-insensitive)."""
+    text = question.gold.text.lower()
+    for answer in sorted((a.strip() for a in question.answers if a.strip()), key=len, reverse=True):
+        start = text.find(answer.lower())
+        if start >= 0:
+            return start, start + len(answer)
+    return None
+
+
+def question_text(question: GroundedQuestion) -> str:
+    earlier = [m["content"] for m in question.history if m["role"] == "user"]
+    return reader_question(question.question, earlier)
+
+
+def encode(tokenizer, question: str, passage: str, span: tuple[int, int] | None,
+           max_length: int) -> tuple[list[int], list[int], int, int]:
+    """Token ids, segment ids and the span's start/end tokens (0, 0: "no answer", also when truncated)."""
+    encoded = tokenizer(question, passage, truncation="only_second", max_length=max_length,
+                        return_offsets_mapping=True)
+    start = end = 0
+    if span is not None:
+        for index, ((begin, finish), segment) in enumerate(zip(encoded["offset_mapping"],
+                                                               encoded.sequence_ids(), strict=True)):
+            if segment != 1 or finish <= begin:
+                continue
+            if not start and finish > span[0]:
+                start = index
+            if begin < span[1]:
+                end = index
+        if not start or end < start:
+            start = end = 0
+    return encoded["input_ids"], encoded["token_type_ids"], start, end
+
+
+def reader_examples(questions: Sequence[GroundedQuestion], tokenizer, max_length: int,
+                    rng: random.Random) -> list[tuple[list[int], list[int], int, int]]:
+    """Each locatable question on its gold passage, and on one other passage of its group as "no answer"."""
+    passages: dict[str, list] = {}
+    for question in questions:
+        group = passages.setdefault(question.group, [])
+        if all(p is not question.gold for p in group):
+            group.append(question.gold)
+    examples = []
+    for question in questions:
+        span = answer_span(question)
+        if span is None:
+            continue
+        text = question_text(question)
+        examples.append(encode(tokenizer, text, question.gold.text, span, max_length))
+        others = [p for p in passages[question.group] if p is not question.gold]
+        if others:
+            examples.append(encode(tokenizer, text, rng.choice(others).text, None, max_length))
+    return examples
+
+
+def _batch(rows: Sequence[tuple[list[int], list[int], int, int]]) -> dict[str, torch.Tensor]:
+    width = max(len(r[0]) for r in rows)
+    pad = [width - len(r[0]) for r in rows]
+    return {"input_ids": torch.tensor([r[0] + [0] * p for r, p in zip(rows, pad, strict=True)]),
+            "token_type_ids": torch.tensor([r[1] + [0] * p for r, p in zip(rows, pad, strict=True)]),
+            "attention_mask": torch.tensor([[1] * len(r[0]) + [0] * p
+                                            for r, p in zip(rows, pad, strict=True)]),
+            "start_positions": torch.tensor([r[2] for r in rows]),
+            "end_positions": torch.tensor([r[3] for r in rows])}
+
+
+def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | None,
+                 config: ReaderConfig | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """Train, write ``reader.safetensors`` and ``reader.json`` in ``out_dir``, and return the dev scores."""
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    config = config or ReaderConfig()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    questions = load_questions(squad, coqa, config.build, CleaningReport())
+    splits = split_by_group(questions, (1 - config.build.dev_fraction, config.build.dev_fraction, 0.0),
+                            config.build.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    examples = reader_examples(splits["train"], tokenizer, config.max_length, rng)
+    model = load_span_model(base)
+    low_rank = add_low_rank(model, config.rank, config.alpha)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
+    steps = max(1, int(len(examples) / config.batch_size * config.epochs))
+    steps = min(steps, config.max_steps) if config.max_steps else steps
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / steps))
+    logger.info("Reader: %d train examples from %d questions, %d steps.", len(examples),
+                len(splits["train"]), steps)
+    model.train()
+    step, started = 0, time.monotonic()
+    while step < steps:
+        rng.shuffle(examples)
+        for first in range(0, len(examples) - config.batch_size + 1, config.batch_size):
+            loss = model(**_batch(examples[first:first + config.batch_size])).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            if progress:
+                progress(step, steps)
+            if step >= steps:
+                break
+    # float16 halves the file; the merge at load computes in float32.
+    tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
+               for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
+    tensors |= {f"qa_outputs.{k}": v.detach().half().contiguous()
+                for k, v in model.qa_outputs.state_dict().items()}
+    # Written beside ``out_dir`` and swapped in whole: a failed run leaves the reader there as it was.
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file(tensors, str(staging / ADAPTER_FILE))
+    packaged = base.resolve() == default_embedder_path().resolve()
+    record = {"base": None if packaged else str(base), "rank": config.rank, "alpha": config.alpha,
+              "max_length": 384, "max_answer_tokens": 16, "train_examples": len(examples), "steps": steps,
+              "train_seconds": round(time.monotonic() - started),
+              "config": {k: v for k, v in asdict(config).items() if k != "build"}}
+    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
+    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for name in (ADAPTER_FILE, CONFIG_FILE):  # other files there (the model card) stay
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (staging / name).replace(out_dir / name)
+    staging.rmdir()
+    return record["dev"]
+
+
+def evaluate_reader(reader: ExtractiveReader, questions: Sequence[GroundedQuestion],
+                    rng: random.Random, notes: int = 4) -> dict[str, float]:
+    """Token F1 of the reader's span per set: on the gold passage alone, and among ``notes`` passages
+    of the same article or story (the gold one at a random place), as retrieval shows them."""
+    passages: dict[str, list] = {}
+    for question in questions:
+        group = passages.setdefault(question.group, [])
+        if all(p is not question.gold for p in group):
+            group.append(question.gold)
+    totals: dict[str, list[float]] = {}
+    for question in questions:
+        name = question.group.split(":")[0]
+        text = question_text(question)
+        alone = reader.read(text, [question.gold.text])
+        shown = [p.text for p in passages[question.group] if p is not question.gold][:notes - 1]
+        shown.insert(rng.randrange(len(shown) + 1), question.gold.text)
+        among = reader.read(text, shown)
+        for key, answer in ((f"{name} F1 gold passage", alone), (f"{name} F1 among {notes}", among)):
+            totals.setdefault(key, []).append(token_f1(answer.text if answer else "", question.answers))
+    return {key: round(sum(values) / len(values), 3) for key, values in totals.items()} | {
+        f"{name} questions": sum(q.group.startswith(name + ":") for q in questions)
+        for name in sorted({q.group.split(":")[0] for q in questions})}
