@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 class ReaderConfig:
     """How the reader is trained (``tutor train reader`` options)."""
 
-    epochs: float = field(default=3.0, metadata={"help": "Passes over the train examples."})
+    epochs: float = 3.0  # passes over the train examples
     batch_size: int = 16
     learning_rate: float = 8e-4
     rank: int = 32

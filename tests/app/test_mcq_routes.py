@@ -24,7 +24,7 @@ def fakes_with(runtime) -> tuple:
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, short_answers=False,
-                        top_k=2, min_score=0.3)
+                    top_k=2, min_score=0.3)
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_batch_refuses_bad_gold_and_unknown_jobs(client):
 @pytest.mark.integration
 def test_mcq_routes_with_the_real_model(tmp_path, runtime):
     client = fake_client(Settings(data_dir=tmp_path, short_answers=False,
-                        top_k=2, min_score=0.3), *fakes_with(runtime))
+                                  top_k=2, min_score=0.3), *fakes_with(runtime))
     question = {"question": "What do plants need to make food?", "choices": ["sunlight", "sand", "plastic"]}
     body = client.post("/v1/mcq", json={**question, "method": "loglik"}).json()
     assert body["answer"] in "ABC" and len(body["scores"]) == 3

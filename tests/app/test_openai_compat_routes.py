@@ -26,7 +26,7 @@ def fakes():
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, short_answers=False,
-                        max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
+                    max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
 
 
 def server_events(text: str) -> list:
@@ -98,7 +98,7 @@ def test_a_long_prompt_is_a_question_limit_for_a_course_but_not_for_the_bare_mod
 def test_chat_completion_without_relevant_material_answers_no_context(tmp_path, fakes):
     runtime, store, retriever = fakes
     client = fake_client(Settings(data_dir=tmp_path, short_answers=False,
-                        min_score=0.95), runtime, store, retriever)
+                                  min_score=0.95), runtime, store, retriever)
     response = client.post("/v1/chat/completions", json={
         "model": f"tutor/{COURSE}", "messages": [{"role": "user", "content": "Who won the cup?"}]})
     assert response.json()["choices"][0]["message"]["content"] == NO_CONTEXT_ANSWER

@@ -21,7 +21,7 @@ COURSE = "physics-101"
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, short_answers=False,
-                        max_question_chars=100, max_new_tokens=64, top_k=3, min_score=0.3)
+                    max_question_chars=100, max_new_tokens=64, top_k=3, min_score=0.3)
 
 
 @pytest.fixture
@@ -231,7 +231,7 @@ def test_health_answers_while_generation_is_in_flight(settings, fakes):
 @pytest.mark.parametrize("bad", [{"model": "/no/such/model"}, {"embedder": "/no/such/embedder"}])
 def test_startup_fails_clearly_when_a_model_path_is_missing(tmp_path, bad):
     app = build_app(Settings(data_dir=tmp_path, short_answers=False,
-                        **bad))
+                             **bad))
     with pytest.raises(ModelNotFoundError, match="/no/such/"), TestClient(app):
         pass
 

@@ -58,7 +58,7 @@ def fake_server() -> Iterator[tuple[str, StreamingFakeRuntime]]:
 
     store = FakeStore({COURSE: []})
     runtime = StreamingFakeRuntime(answer="Inertia keeps a body at rest [1].")
-    app = build_app(Settings(min_score=0.3))
+    app = build_app(Settings(min_score=0.3, short_answers=False))
     app.dependency_overrides[get_runtime] = lambda: runtime
     app.dependency_overrides[get_store] = lambda: store
     app.dependency_overrides[get_retriever] = lambda: FakeRetriever(store, [make_hit("Inertia.", page=4)])
