@@ -111,7 +111,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     if not hits:
         return PreparedAnswer(None, retrieval_s=time.perf_counter() - started)
     # Key sentences are picked with the student's words: this question and the earlier ones.
-    asked = " ".join([*(turn["content"] for turn in conversation if turn["role"] == "user"), question])
+    earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
+    asked = " ".join([*earlier, question])
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked)
     history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
                if turn["role"] in {"user", "assistant"}]
@@ -123,7 +124,6 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     if options.reader is not None:
         # The best-ranked chunk, whole: retrieval's first rank names the gold page more often than the
         # reader's choice among all four (README, "Short answers"); a key sentence may miss the answer.
-        earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
         short = options.reader.read(reader_question(question, earlier), [prompt.sources[0].text])
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.notes if options.quote_notes else [], short=short)

@@ -34,7 +34,7 @@ from engine.reader import (
 )
 from engine.runtime.models import default_embedder_path
 from training.cleaning import CleaningReport, split_by_group
-from training.data.grounded import BuildConfig, GroundedQuestion, load_questions
+from training.data.grounded import BuildConfig, GroundedQuestion, Passage, load_questions
 
 logger = logging.getLogger(__name__)
 
@@ -116,14 +116,20 @@ def encode(tokenizer, question: str, passage: str, span: tuple[int, int] | None,
     return encoded["input_ids"], encoded["token_type_ids"], start, end
 
 
-def reader_examples(questions: Sequence[GroundedQuestion], tokenizer, max_length: int,
-                    rng: random.Random) -> list[tuple[list[int], list[int], int, int]]:
-    """Each locatable question on its gold passage, and on one other passage of its group as "no answer"."""
-    passages: dict[str, list] = {}
+def passages_by_group(questions: Sequence[GroundedQuestion]) -> dict[str, list[Passage]]:
+    """The questions' gold passages, each once, by article or story."""
+    passages: dict[str, list[Passage]] = {}
     for question in questions:
         group = passages.setdefault(question.group, [])
         if all(p is not question.gold for p in group):
             group.append(question.gold)
+    return passages
+
+
+def reader_examples(questions: Sequence[GroundedQuestion], tokenizer, max_length: int,
+                    rng: random.Random) -> list[tuple[list[int], list[int], int, int]]:
+    """Each locatable question on its gold passage, and on one other passage of its group as "no answer"."""
+    passages = passages_by_group(questions)
     examples = []
     for question in questions:
         span = answer_span(question)
@@ -208,8 +214,8 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
     (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
     (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name in (ADAPTER_FILE, CONFIG_FILE):  # other files there (the model card) stay
-        out_dir.mkdir(parents=True, exist_ok=True)
         (staging / name).replace(out_dir / name)
     staging.rmdir()
     return record["dev"]
@@ -219,11 +225,7 @@ def evaluate_reader(reader: ExtractiveReader, questions: Sequence[GroundedQuesti
                     rng: random.Random, notes: int = 4) -> dict[str, float]:
     """Token F1 of the reader's span per set: on the gold passage alone, and among ``notes`` passages
     of the same article or story (the gold one at a random place), as retrieval shows them."""
-    passages: dict[str, list] = {}
-    for question in questions:
-        group = passages.setdefault(question.group, [])
-        if all(p is not question.gold for p in group):
-            group.append(question.gold)
+    passages = passages_by_group(questions)
     totals: dict[str, list[float]] = {}
     for question in questions:
         name = question.group.split(":")[0]

@@ -22,6 +22,7 @@ from app.tutoring.schemas import (
     Timings,
 )
 from engine.grounded import AnswerOptions, GroundedAnswer, PreparedAnswer, answer_question, prepare_answer
+from engine.reader import ShortAnswer
 from engine.runtime import Runtime
 from insights import QuestionLog, record_answer
 from retrieval import CourseStore, Hit, Retriever
@@ -99,10 +100,14 @@ def ask(request: AskRequest, *, retriever: Retriever, runtime: Runtime, settings
     record_answer(question_log, course=request.course, question=request.question, route="ask",
                   model=runtime.model_name, sources=answer.sources, not_covered=answer.not_covered,
                   latency_s=answer.retrieval_s + answer.generation_s)
-    short = answer.short and ShortAnswerOut(text=answer.short.text, citation=answer.short.note)
     return AskResponse(answer=answer.text, citations=citations_for(request.course, answer.sources),
-                       short_answer=short,
+                       short_answer=short_answer_of(answer.short),
                        model=runtime.model_name, timings=timings_of(answer.retrieval_s, answer.generation_s))
+
+
+def short_answer_of(short: ShortAnswer | None) -> ShortAnswerOut | None:
+    """The reader's short answer as the API sends it."""
+    return None if short is None else ShortAnswerOut(text=short.text, citation=short.note)
 
 
 def list_courses(store: CourseStore) -> CoursesResponse:

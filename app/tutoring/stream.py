@@ -20,7 +20,7 @@ from app.deps import QuestionLogDep, RetrieverDep, RuntimeDep, SettingsDep
 from app.sse import event_stream, sse_event
 from app.tutoring.routes import ERROR_RESPONSES
 from app.tutoring.schemas import AskRequest
-from app.tutoring.service import citations_for, prepare_ask, timings_of
+from app.tutoring.service import citations_for, prepare_ask, short_answer_of, timings_of
 from engine.grounded import PreparedAnswer, stream_answer
 from engine.runtime import Runtime
 from insights import QuestionLog, record_answer
@@ -35,9 +35,9 @@ def answer_events(prepared: PreparedAnswer, runtime: Runtime, request: AskReques
     """Citations (and the short answer, which also opens the answer) first, then the answer piece by
     piece, then the whole answer with timings (and the question logged, once the answer is complete)."""
     citations = [c.model_dump() for c in citations_for(request.course, prepared.sources)]
-    short = prepared.short and {"text": prepared.short.text, "citation": prepared.short.note}
+    short = short_answer_of(prepared.short)
     yield sse_event({"type": "citations", "citations": citations, "model": runtime.model_name,
-                     "short_answer": short})
+                     "short_answer": short and short.model_dump()})
     started, pieces = time.perf_counter(), []
     try:
         for piece in stream_answer(runtime, prepared):
