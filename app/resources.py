@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,7 +141,11 @@ def open_reader(settings: Settings) -> ExtractiveReader | None:
         return None
     from engine.reader import SHIPPED_READER
 
-    return _load_reader(str(settings.reader or SHIPPED_READER))
+    with _READER_LOCK:  # requests in worker threads: the first loads it, the others wait for it
+        return _load_reader(str(settings.reader or SHIPPED_READER))
+
+
+_READER_LOCK = threading.Lock()
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.prompt import (
@@ -33,6 +33,9 @@ _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention
 # How an answer that does not say the best-ranked note's key sentence is ended: with it, quoted.
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
+# A citation with the spaces before it, and what may still grow into one at the end of a piece.
+_SPACED_CITATION = re.compile(r"\s*" + CITATION.pattern)
+_OPEN_CITATION = re.compile(r"\s*(\[[\d\s,;]*)?$")
 
 
 def cited_numbers(answer: str) -> list[int]:
@@ -43,6 +46,48 @@ def cited_numbers(answer: str) -> list[int]:
             if int(number) not in numbers:
                 numbers.append(int(number))
     return numbers
+
+
+class CitationFilter:
+    """Drops the numbers of ``[n]`` citations that name no source, as the answer streams.
+
+    The 135M model now and then numbers its own list ("[5] The principle ...") past the four sources
+    it was shown; a student clicking such a citation finds nothing. ``[1, 5]`` becomes ``[1]``, ``[5]``
+    goes with the spaces before it. A piece ending in what may still become a citation (" [", " [1,")
+    is held back until the next piece settles it; ``flush`` returns what is held at the end.
+    """
+
+    def __init__(self, sources: int):
+        self.sources = sources
+        self.held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self.held + piece
+        cut = _OPEN_CITATION.search(text).start()
+        self.held = text[cut:]
+        return _SPACED_CITATION.sub(self._keep_valid, text[:cut])
+
+    def flush(self) -> str:
+        text, self.held = self.held, ""
+        return _SPACED_CITATION.sub(self._keep_valid, text)
+
+    def _keep_valid(self, match: re.Match[str]) -> str:
+        numbers = re.split(r"\s*[,;]\s*", match.group(1))
+        valid = [n for n in numbers if 1 <= int(n) <= self.sources]
+        if len(valid) == len(numbers):
+            return match.group(0)
+        spaces = match.group(0)[:len(match.group(0)) - len(match.group(0).lstrip())]
+        return f"{spaces}[{', '.join(valid)}]" if valid else ""
+
+
+def valid_citations(pieces: Iterable[str], sources: int) -> Iterator[str]:
+    """The answer's pieces with the citations of no source dropped (``CitationFilter``), as they come."""
+    citations = CitationFilter(sources)
+    for piece in pieces:
+        if kept := citations.feed(piece):
+            yield kept
+    if rest := citations.flush():
+        yield rest
 
 
 def is_refusal(answer: str) -> bool:

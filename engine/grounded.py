@@ -10,10 +10,10 @@ answer that does not say the best note's key sentence with it, quoted and cited 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from engine.citations import answer_ending
+from engine.citations import answer_ending, valid_citations
 from engine.reader import ExtractiveReader, ShortAnswer, reader_question
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
@@ -60,6 +60,11 @@ class PreparedAnswer:
     def lead(self) -> str:
         """The short answer's line that opens the answer, e.g. ``Levi's Stadium [2].`` ("" without one)."""
         return "" if self.short is None else f"{self.short.text.rstrip('.')} [{self.short.note}].\n\n"
+
+    def cited_sources_only(self, pieces: Iterable[str]) -> Iterable[str]:
+        """The model's pieces without citations of no source (``valid_citations``); a plain chat, which
+        has no sources, as the model wrote it."""
+        return valid_citations(pieces, len(self.sources)) if self.sources else pieces
 
     def ending(self, answer: str) -> str:
         """What the server appends to the answer: the best note quoted, or its ``[1]`` ("": nothing)."""
@@ -135,8 +140,9 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
         return GroundedAnswer(NO_CONTEXT_ANSWER, [], prepared.retrieval_s, 0.0)
     started = time.perf_counter()
     [result] = runtime.generate([prepared.generation])
-    added = prepared.ending(result.text)
-    text = prepared.lead + (result.text.rstrip() + added if added else result.text)
+    written = "".join(prepared.cited_sources_only([result.text]))
+    added = prepared.ending(written)
+    text = prepared.lead + (written.rstrip() + added if added else written)
     return GroundedAnswer(text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                           finish_reason=result.finish_reason, added=added, short=prepared.short)
@@ -154,7 +160,7 @@ def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     if prepared.lead:
         yield prepared.lead
     pieces = []
-    for piece in stream_text(runtime, prepared.generation):
+    for piece in prepared.cited_sources_only(stream_text(runtime, prepared.generation)):
         pieces.append(piece)
         yield piece
     if added := prepared.ending("".join(pieces)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.citations import answer_ending, cited_numbers, is_refusal
+from engine.citations import answer_ending, cited_numbers, is_refusal, valid_citations
 from retrieval import NO_CONTEXT_ANSWER
 
 NOTES = [
@@ -62,3 +62,16 @@ def test_an_answer_saying_less_than_half_of_what_the_quote_adds_gets_the_quote()
     notes = ["Deserts are dry and get little rain.", "Wetlands are wet."]
     assert answer_ending("A desert is dry.", "What is a desert like?", notes) == (
         ' The notes say: "Deserts are dry and get little rain." [1]')
+
+
+def test_citations_of_no_source_are_dropped_with_their_spaces_and_valid_ones_kept():
+    answer = "It is inertia [5]. Newton said so [1, 7] and [2]; see [ 3 ]."
+    assert "".join(valid_citations([answer], 4)) == "It is inertia. Newton said so [1] and [2]; see [ 3 ]."
+    assert "".join(valid_citations(["Brackets [b] and [4] stay."], 4)) == "Brackets [b] and [4] stay."
+
+
+def test_a_citation_split_across_streamed_pieces_is_judged_whole_and_nothing_is_lost():
+    pieces = ["It is X", " [", "5", "]", " and Y [1", ",", " 6]", ".", " A [", "2"]
+    streamed = list(valid_citations(pieces, 4))
+    assert "".join(streamed) == "It is X and Y [1]. A [2"  # an unclosed bracket at the end is kept as written
+    assert all(streamed) and "[5" not in "".join(streamed)

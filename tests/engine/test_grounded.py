@@ -35,7 +35,7 @@ def test_an_answer_saying_the_best_note_is_cited_unless_it_cites_and_the_setting
 
 
 def test_generation_stops_where_the_answer_would_read_the_prompt_back():
-    runtime = StreamingFakeRuntime(answer="Inertia does [2].")
+    runtime = StreamingFakeRuntime(answer="Inertia does [1].")
     generate_answer(runtime, prepared(stop=("</s>",)))
     assert runtime.requests[-1].stop == ["</s>", "\n[", "\nQuestion:"]
 
@@ -47,9 +47,9 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
                {"role": "assistant", "content": "Friction."}]
     prepared_answer = prepare_answer(retriever, "physics", "And what keeps it moving?", conversation=earlier,
                                      options=AnswerOptions(reader=reader))
-    runtime = StreamingFakeRuntime(answer="Inertia does [2].")
+    runtime = StreamingFakeRuntime(answer="Inertia does [1].")
     whole = generate_answer(runtime, prepared_answer)
-    assert whole.text.startswith("inertia [1].\n\nInertia does [2].") and whole.short == reader.short
+    assert whole.text.startswith("inertia [1].\n\nInertia does [1].") and whole.short == reader.short
     pieces = list(stream_answer(runtime, prepared_answer))
     assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
     # It reads the best-ranked chunk whole, with the question before this one.

@@ -86,13 +86,13 @@ def test_markup_talk_scores_as_wrong_and_uncited(tmp_path):
     assert summary.citation_precision is None and row["f1"] == 0.0
 
 
-def test_a_citation_beyond_the_sources_is_malformed(tmp_path):
+def test_a_citation_beyond_the_sources_is_dropped_before_the_answer_is_scored(tmp_path):
+    # The model's [5] of two sources points nowhere: the served (and scored) answer is without it.
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], quote_notes=False)
-    assert row["malformed"] == [5] and summary.malformed == 1.0 and summary.citation_precision is None
+    assert row["answer"] == "Grassland and wetland." and row["malformed"] == [] and summary.uncited == 1.0
     # The answer says what the best note's key sentence adds ("grassland"): the server cites that note.
-    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW])
-    assert row["answer"] == "Grassland and wetland [5]. [1]" and row["server_added"] == "[1]"
-    assert row["malformed"] == [5] and summary.citation_precision == 0.0
+    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5] [2].", [MCQ_ROW])
+    assert row["answer"] == "Grassland and wetland [2]." and row["cited"] == [2] and summary.malformed == 0.0
 
 
 def test_an_answer_not_saying_the_best_notes_key_sentence_gets_it_quoted_and_counted(tmp_path):

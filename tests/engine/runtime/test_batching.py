@@ -207,7 +207,7 @@ def test_the_api_answers_503_with_retry_after_when_the_queue_is_full(tmp_path, m
     model.gate.clear()
     runtime = BatchingRuntime(model, BatchSettings(max_queue=1, window_s=0.0, retry_after_s=5))
     store = FakeStore({"physics-101": [SourceInfo("m.pdf", "abc", chunks=1, pages=1)]})
-    app = build_app(Settings(data_dir=tmp_path, min_score=0.0))
+    app = build_app(Settings(data_dir=tmp_path, min_score=0.0, short_answers=False))
     app.dependency_overrides[get_runtime] = lambda: runtime
     app.dependency_overrides[get_store] = lambda: store
     app.dependency_overrides[get_retriever] = lambda: FakeRetriever(store, [make_hit("Momentum is p = mv.")])
