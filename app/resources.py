@@ -135,6 +135,9 @@ def open_retriever(settings: Settings, store: CourseStore | None = None) -> Retr
     return Retriever(store or open_store(settings), open_embedder(settings))
 
 
+_READER_LOCK = threading.Lock()
+
+
 def open_reader(settings: Settings) -> ExtractiveReader | None:
     """The short-answer reader (None when TUTOR_SHORT_ANSWERS is off), loaded once per folder."""
     if not settings.short_answers:
@@ -143,9 +146,6 @@ def open_reader(settings: Settings) -> ExtractiveReader | None:
 
     with _READER_LOCK:  # requests in worker threads: the first loads it, the others wait for it
         return _load_reader(str(settings.reader or SHIPPED_READER))
-
-
-_READER_LOCK = threading.Lock()
 
 
 @functools.cache

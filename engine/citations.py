@@ -34,7 +34,7 @@ _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
 # A citation with the spaces before it, and what may still grow into one at the end of a piece.
-_SPACED_CITATION = re.compile(r"\s*" + CITATION.pattern)
+_SPACED_CITATION = re.compile(r"(\s*)" + CITATION.pattern)
 _OPEN_CITATION = re.compile(r"\s*(\[[\d\s,;]*)?$")
 
 
@@ -42,10 +42,15 @@ def cited_numbers(answer: str) -> list[int]:
     """The source numbers an answer cites, in order of first appearance."""
     numbers: list[int] = []
     for group in CITATION.findall(answer):
-        for number in re.split(r"\s*[,;]\s*", group):
-            if int(number) not in numbers:
-                numbers.append(int(number))
+        for number in group_numbers(group):
+            if number not in numbers:
+                numbers.append(number)
     return numbers
+
+
+def group_numbers(group: str) -> list[int]:
+    """The numbers inside one citation's brackets: "1, 3" → [1, 3]."""
+    return [int(number) for number in re.split(r"\s*[,;]\s*", group)]
 
 
 class CitationFilter:
@@ -72,11 +77,11 @@ class CitationFilter:
         return _SPACED_CITATION.sub(self._keep_valid, text)
 
     def _keep_valid(self, match: re.Match[str]) -> str:
-        numbers = re.split(r"\s*[,;]\s*", match.group(1))
-        valid = [n for n in numbers if 1 <= int(n) <= self.sources]
+        spaces, group = match.groups()
+        numbers = group_numbers(group)
+        valid = [str(n) for n in numbers if 1 <= n <= self.sources]
         if len(valid) == len(numbers):
             return match.group(0)
-        spaces = match.group(0)[:len(match.group(0)) - len(match.group(0).lstrip())]
         return f"{spaces}[{', '.join(valid)}]" if valid else ""
 
 
