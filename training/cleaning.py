@@ -96,7 +96,7 @@ class CleaningConfig:
     max_pairs_per_prompt: int | None = field(
         default=None,
         metadata={
-            "help": "Keep at most this many pairs per question: the highest agreement first, ties broken "
+            "help": "Keep at most this many pairs per prompt: the highest agreement first, ties broken "
             "by a seeded hash so the choice is deterministic."
         },
     )
@@ -212,12 +212,16 @@ def _stable_hash(seed: int, *parts: str) -> str:
 
 
 def cap_per_prompt(pairs: list[PreferencePair], limit: int, seed: int) -> list[PreferencePair]:
-    """At most ``limit`` pairs per question: highest agreement first, then a seeded hash order."""
-    by_group: dict[str, list[PreferencePair]] = defaultdict(list)
+    """At most ``limit`` pairs per prompt: highest agreement first, then a seeded hash order.
+
+    Keyed by the prompt itself, not the split group: the grounded builder groups a whole article or
+    story (many questions) so that splits keep it together.
+    """
+    by_prompt: dict[str, list[PreferencePair]] = defaultdict(list)
     for pair in pairs:
-        by_group[pair.group].append(pair)
+        by_prompt[pair.prompt_text()].append(pair)
     keep: set[int] = set()
-    for members in by_group.values():
+    for members in by_prompt.values():
         ranked = sorted(
             members, key=lambda p: (-(p.agreement or 0), _stable_hash(seed, p.chosen, p.rejected))
         )

@@ -71,11 +71,17 @@ def test_local_tolerance_compares_with_the_best_pair_of_the_same_question():
 
 
 def test_cap_per_prompt_is_deterministic_and_prefers_agreement():
-    rows = [pair(str(i), "q1", agreement=i % 3) for i in range(6)] + [pair("x", "q2")]
+    rows = [pair(str(i), "q1", agreement=i % 3) for i in range(6)] + [pair("x", "q2", prompt="p2")]
     kept = cap_per_prompt(rows, 2, seed=7)
     assert names(kept).count("x") == 1 and len(kept) == 3
     assert {r.agreement for r in kept if r.group == "q1"} == {2}
     assert names(cap_per_prompt(list(reversed(rows)), 2, seed=7)) == list(reversed(names(kept)))
+
+
+def test_cap_per_prompt_counts_each_prompt_of_a_split_group():
+    """The grounded builder puts a whole article's questions in one group; each question keeps its pairs."""
+    rows = [pair(f"{q}{k}", "article", prompt=f"question {q}") for q in "abc" for k in range(4)]
+    assert len(cap_per_prompt(rows, 2, seed=0)) == 6
 
 
 def test_exact_duplicates_are_dropped_keeping_the_first():
