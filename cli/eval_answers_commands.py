@@ -80,7 +80,8 @@ def eval_answers(
                                               "(TUTOR_MAX_NEW_TOKENS, as the server)."),
     out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
     follow_up: str | None = typer.Option(None, help="How a question with history is searched: none (the "
-                                         "question alone), concat or decay (default: the tutor's)."),
+                                         "question alone), gate, concat or decay (default: the tutor's, "
+                                         "gate)."),
 ) -> None:
     """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
     from dataclasses import replace

@@ -130,12 +130,14 @@ def eval_retrieval(
     min_score: float | None = typer.Option(None, help="The 'not covered' threshold (TUTOR_MIN_SCORE)."),
     chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index."),
     follow_up: list[str] = typer.Option([], help="Follow-up strategies to compare on a conversation file: "
-                                        "none (each question alone), concat, decay (repeat the option; "
+                                        "none (each question alone), gate, concat, decay (repeat the option; "
                                         "default: none and the tutor's default)."),
     history_turns: int | None = typer.Option(None, min=0, help="Earlier exchanges a follow-up search "
                                              "draws on."),
     history_decay: float | None = typer.Option(None, min=0, max=1, help="Weight of each further exchange "
                                                "in the decay strategy."),
+    standalone_score: float | None = typer.Option(None, help="In the gate strategy, the dense score at "
+                                                  "which a follow-up is searched alone."),
 ) -> None:
     """Score each search mode by the rank of the first chunk on a question's gold pages.
 
@@ -160,7 +162,7 @@ def eval_retrieval(
     retriever = Retriever(open_store(settings), open_embedder(settings), hybrid)
     items = load_gold(file)[:limit]
     logger.info("Hybrid fusion: %s.", hybrid)
-    strategies = follow_up_settings(items, follow_up, history_turns, history_decay)
+    strategies = follow_up_settings(items, follow_up, history_turns, history_decay, standalone_score)
     results = [evaluate_mode(retriever, course, items, m, with_choices=with_choices, follow_up=s)
                for m in modes for s in strategies or [None]]
     print_table(results, course, len(items), conversations=bool(strategies))
@@ -182,8 +184,8 @@ def eval_retrieval(
                                    f"{m}, later turns and changes of subject, follow-up {strategy.strategy}")
 
 
-def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | None,
-                       decay: float | None) -> list[FollowUpSettings]:
+def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | None, decay: float | None,
+                       standalone_score: float | None = None) -> list[FollowUpSettings]:
     """The strategies to compare: none for a file without history, else those named (none and the default)."""
     from dataclasses import replace
 
@@ -191,7 +193,8 @@ def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | Non
 
     if not any(item.history for item in items):
         return []
-    given = {k: v for k, v in {"turns": turns, "decay": decay}.items() if v is not None}
+    given = {k: v for k, v in {"turns": turns, "decay": decay, "standalone_score": standalone_score}.items()
+             if v is not None}
     try:
         base = replace(FollowUpSettings(), **given)
         return [replace(base, strategy=name) for name in names or dict.fromkeys(["none", base.strategy])]

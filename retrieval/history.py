@@ -5,6 +5,11 @@ every conversational path (chat completions, ``/v1/ask`` with ``history``, the s
 through ``search_conversation``. The answer still cites only what this search returns. Strategies:
 
 - ``none``: the question alone, as a first turn is searched.
+- ``gate`` (the default): the question alone when it finds a page on its own (its best dense match
+  reaches ``standalone_score``: "Who was driven out of Italy?"), else ``decay`` with the question
+  alone's ranking weighted ``alone_weight`` ("What did he do?"): the conversation picks the page and
+  the question still helps pick the chunk on it. A student who changes subject without starting over
+  asks a question of the first kind.
 - ``concat``: one search for the question followed by the last ``turns`` exchanges (the student's
   messages and the tutor's answers), most recent first: the question leads, so a long earlier
   answer cut off by the embedder's token limit never cuts the question off.
@@ -33,7 +38,7 @@ from typing import Literal, Protocol, get_args
 from retrieval.prompt import NO_CONTEXT_ANSWER
 from retrieval.search import Hit, RetrievalMode
 
-FollowUpStrategy = Literal["none", "concat", "decay"]
+FollowUpStrategy = Literal["none", "gate", "concat", "decay"]
 STRATEGIES: tuple[str, ...] = get_args(FollowUpStrategy)
 CONVERSATION_ROLES = frozenset({"user", "assistant"})
 CITATION_MARK = re.compile(r"\[\d+\]")
@@ -64,19 +69,23 @@ class FollowUpSettings:
     """How a question with earlier turns is searched.
 
     Args:
-        strategy: "none", "concat" or "decay" (see the module docstring).
+        strategy: "none", "gate", "concat" or "decay" (see the module docstring).
         turns: earlier exchanges (a student message and the tutor's answer) the search draws on.
         decay: the weight of each further exchange's ranking in "decay" (the question alone weighs 1).
         candidates: chunks taken from each ranking before fusing in "decay" (at least k).
+        standalone_score: in "gate", the dense cosine at which the question alone decides the search
+            (all-MiniLM-L6-v2's scale, like ``TUTOR_MIN_SCORE``).
+        alone_weight: in "gate", the weight of the question alone's ranking below that score.
     """
 
-    # Chosen on CoQA (README, "Follow-up questions"): decay over 2 exchanges with equal weights lifted
-    # later-turn recall@5 from 0.58 to 0.92 and kept the most of it when the subject changed (0.77, against
-    # 0.86 with no history, 0.66 and 0.49 with concat over 1 and 2 exchanges).
-    strategy: FollowUpStrategy = "decay"
+    # Chosen on two CoQA courses (README, "Follow-up questions"): over decay with equal weights, the default
+    # before it, gate ranked the story's page first for more later turns and more changes of subject.
+    strategy: FollowUpStrategy = "gate"
     turns: int = 2
     decay: float = 1.0
     candidates: int = 30
+    standalone_score: float = 0.45
+    alone_weight: float = 0.2
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -99,15 +108,21 @@ def earlier_messages(conversation: Sequence[dict[str, str]], turns: int) -> list
     return [text for text in texts if text][::-1]
 
 
-def follow_up_queries(question: str, conversation: Sequence[dict[str, str]],
-                      settings: FollowUpSettings) -> list[tuple[str, float]]:
-    """The (query, weight) searches for ``question``: the question alone when there is nothing earlier."""
+def follow_up_queries(question: str, conversation: Sequence[dict[str, str]], settings: FollowUpSettings,
+                      alone_score: float | None = None) -> list[tuple[str, float]]:
+    """The (query, weight) searches for ``question``: the question alone when there is nothing earlier.
+
+    ``alone_score`` is the best dense match of the question alone, which "gate" decides by.
+    """
     earlier = earlier_messages(conversation, settings.turns)
     if settings.strategy == "none" or not earlier:
         return [(question, 1.0)]
+    if settings.strategy == "gate" and alone_score is not None and alone_score >= settings.standalone_score:
+        return [(question, 1.0)]
     if settings.strategy == "concat":
         return [(" ".join([question, *earlier]), 1.0)]
-    queries, previous = [(question, 1.0)], [question]
+    alone_weight = settings.alone_weight if settings.strategy == "gate" else 1.0
+    queries, previous = [(question, alone_weight)], [question]
     for turns in range(1, settings.turns + 1):
         window = [question, *earlier_messages(conversation, turns)]
         if window != previous:  # an exchange that adds nothing (only a refusal) adds no search
@@ -147,12 +162,11 @@ def _rescored(hit: Hit, score: float) -> Hit:
                chunk_index=hit.chunk_index)
 
 
-def covers(retriever: Searcher, course: str, texts: Sequence[str], min_score: float) -> bool:
-    """Whether the best dense match of any of ``texts`` reaches ``min_score`` (the "not covered" cut).
-
-    The texts are searched in one batch: embedding them together costs about what one of them does.
-    """
-    return any(retriever.search_many(course, list(texts), k=1, min_score=min_score, mode="dense"))
+def best_dense_scores(retriever: Searcher, course: str, texts: Sequence[str]) -> list[float]:
+    """The best dense match of each of ``texts`` (-1 for none), searched in one batch: embedding them
+    together costs about what one of them does."""
+    found = retriever.search_many(course, list(texts), k=1, mode="dense")
+    return [hits[0].score if hits else -1.0 for hits in found]
 
 
 def search_conversation(retriever: Searcher, course: str, question: str,
@@ -163,12 +177,12 @@ def search_conversation(retriever: Searcher, course: str, question: str,
 
     Without earlier turns (or with strategy "none") this is ``retriever.search`` unchanged.
     """
-    queries = follow_up_queries(question, conversation, settings)
-    if len(queries) == 1 and queries[0][0] == question:
+    if settings.strategy == "none" or not earlier_messages(conversation, settings.turns):
         return retriever.search(course, question, k=k, min_score=min_score, mode=mode)
-    if min_score is not None and not covers(retriever, course, coverage_queries(question, conversation),
-                                            min_score):
+    best = best_dense_scores(retriever, course, coverage_queries(question, conversation))
+    if min_score is not None and max(best) < min_score:
         return []
+    queries = follow_up_queries(question, conversation, settings, alone_score=best[0])
     if len(queries) == 1:
         return retriever.search(course, queries[0][0], k=k, mode=mode)
     found = retriever.search_many(course, [text for text, _ in queries], k=max(k, settings.candidates),

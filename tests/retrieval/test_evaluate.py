@@ -112,7 +112,7 @@ def test_conversation_files_compare_strategies_by_turn(store, tmp_path, capsys):
     items = load_gold(gold_file(tmp_path, json.dumps({"question": "force mass acceleration",
                                                       "source": "mechanics.pdf", "page": 2}), FOLLOW_UP_LINE))
     strategies = follow_up_settings(items, [], None, None)
-    assert [s.strategy for s in strategies] == ["none", "decay"]
+    assert [s.strategy for s in strategies] == ["none", "gate"]
     assert follow_up_settings(items[:1], [], None, None) == []
     with pytest.raises(typer.BadParameter, match="Did you mean concat"):
         follow_up_settings(items, ["concot"], None, None)
@@ -122,4 +122,4 @@ def test_conversation_files_compare_strategies_by_turn(store, tmp_path, capsys):
     assert results[1].groups["later"]["recall@1"] == 1.0
     print_turns(results, COURSE)
     output = capsys.readouterr().out
-    assert "later recall@5" in output and "follow-up targets for hybrid, follow-up decay" in output
+    assert "later recall@5" in output and "follow-up targets for hybrid, follow-up gate" in output

@@ -34,7 +34,7 @@ def hit(chunk: int, score: float, page: int | None = None) -> Hit:
 
 
 def test_a_question_without_earlier_turns_is_searched_alone_whatever_the_strategy():
-    for strategy in ("none", "concat", "decay"):
+    for strategy in ("none", "gate", "concat", "decay"):
         queries = follow_up_queries("What is inertia?", [], FollowUpSettings(strategy))
         assert queries == [("What is inertia?", 1.0)]
     assert follow_up_queries("Who?", HISTORY, FollowUpSettings("none")) == [("Who?", 1.0)]
@@ -46,6 +46,16 @@ def test_concat_puts_the_question_first_then_the_latest_turns_without_citations_
     assert weight == 1.0
     [(query, _)] = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("concat", turns=1))
     assert query == "Where did he die? Where was he a police officer?"
+
+
+def test_gate_searches_a_question_that_finds_a_page_alone_by_itself_and_any_other_with_its_turns():
+    settings = FollowUpSettings("gate", turns=2, standalone_score=0.45)
+    alone = follow_up_queries("Who founded Rome?", HISTORY, settings, alone_score=0.45)
+    assert alone == [("Who founded Rome?", 1.0)]
+    decay = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("decay", turns=2))
+    below = follow_up_queries("Where did he die?", HISTORY, settings, alone_score=0.44)
+    assert below == [("Where did he die?", 0.2), *decay[1:]]
+    assert follow_up_queries("Where did he die?", HISTORY, settings) == below  # no score: the turns join
 
 
 def test_decay_searches_the_question_and_growing_windows_with_decaying_weights():
@@ -103,7 +113,7 @@ def test_the_conversation_file_has_one_line_per_turn_with_the_true_earlier_answe
                              {"role": "assistant", "content": "police officer"}]
 
 
-@pytest.mark.parametrize("strategy", ["concat", "decay"])
+@pytest.mark.parametrize("strategy", ["gate", "concat", "decay"])
 def test_a_follow_up_with_a_pronoun_finds_the_page_of_the_earlier_turn(coqa_like, strategy):
     retriever, items = coqa_like
     [follow_up] = [i for i in items if i.question == "For how long?"]
@@ -122,6 +132,23 @@ def test_history_lifts_later_turns_and_leaves_first_turns_unchanged(coqa_like):
     assert alone.groups["later"]["questions"] == 6
     assert with_history.groups["later"]["recall@1"] == 1.0 > alone.groups["later"]["recall@1"]
     assert [r["group"] for r in with_history.items[:3]] == ["first", "later", "later"]
+
+
+def test_gate_searches_a_change_of_subject_alone_once_the_question_finds_its_page(coqa_like):
+    retriever, items = coqa_like
+    first_of_story_2 = next(i for i in items if i.page == 2 and i.turn == 1)
+    story_1 = next(i for i in items if i.page == 1 and i.turn == 3)
+    conversation = [*story_1.history, {"role": "user", "content": story_1.question},
+                    {"role": "assistant", "content": "ten years"}]
+    alone = retriever.search(COURSE, first_of_story_2.question, k=1, mode="dense")[0].score
+    gate = FollowUpSettings("gate", standalone_score=alone)
+    hits = search_conversation(retriever, COURSE, first_of_story_2.question, conversation, k=1, settings=gate)
+    assert hits == retriever.search(COURSE, first_of_story_2.question, k=1, mode="hybrid")
+    assert first_relevant_rank(hits, first_of_story_2) == 1
+    never_alone = FollowUpSettings("gate", standalone_score=alone + 0.01)
+    pulled = search_conversation(retriever, COURSE, first_of_story_2.question, conversation, k=1,
+                                 settings=never_alone)
+    assert first_relevant_rank(pulled, first_of_story_2) is None  # just below the gate: the old story's page
 
 
 def test_the_not_covered_cut_takes_the_question_with_its_last_exchange(coqa_like):
