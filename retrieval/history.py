@@ -7,9 +7,9 @@ through ``search_conversation``. The answer still cites only what this search re
 - ``none``: the question alone, as a first turn is searched.
 - ``gate`` (the default): the question alone when it finds a page on its own (its best dense match
   reaches ``standalone_score``: "Who was driven out of Italy?"), else ``decay`` with the question
-  alone's ranking weighted ``alone_weight`` ("What did he do?"): the conversation picks the page and
-  the question still helps pick the chunk on it. A student who changes subject without starting over
-  asks a question of the first kind.
+  alone's ranking weighted ``alone_weight`` ("What did he do?"): the conversation picks the page, and
+  the chunk of that page that ``decay`` with equal weights ranks highest leads. A student who changes
+  subject without starting over asks a question of the first kind.
 - ``concat``: one search for the question followed by the last ``turns`` exchanges (the student's
   messages and the tutor's answers), most recent first: the question leads, so a long earlier
   answer cut off by the embedder's token limit never cuts the question off.
@@ -150,11 +150,15 @@ def fuse_weighted(rankings: Sequence[tuple[float, Sequence[Hit]]]) -> list[Hit]:
         if best <= 0:
             continue
         for hit in ranking:
-            key = (hit.source, hit.chunk_index, hit.page, hit.page_end)
+            key = _key(hit)
             hits.setdefault(key, hit)
             fused[key] = fused.get(key, 0.0) + weight * max(hit.score, 0.0) / best
     order = sorted(fused.items(), key=lambda item: item[1], reverse=True)
     return [_rescored(hits[key], score / total) for key, score in order]
+
+
+def _key(hit: Hit) -> Hashable:
+    return hit.source, hit.chunk_index, hit.page, hit.page_end
 
 
 def _rescored(hit: Hit, score: float) -> Hit:
@@ -187,7 +191,28 @@ def search_conversation(retriever: Searcher, course: str, question: str,
         return retriever.search(course, queries[0][0], k=k, mode=mode)
     found = retriever.search_many(course, [text for text, _ in queries], k=max(k, settings.candidates),
                                   mode=mode)
-    return fuse_weighted([(weight, hits) for (_, weight), hits in zip(queries, found, strict=True)])[:k]
+    fused = fuse_weighted([(weight, hits) for (_, weight), hits in zip(queries, found, strict=True)])
+    if settings.strategy == "gate":  # page by the conversation, chunk with the question
+        fused = lead_with_chunk_of_first_page(fused, fuse_weighted([(1.0, hits) for hits in found]))
+    return fused[:k]
+
+
+def lead_with_chunk_of_first_page(ranking: Sequence[Hit], chunk_order: Sequence[Hit]) -> list[Hit]:
+    """``ranking`` led by the chunk of its first page that ``chunk_order`` ranks highest.
+
+    The reader reads the first chunk and ``[1]`` cites it: under "gate" the conversation finds the page
+    more reliably, while the question alone's full weight finds the chunk on it that answers (README,
+    "Follow-up questions"). The promoted chunk takes the first score, so scores still fall.
+    """
+    if not ranking:
+        return []
+    page = (ranking[0].source, ranking[0].page)
+    position = {_key(hit): n for n, hit in enumerate(chunk_order)}
+    lead = min((hit for hit in ranking if (hit.source, hit.page) == page),
+               key=lambda hit: position.get(_key(hit), len(position)))
+    if lead is ranking[0]:
+        return list(ranking)
+    return [_rescored(lead, ranking[0].score), *(hit for hit in ranking if hit is not lead)]
 
 
 def parse_history(value: object) -> list[dict[str, str]]:

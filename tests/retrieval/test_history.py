@@ -14,6 +14,7 @@ from retrieval.history import (
     UnknownFollowUpStrategyError,
     follow_up_queries,
     fuse_weighted,
+    lead_with_chunk_of_first_page,
     parse_history,
     search_conversation,
 )
@@ -163,3 +164,11 @@ def test_the_not_covered_cut_takes_the_question_with_its_last_exchange(coqa_like
     first = retriever.search(COURSE, items[0].question, k=3, min_score=0.1, mode="hybrid")
     assert search_conversation(retriever, COURSE, items[0].question, [], k=3, min_score=0.1,
                                mode="hybrid") == first
+
+
+def test_gate_leads_with_the_chunk_of_its_first_page_that_the_question_ranks_highest():
+    ranking = [hit(1, 0.9, page=5), hit(7, 0.8, page=2), hit(2, 0.7, page=5)]
+    assert lead_with_chunk_of_first_page(ranking, [hit(2, 1.0, page=5), hit(7, 0.9, page=2)]) == [
+        hit(2, 0.9, page=5), hit(1, 0.9, page=5), hit(7, 0.8, page=2)]
+    assert lead_with_chunk_of_first_page(ranking, [hit(7, 1.0, page=2), hit(1, 0.9, page=5)]) == ranking
+    assert lead_with_chunk_of_first_page([], ranking) == []
