@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from engine.citations import answer_ending, valid_citations
-from engine.reader import ExtractiveReader, ShortAnswer, reader_question
+from engine.reader import ExtractiveReader, ShortAnswer, asks_yes_or_no, reader_question
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
@@ -126,9 +126,10 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                    temperature=options.temperature,
                                    stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])), stop_loops=True)
     short = None
-    if options.reader is not None:
+    if options.reader is not None and not asks_yes_or_no(question):
         # The best-ranked chunk, whole: retrieval's first rank names the gold page more often than the
         # reader's choice among all four (README, "Short answers"); a key sentence may miss the answer.
+        # A yes/no question gets none: the reader's span would be a phrase, not the answer.
         short = options.reader.read(reader_question(question, earlier), [prompt.sources[0].text])
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.notes if options.quote_notes else [], short=short)

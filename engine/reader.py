@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,18 @@ class ShortAnswer:
     text: str
     note: int
     margin: float
+
+
+YES_NO_OPENING = re.compile(r"(is|are|was|were|am|do|does|did|can|could|has|have|had|will|would|should|shall"
+                            r"|may|might|must)\b", re.IGNORECASE)
+
+
+def asks_yes_or_no(question: str) -> bool:
+    """Whether ``question`` is answered yes or no ("Was she married?"), which no span of a note says.
+
+    A question that offers alternatives ("Is it the upper or the lower chamber?") is answered by one.
+    """
+    return bool(YES_NO_OPENING.match(question.strip())) and not re.search(r"\bor\b", question, re.IGNORECASE)
 
 
 def reader_question(question: str, earlier_questions: Sequence[str] = ()) -> str:

@@ -61,3 +61,12 @@ def test_without_a_short_answer_the_answer_is_the_models_own():
     runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
     whole = generate_answer(runtime, prepared(reader=FakeReader(None)))
     assert (whole.text, whole.short) == ("Friction slows a block [1].", None)
+
+
+def test_a_yes_or_no_question_gets_no_short_answer_since_no_span_says_yes():
+    reader = FakeReader(ShortAnswer("Friction", 1, 3.0))
+    runtime = StreamingFakeRuntime(answer="Yes, friction slows a block [1].")
+    whole = generate_answer(runtime, prepared("Does friction slow a block?", reader=reader))
+    assert whole.text.startswith("Yes, friction") and (whole.short, reader.read_calls) == (None, [])
+    either = generate_answer(runtime, prepared("Is it friction or inertia?", reader=reader))
+    assert either.short == reader.short

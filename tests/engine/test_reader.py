@@ -102,3 +102,11 @@ def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
     record = json.loads((tmp_path / "reader" / "reader.json").read_text(encoding="utf-8"))
     assert record["steps"] == 2 and record["dev"] == scores
     ExtractiveReader.load(tmp_path / "reader")
+
+
+def test_yes_or_no_questions_open_with_an_auxiliary_and_offer_no_alternatives():
+    from engine.reader import asks_yes_or_no
+
+    assert all(map(asks_yes_or_no, ["was she married?", "Did Aleck run into him?", " Is it wet? "]))
+    assert not any(map(asks_yes_or_no, ["Who was married?", "Is it the upper or the lower chamber?",
+                                        "Isotopes differ how?", "Island of what?"]))
