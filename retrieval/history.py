@@ -183,10 +183,12 @@ def search_conversation(retriever: Searcher, course: str, question: str,
     """
     if settings.strategy == "none" or not earlier_messages(conversation, settings.turns):
         return retriever.search(course, question, k=k, min_score=min_score, mode=mode)
-    best = best_dense_scores(retriever, course, coverage_queries(question, conversation))
+    # The dense scores decide "covered" and, under "gate", whether the question is searched alone.
+    scored = min_score is not None or settings.strategy == "gate"
+    best = best_dense_scores(retriever, course, coverage_queries(question, conversation)) if scored else []
     if min_score is not None and max(best) < min_score:
         return []
-    queries = follow_up_queries(question, conversation, settings, alone_score=best[0])
+    queries = follow_up_queries(question, conversation, settings, alone_score=best[0] if best else None)
     if len(queries) == 1:
         return retriever.search(course, queries[0][0], k=k, mode=mode)
     found = retriever.search_many(course, [text for text, _ in queries], k=max(k, settings.candidates),
