@@ -57,9 +57,10 @@ class Settings(BaseSettings):
                               "quoted and cited `[1]`; one that says it but cites no note ends with ` [1]`; "
                               "false leaves the model's answer as it is.")
     short_answers: bool = Field(True, description="Open each answer with the reader's short answer: the "
-                                "words of the best-ranked chunk that answer the question, cited, on a line "
-                                "of its own (`Levi's Stadium [1].`).")
-    reader: str | None = Field(None, description="The short-answer reader's folder (`tutor train reader`). "
+                                "words of the two best-ranked chunks that answer the question, cited, on a "
+                                "line of its own (`Levi's Stadium [1].`).")
+    reader: str | None = Field(None, description="The short-answer reader's folder (`tutor train reader`; "
+                               "`tutor train yes-no` adds a yes/no classifier to one). "
                                "Default: the one shipped in engine/shipped/reader (on the packaged "
                                "all-MiniLM-L6-v2).")
     # 2 chunks, 3 key sentences: MCQ log-likelihood on all 443 sciq-dev questions (hybrid search) scored

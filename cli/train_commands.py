@@ -1,4 +1,5 @@
-"""`tutor train sft|dpo|sweep|reader`, `tutor merge`, `tutor eval preferences`: wrappers over `training/`."""
+"""`tutor train sft|dpo|sweep|reader|yes-no`, `tutor merge`, `tutor eval preferences`: wrappers over
+`training/`."""
 
 from __future__ import annotations
 
@@ -188,6 +189,49 @@ def train_reader(
         raise typer.Exit(2) from None
     typer.echo(json.dumps(scores, indent=2))
     logger.info("Wrote the reader in %s.", out)
+
+
+@train_app.command("yes-no")
+def train_yes_no(
+    boolq: Path | None = typer.Option(None, help="BoolQ rows {question, passage, answer: true|false} "
+                                      "(`python -m scripts.extract_boolq`); without it, CoQA's yes/no turns "
+                                      "alone."),
+    reader: Path = typer.Option(Path("engine/shipped/reader"), help="The reader folder to add the classifier "
+                                "to (default: the shipped reader's)."),
+    squad: Path | None = typer.Option(None, help="SQuAD rows: with --coqa they decide the split, as for the "
+                                      "reader. Without --squad and --coqa, both sets of "
+                                      "../shared/data/grounded."),
+    coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
+    epochs: float = typer.Option(2.0, help="Passes over the train examples."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
+    seed: int = typer.Option(0, help="Seed of the split (as the reader's), the order and the init."),
+) -> None:
+    """The reader's yes/no classifier, for questions asked for yes or no: from BoolQ and CoQA."""
+    from cli.data_commands import SHARED
+    from cli.progress import progress_bar
+    from engine.runtime.models import ModelNotFoundError
+    from training.data.grounded import BuildConfig
+    from training.errors import TrainingError
+    from training.yes_no import YesNoConfig
+    from training.yes_no import train_yes_no as run
+
+    if squad is None and coqa is None:
+        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    if coqa is None:
+        raise typer.BadParameter("the yes/no dev score is measured on CoQA: give --coqa.",
+                                 param_hint="--coqa")
+    for path, hint in ((boolq, "--boolq"), (squad, "--squad"), (coqa, "--coqa")):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(f"{path} does not exist.", param_hint=hint)
+    config = YesNoConfig(epochs=epochs, max_steps=max_steps, seed=seed, build=BuildConfig(seed=seed))
+    try:
+        with progress_bar("Training the yes/no classifier") as update:
+            scores = run(reader, squad=squad, coqa=coqa, boolq=boolq, config=config, progress=update)
+    except (TrainingError, ModelNotFoundError) as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(scores, indent=2))
+    logger.info("Wrote the yes/no classifier in %s.", reader)
 
 
 def register(app: typer.Typer, eval_app: typer.Typer) -> None:

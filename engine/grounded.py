@@ -14,7 +14,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from engine.citations import answer_ending, valid_citations
-from engine.reader import ExtractiveReader, ShortAnswer, asks_yes_or_no, reader_question
+from engine.reader import (
+    RANK_PENALTY,
+    READ_NOTES,
+    ExtractiveReader,
+    ShortAnswer,
+    asks_yes_or_no,
+    reader_question,
+)
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
@@ -126,11 +133,17 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                    temperature=options.temperature,
                                    stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])), stop_loops=True)
     short = None
-    if options.reader is not None and not asks_yes_or_no(question):
-        # The best-ranked chunk, whole: retrieval's first rank names the gold page more often than the
-        # reader's choice among all four (README, "Short answers"); a key sentence may miss the answer.
-        # A yes/no question gets none: the reader's span would be a phrase, not the answer.
-        short = options.reader.read(reader_question(question, earlier), [prompt.sources[0].text])
+    if options.reader is not None and asks_yes_or_no(question):
+        # Yes or no from the best-ranked chunk, when the reader has a classifier (else none: a span
+        # would be a phrase, not the answer).
+        short = options.reader.yes_or_no(reader_question(question, earlier), prompt.sources[0].text)
+    elif options.reader is not None:
+        # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
+        # names the gold page more often than the reader's free choice among all four (README, "Short
+        # answers"); a key sentence may miss the answer.
+        short = options.reader.read(reader_question(question, earlier),
+                                    [hit.text for hit in prompt.sources[:READ_NOTES]],
+                                    rank_penalty=RANK_PENALTY)
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.notes if options.quote_notes else [], short=short)
 

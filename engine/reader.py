@@ -4,11 +4,14 @@ The 135M generator rarely states a short answer (SQuAD token F1 about 0.11). A s
 head does: all-MiniLM-L6-v2 (the packaged embedder's weights) plus a low-rank adapter and span head
 trained by ``tutor train reader`` on the grounded train split. It reads the chunks the prompt numbers,
 in one batch, and returns the span that beats its chunk's "no answer" position ([CLS]) by the most,
-and the chunk's number.
+and the chunk's number. A question asked for yes or no gets "Yes" or "No" instead, when the reader
+folder holds a yes/no classifier (``tutor train yes-no``): the reader's encoder with an adapter of its
+own and a two-way head, reading the best-ranked chunk.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -25,15 +28,25 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_FILE = "reader.safetensors"
 CONFIG_FILE = "reader.json"
+YES_NO_FILE = "yes_no.safetensors"  # optional: the yes/no classifier's adapter and head
 # The encoder's linear layers the adapter changes (names end with one of these).
 ADAPTED = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
            "intermediate.dense", "output.dense")
 SHIPPED_READER = Path(__file__).resolve().parent / "shipped" / "reader"  # package data: ships in the wheel
+# The tutor reads retrieval's first two notes, a span of the second winning only by this lead in margin:
+# on the dev sets short F1 rose over the first note alone (README, "Short answers"), where reading all
+# four without the lead had lost to it.
+READ_NOTES = 2
+RANK_PENALTY = 2.0
+# A yes or no is said only when the classifier's two scores are this far apart: odds of at least e to 1
+# (about 73%) by its own reckoning; closer calls get no short answer (the model card: accuracy by margin).
+YES_NO_MIN_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
 class ShortAnswer:
-    """A span of note ``note`` (numbered from 1, as the prompt's ``[n]``) and how far it beat "no answer"."""
+    """A span of note ``note`` (numbered from 1, as the prompt's ``[n]``) and how far it beat "no answer"
+    (less any rank penalty)."""
 
     text: str
     note: int
@@ -86,19 +99,37 @@ def check_reader_folder(folder: str | Path) -> Path:
     return folder
 
 
-class ExtractiveReader:
-    """Best answer span over a question's notes (SQuAD-style start and end scores, one batch)."""
+class YesNoClassifier(nn.Module):
+    """An encoder (``bert``, named as in the span model so the same layers take the adapter) and a
+    two-way head on its [CLS] state: scores for (no, yes)."""
 
-    def __init__(self, model: nn.Module, tokenizer, *, max_length: int = 384, max_answer_tokens: int = 16):
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.bert = encoder
+        self.head = nn.Linear(encoder.config.hidden_size, 2)
+
+    def forward(self, **encoded: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bert(**encoded).last_hidden_state[:, 0])
+
+
+class ExtractiveReader:
+    """Best answer span over a question's notes (SQuAD-style start and end scores, one batch), and yes or
+    no for a question asked for it when a classifier is loaded."""
+
+    def __init__(self, model: nn.Module, tokenizer, *, max_length: int = 384, max_answer_tokens: int = 16,
+                 yes_no: YesNoClassifier | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.max_answer_tokens = max_answer_tokens
+        self.yes_no = yes_no.eval() if yes_no is not None else None
 
     @classmethod
     def load(cls, folder: str | Path) -> ExtractiveReader:
         """The reader ``tutor train reader`` wrote in ``folder``, on the encoder its ``reader.json`` names
-        (null: the packaged all-MiniLM-L6-v2): the adapter is merged into the base's weights once, here."""
+        (null: the packaged all-MiniLM-L6-v2): the adapter is merged into the base's weights once, here;
+        so is the yes/no classifier's into a copy of the merged encoder, when ``tutor train yes-no`` wrote
+        one there."""
         from safetensors.torch import load_file
         from transformers import AutoTokenizer
 
@@ -108,16 +139,40 @@ class ExtractiveReader:
         config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
         base = check_embedder_path(config.get("base"))
         model = load_span_model(base)
-        merge_adapter(model, load_file(str(folder / ADAPTER_FILE)), config["alpha"] / config["rank"])
+        tensors = load_file(str(folder / ADAPTER_FILE))
+        merge_adapter(model, tensors, config["alpha"] / config["rank"])
+        load_head(model.qa_outputs, tensors, "qa_outputs")
+        yes_no = None
+        if (folder / YES_NO_FILE).is_file() and "yes_no" in config:
+            yes_no = YesNoClassifier(copy.deepcopy(model.bert))
+            tensors = load_file(str(folder / YES_NO_FILE))
+            merge_adapter(yes_no, tensors, config["yes_no"]["alpha"] / config["yes_no"]["rank"])
+            load_head(yes_no.head, tensors, "head")
         return cls(model, AutoTokenizer.from_pretrained(base), max_length=config.get("max_length", 384),
-                   max_answer_tokens=config.get("max_answer_tokens", 16))
+                   max_answer_tokens=config.get("max_answer_tokens", 16), yes_no=yes_no)
 
     @torch.inference_mode()
-    def read(self, question: str, notes: Sequence[str]) -> ShortAnswer | None:
+    def yes_or_no(self, question: str, note: str, *,
+                  min_margin: float = YES_NO_MIN_MARGIN) -> ShortAnswer | None:
+        """"Yes" or "No" from the note (numbered 1), its margin the gap between the two scores; None
+        without a classifier or a note, or when the gap is under ``min_margin``."""
+        if self.yes_no is None or not note.strip() or not question.strip():
+            return None
+        encoded = self.tokenizer(question, note, truncation="only_second", max_length=self.max_length,
+                                 return_tensors="pt")
+        no, yes = self.yes_no(**encoded)[0].tolist()
+        if abs(yes - no) < min_margin:
+            return None
+        return ShortAnswer("Yes" if yes > no else "No", 1, abs(yes - no))
+
+    @torch.inference_mode()
+    def read(self, question: str, notes: Sequence[str], *, rank_penalty: float = 0.0) -> ShortAnswer | None:
         """The span that beats its note's "no answer" score by the most, over all notes (None: no notes).
 
-        Every question gets its best span, however small the margin: on the dev split the spans a gate
-        at 0 would drop scored as well as those it kept (the model card, shipped/reader/README.md)."""
+        ``rank_penalty`` is taken off that margin per place a note comes after the first, so a later
+        note's span wins only by a clear lead (notes in retrieval's order; ``READ_NOTES``). Every
+        question gets its best span, however small the margin: on the dev split the spans a gate at 0
+        would drop scored as well as those it kept (the model card, shipped/reader/README.md)."""
         if not notes or not question.strip():
             return None
         encoded = self.tokenizer([question] * len(notes), list(notes), truncation="only_second",
@@ -133,6 +188,7 @@ class ExtractiveReader:
             if span is None:
                 continue
             start, end, margin = span
+            margin -= rank_penalty * row
             if best is None or margin > best.margin:
                 text = " ".join(note[int(offsets[row, start, 0]):int(offsets[row, end, 1])].split())
                 best = ShortAnswer(text, row + 1, margin) if text else best
@@ -155,7 +211,7 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, in_note: tor
 
 
 def merge_adapter(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float) -> None:
-    """Add each adapted layer's ``B @ A * scale`` to its weight and load the span head."""
+    """Add each adapted layer's ``B @ A * scale`` to its weight."""
     linears = adapted_linears(model)
     with torch.no_grad():
         for name, linear in linears.items():
@@ -164,5 +220,10 @@ def merge_adapter(model: nn.Module, tensors: dict[str, torch.Tensor], scale: flo
                 raise ModelNotFoundError(f"The reader adapter does not fit {name} of its base encoder; "
                                          "train it on that base with `tutor train reader`.")
             linear.weight += (up.float() @ down.float()) * scale
-        model.qa_outputs.weight.copy_(tensors["qa_outputs.weight"])
-        model.qa_outputs.bias.copy_(tensors["qa_outputs.bias"])
+
+
+def load_head(head: nn.Linear, tensors: dict[str, torch.Tensor], name: str) -> None:
+    """Copy the trained head ``name`` (its weight and bias) into ``head``."""
+    with torch.no_grad():
+        head.weight.copy_(tensors[f"{name}.weight"])
+        head.bias.copy_(tensors[f"{name}.bias"])

@@ -27,6 +27,7 @@ from engine.evaluation.answer_metrics import token_f1
 from engine.reader import (
     ADAPTER_FILE,
     CONFIG_FILE,
+    YES_NO_FILE,
     ExtractiveReader,
     adapted_linears,
     load_span_model,
@@ -67,8 +68,9 @@ class LowRank(nn.Module):
         return self.linear(x) + (x @ self.lora_A.T @ self.lora_B.T) * self.scale
 
 
-def add_low_rank(model: nn.Module, rank: int, alpha: float) -> dict[str, LowRank]:
-    """Freeze the model, wrap each adapted linear layer, leave the span head trainable."""
+def add_low_rank(model: nn.Module, rank: int, alpha: float,
+                 head: nn.Module | None = None) -> dict[str, LowRank]:
+    """Freeze the model, wrap each adapted linear layer, leave the head (default: the span head) trainable."""
     for parameter in model.parameters():
         parameter.requires_grad = False
     wrapped = {}
@@ -76,9 +78,59 @@ def add_low_rank(model: nn.Module, rank: int, alpha: float) -> dict[str, LowRank
         parent_name, _, child = name.rpartition(".")
         wrapped[name] = LowRank(linear, rank, alpha / rank)
         setattr(model.get_submodule(parent_name), child, wrapped[name])
-    for parameter in model.qa_outputs.parameters():
+    for parameter in (head if head is not None else model.qa_outputs).parameters():
         parameter.requires_grad = True
     return wrapped
+
+
+def fit(model: nn.Module, examples: list, batch_loss: Callable[[Sequence], torch.Tensor], config,
+        rng: random.Random, progress: Callable[[int, int], None] | None = None) -> int:
+    """Train ``model``'s trainable parameters on shuffled batches of ``examples`` (AdamW, 10% linear warm-up
+    then linear decay, gradients clipped at 1); ``config`` gives epochs, batch size, learning rate and an
+    optional step cap. Returns the number of steps."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
+    steps = max(1, int(len(examples) / config.batch_size * config.epochs))
+    steps = min(steps, config.max_steps) if config.max_steps else steps
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / steps))
+    model.train()
+    step = 0
+    while step < steps:
+        rng.shuffle(examples)
+        for first in range(0, len(examples) - config.batch_size + 1, config.batch_size):
+            loss = batch_loss(examples[first:first + config.batch_size])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            if progress:
+                progress(step, steps)
+            if step >= steps:
+                break
+    model.eval()
+    return steps
+
+
+def swap_in(out_dir: Path, write: Callable[[Path], dict], files: Sequence[str]) -> None:
+    """Let ``write`` fill a staging folder beside ``out_dir`` with ``files`` and ``reader.json`` (it returns
+    the record, kept there), then move them into ``out_dir`` whole: a failed run leaves the reader there as
+    it was, and other files there (the model card) stay. ``reader.json`` is copied from ``out_dir`` first,
+    so ``write`` can read and extend it."""
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if (out_dir / CONFIG_FILE).is_file():
+        shutil.copy2(out_dir / CONFIG_FILE, staging / CONFIG_FILE)
+    record = write(staging)
+    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*files, CONFIG_FILE):
+        (staging / name).replace(out_dir / name)
+    shutil.rmtree(staging)
 
 
 def answer_span(question: GroundedQuestion) -> tuple[int, int] | None:
@@ -143,6 +195,14 @@ def reader_examples(questions: Sequence[GroundedQuestion], tokenizer, max_length
     return examples
 
 
+def grounded_split(squad: Path | None, coqa: Path | None,
+                   build: BuildConfig) -> dict[str, list[GroundedQuestion]]:
+    """The grounded questions split by article and story as `tutor data grounded` splits them (both sets
+    decide which story goes where), so the dev split that `tutor eval answers` asks about stays unseen."""
+    questions = load_questions(squad, coqa, build, CleaningReport())
+    return split_by_group(questions, (1 - build.dev_fraction, build.dev_fraction, 0.0), build.seed)
+
+
 def _batch(rows: Sequence[tuple[list[int], list[int], int, int]]) -> dict[str, torch.Tensor]:
     width = max(len(r[0]) for r in rows)
     pad = [width - len(r[0]) for r in rows]
@@ -164,60 +224,36 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
     config = config or ReaderConfig()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    questions = load_questions(squad, coqa, config.build, CleaningReport())
-    splits = split_by_group(questions, (1 - config.build.dev_fraction, config.build.dev_fraction, 0.0),
-                            config.build.seed)
+    splits = grounded_split(squad, coqa, config.build)
     tokenizer = AutoTokenizer.from_pretrained(base)
     examples = reader_examples(splits["train"], tokenizer, config.max_length, rng)
     model = load_span_model(base)
     low_rank = add_low_rank(model, config.rank, config.alpha)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
-    steps = max(1, int(len(examples) / config.batch_size * config.epochs))
-    steps = min(steps, config.max_steps) if config.max_steps else steps
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / steps))
-    logger.info("Reader: %d train examples from %d questions, %d steps.", len(examples),
-                len(splits["train"]), steps)
-    model.train()
-    step, started = 0, time.monotonic()
-    while step < steps:
-        rng.shuffle(examples)
-        for first in range(0, len(examples) - config.batch_size + 1, config.batch_size):
-            loss = model(**_batch(examples[first:first + config.batch_size])).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            if progress:
-                progress(step, steps)
-            if step >= steps:
-                break
+    logger.info("Reader: %d train examples from %d questions.", len(examples), len(splits["train"]))
+    started = time.monotonic()
+    steps = fit(model, examples, lambda rows: model(**_batch(rows)).loss, config, rng, progress)
     # float16 halves the file; the merge at load computes in float32.
     tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
                for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
     tensors |= {f"qa_outputs.{k}": v.detach().half().contiguous()
                 for k, v in model.qa_outputs.state_dict().items()}
-    # Written beside ``out_dir`` and swapped in whole: a failed run leaves the reader there as it was.
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_file(tensors, str(staging / ADAPTER_FILE))
-    packaged = base.resolve() == default_embedder_path().resolve()
-    record = {"base": None if packaged else str(base), "rank": config.rank, "alpha": config.alpha,
-              "max_length": 384, "max_answer_tokens": 16, "train_examples": len(examples), "steps": steps,
+    record = {"base": None if base.resolve() == default_embedder_path().resolve() else str(base),
+              "rank": config.rank, "alpha": config.alpha, "max_length": 384, "max_answer_tokens": 16,
+              "train_examples": len(examples), "steps": steps,
               "train_seconds": round(time.monotonic() - started),
               "config": {k: v for k, v in asdict(config).items() if k != "build"}}
-    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
-    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (ADAPTER_FILE, CONFIG_FILE):  # other files there (the model card) stay
-        (staging / name).replace(out_dir / name)
-    staging.rmdir()
+
+    def scored(staging: Path) -> dict:
+        save_file(tensors, str(staging / ADAPTER_FILE))
+        (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
+        return record
+
+    swap_in(out_dir, scored, (ADAPTER_FILE,))
+    if (out_dir / YES_NO_FILE).is_file():  # trained on the encoder this run replaced
+        (out_dir / YES_NO_FILE).unlink()
+        logger.warning("Removed %s: it fitted the previous reader; retrain it with `tutor train yes-no`.",
+                       out_dir / YES_NO_FILE)
     return record["dev"]
 
 

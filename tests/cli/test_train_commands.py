@@ -14,20 +14,29 @@ def tutor(caplog):
 
     def invoke(*args: str):
         result = runner.invoke(app, list(args), env={"COLUMNS": "400"})
-        return result.exit_code, result.stdout + caplog.text
+        return result.exit_code, result.output + caplog.text
 
     return invoke
 
 
 def test_train_group_lists_its_commands(tutor):
     code, out = tutor("train", "--help")
-    assert code == 0 and all(name in out for name in ("sft", "dpo", "sweep", "reader"))
+    assert code == 0 and all(name in out for name in ("sft", "dpo", "sweep", "reader", "yes-no"))
 
 
 def test_training_the_reader_on_a_missing_file_names_it_and_writes_nothing(tutor, tmp_path):
     code, out = tutor("train", "reader", "--squad", str(tmp_path / "nope.jsonl"),
                       "--out", str(tmp_path / "r"))
     assert code == 2 and "nope.jsonl does not exist" in out and not (tmp_path / "r").exists()
+
+
+def test_training_yes_no_on_a_missing_boolq_file_names_it_and_leaves_the_reader_as_it_was(tutor, tmp_path):
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "reader.json").write_text("{}", encoding="utf-8")
+    code, out = tutor("train", "yes-no", "--boolq", str(tmp_path / "nope.jsonl"), "--reader", str(reader))
+    assert code == 2 and "nope.jsonl does not exist" in out
+    assert [p.name for p in reader.iterdir()] == ["reader.json"]
 
 
 def test_a_misspelt_recipe_key_exits_2_with_a_suggestion(tutor, tmp_path):

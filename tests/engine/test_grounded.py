@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.grounded import AnswerOptions, generate_answer, prepare_answer, stream_answer
-from engine.reader import ShortAnswer
+from engine.reader import RANK_PENALTY, ShortAnswer
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeReader, FakeRetriever, FakeStore, make_hit
 
@@ -52,9 +52,10 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
     assert whole.text.startswith("inertia [1].\n\nInertia does [1].") and whole.short == reader.short
     pieces = list(stream_answer(runtime, prepared_answer))
     assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
-    # It reads the best-ranked chunk whole, with the question before this one.
+    # It reads the two best-ranked chunks whole, with the question before this one, the second's span
+    # needing a lead.
     assert reader.read_calls == [("What slows a block? And what keeps it moving?",
-                                  [prepared_answer.sources[0].text])]
+                                  [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY)]
 
 
 def test_without_a_short_answer_the_answer_is_the_models_own():
@@ -63,10 +64,15 @@ def test_without_a_short_answer_the_answer_is_the_models_own():
     assert (whole.text, whole.short) == ("Friction slows a block [1].", None)
 
 
-def test_a_yes_or_no_question_gets_no_short_answer_since_no_span_says_yes():
-    reader = FakeReader(ShortAnswer("Friction", 1, 3.0))
-    runtime = StreamingFakeRuntime(answer="Yes, friction slows a block [1].")
+def test_a_yes_or_no_question_gets_the_classifiers_yes_or_no_never_a_span():
+    reader = FakeReader(ShortAnswer("Friction", 1, 3.0), yes_no=ShortAnswer("Yes", 1, 2.0))
+    runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
     whole = generate_answer(runtime, prepared("Does friction slow a block?", reader=reader))
-    assert whole.text.startswith("Yes, friction") and (whole.short, reader.read_calls) == (None, [])
+    assert whole.text.startswith("Yes [1].\n\nFriction") and whole.short == reader.yes_no
+    assert reader.read_calls == [("Does friction slow a block?", [HITS[0].text])]  # the first chunk only
     either = generate_answer(runtime, prepared("Is it friction or inertia?", reader=reader))
     assert either.short == reader.short
+    # Without a classifier (yes_or_no gives None) the answer is the model's own: no span stands in.
+    spans_only = FakeReader(ShortAnswer("Friction", 1, 3.0))
+    alone = generate_answer(runtime, prepared("Does friction slow a block?", reader=spans_only))
+    assert (alone.text.startswith("Friction slows"), alone.short) == (True, None)

@@ -10,8 +10,10 @@ import torch
 
 from engine.reader import (
     SHIPPED_READER,
+    YES_NO_FILE,
     ExtractiveReader,
     best_span,
+    load_head,
     load_span_model,
     merge_adapter,
     reader_question,
@@ -54,6 +56,7 @@ def test_the_adapter_merged_at_load_scores_as_the_model_it_was_trained_on():
     tensors |= {f"qa_outputs.{k}": v for k, v in trained.qa_outputs.state_dict().items()}
     served = load_span_model(base)
     merge_adapter(served, tensors, scale=2.0)
+    load_head(served.qa_outputs, tensors, "qa_outputs")
     inputs = {"input_ids": torch.tensor([[101, 2073, 2003, 3000, 1029, 102, 3000, 2003, 1999, 2605, 102]])}
     with torch.no_grad():
         expected, got = trained.eval()(**inputs), served.eval()(**inputs)
@@ -85,6 +88,19 @@ def test_the_shipped_reader_finds_the_answer_in_the_note_that_holds_it(shipped_r
     assert shipped_reader.read("", notes) is None and shipped_reader.read("Where?", []) is None
 
 
+def test_a_later_note_wins_only_by_more_than_its_rank_penalty(shipped_reader):
+    notes = ["Friction slows a sliding block and turns its motion into heat.",
+             "Super Bowl 50 was played on February 7, 2016, at Levi's Stadium in Santa Clara, California."]
+    free = shipped_reader.read("Where was Super Bowl 50 played?", notes)
+    first = shipped_reader.read("Where was Super Bowl 50 played?", notes[:1])
+    assert free is not None and first is not None and free.note == 2
+    lead = free.margin - first.margin  # how far the second note's span beat the first's
+    assert lead > 0
+    near = shipped_reader.read("Where was Super Bowl 50 played?", notes, rank_penalty=lead * 0.9)
+    assert near is not None and near.note == 2 and near.margin == pytest.approx(free.margin - lead * 0.9)
+    assert shipped_reader.read("Where was Super Bowl 50 played?", notes, rank_penalty=lead * 1.1).note == 1
+
+
 def test_the_shipped_reader_names_its_training(shipped_reader):
     record = json.loads((SHIPPED_READER / "reader.json").read_text(encoding="utf-8"))
     assert record["base"] is None and record["rank"] > 0  # the packaged all-MiniLM-L6-v2
@@ -97,7 +113,10 @@ def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
     squad = tmp_path / "squad.jsonl"
     squad.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     config = ReaderConfig(max_steps=2, batch_size=4, rank=2, alpha=4.0, build=BuildConfig(dev_fraction=0.25))
+    (tmp_path / "reader").mkdir()
+    (tmp_path / "reader" / YES_NO_FILE).write_bytes(b"fitted an earlier reader")
     scores = train_reader(tmp_path / "reader", default_embedder_path(), squad=squad, coqa=None, config=config)
+    assert not (tmp_path / "reader" / YES_NO_FILE).exists()  # a new encoder: the classifier must be retrained
     assert scores["squad questions"] == 4 and 0.0 <= scores["squad F1 gold passage"] <= 1.0
     record = json.loads((tmp_path / "reader" / "reader.json").read_text(encoding="utf-8"))
     assert record["steps"] == 2 and record["dev"] == scores

@@ -117,11 +117,16 @@ def fake_client(settings: Settings, runtime, store, retriever) -> TestClient:
 
 
 class FakeReader:
-    """Returns a fixed short answer and records what it was asked to read."""
+    """Returns a fixed short answer (``yes_no`` for a question asked for yes or no) and records what it
+    was asked to read."""
 
-    def __init__(self, short: ShortAnswer | None):
-        self.short, self.read_calls = short, []
+    def __init__(self, short: ShortAnswer | None, yes_no: ShortAnswer | None = None):
+        self.short, self.yes_no, self.read_calls = short, yes_no, []
 
-    def read(self, question: str, notes: list[str]) -> ShortAnswer | None:
-        self.read_calls.append((question, list(notes)))
+    def read(self, question: str, notes: list[str], *, rank_penalty: float = 0.0) -> ShortAnswer | None:
+        self.read_calls.append((question, list(notes), rank_penalty))
         return self.short
+
+    def yes_or_no(self, question: str, note: str) -> ShortAnswer | None:
+        self.read_calls.append((question, [note]))
+        return self.yes_no

@@ -1,0 +1,176 @@
+"""Train the reader's yes/no classifier (``engine.reader.YesNoClassifier``): "Was she married?" is
+answered yes or no, which no span of a note says.
+
+It starts from the trained reader's encoder (adapter merged), adds an adapter of its own and a two-way
+head on [CLS], and learns from BoolQ (question, Wikipedia passage, yes or no) and from the grounded train
+split's CoQA turns asked and answered yes or no, each on the 100-word chunk of its story that shares
+most words with the question (CoQA gives no passage for them). Its dev score is the accuracy on the dev
+split's CoQA yes/no turns, beside the share a constant "yes" gets. The split is the reader's
+(``tutor data grounded``'s), so the stories ``tutor eval answers`` asks about stay unseen.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.evaluation.answer_metrics import normalize_answer
+from engine.reader import (
+    ADAPTER_FILE,
+    CONFIG_FILE,
+    YES_NO_FILE,
+    YES_NO_MIN_MARGIN,
+    ExtractiveReader,
+    YesNoClassifier,
+    asks_yes_or_no,
+    reader_question,
+)
+from training.data.grounded import BuildConfig, chunk_story, content_words
+from training.errors import DataFormatError
+from training.reader import add_low_rank, fit, grounded_split, swap_in
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class YesNoConfig:
+    """How the classifier is trained (``tutor train yes-no`` options)."""
+
+    epochs: float = 2.0
+    batch_size: int = 16
+    learning_rate: float = 5e-4  # at 1e-3 (rank 32, 3 epochs) it collapsed to one answer for every input
+    rank: int = 16
+    alpha: float = 32.0
+    max_length: int = 256  # question and passage tokens in training (serving reads up to 384)
+    seed: int = 0
+    max_steps: int | None = None  # a cap for smoke runs
+    build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the reader's
+
+
+@dataclass(frozen=True)
+class YesNoExample:
+    question: str
+    passage: str
+    yes: bool
+
+
+def read_boolq(path: Path) -> list[YesNoExample]:
+    """BoolQ rows ``{question, passage, answer}`` (``answer`` true or false), a question mark added."""
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                question, passage, answer = row["question"], row["passage"], row["answer"]
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise DataFormatError(f"{path}:{number}: a BoolQ row needs question, passage and answer "
+                                      f"({error}).") from None
+            if not isinstance(answer, bool) or not str(question).strip() or not str(passage).strip():
+                raise DataFormatError(f"{path}:{number}: 'answer' must be true or false, and question and "
+                                      "passage non-empty.")
+            examples.append(YesNoExample(str(question).strip().rstrip("?") + "?", str(passage), answer))
+    return examples
+
+
+def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExample]:
+    """The turns of the stories in ``groups`` that ask yes or no and are answered so, each with the
+    question before it (as the reader reads a follow-up) on its story's closest chunk."""
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if f"coqa:{row['id']}" not in groups:
+                continue
+            chunks = chunk_story(row["story"], chunk_words)
+            keys = [content_words(chunk) for chunk in chunks]
+            earlier: list[str] = []
+            for turn in row["turns"]:
+                answer = normalize_answer(turn["answers"][0]) if turn["answers"] else ""
+                if asks_yes_or_no(turn["question"]) and answer in ("yes", "no"):
+                    question = reader_question(turn["question"], earlier)
+                    words = content_words(question)
+                    closest = max(range(len(chunks)), key=lambda i: len(words & keys[i]))
+                    examples.append(YesNoExample(question, chunks[closest], answer == "yes"))
+                earlier.append(turn["question"])
+    return examples
+
+
+def dev_scores(reader: ExtractiveReader, examples: Sequence[YesNoExample]) -> dict[str, float]:
+    """Accuracy of the classifier on ``examples`` over all of them (no gate) and, with the served gate
+    (``YES_NO_MIN_MARGIN``), the share it answers and its accuracy on those; a constant "yes" beside."""
+    ungated = [reader.yes_or_no(row.question, row.passage, min_margin=0.0) for row in examples]
+    right = [answer is not None and (answer.text == "Yes") == row.yes
+             for answer, row in zip(ungated, examples, strict=True)]
+    gated = [r for answer, r in zip(ungated, right, strict=True)
+             if answer is not None and answer.margin >= YES_NO_MIN_MARGIN]
+    count = max(1, len(examples))
+    return {"coqa yes/no accuracy": round(sum(right) / count, 3),
+            "coqa answered at the gate": round(len(gated) / count, 3),
+            "coqa accuracy when answered": round(sum(gated) / max(1, len(gated)), 3),
+            "coqa yes share": round(sum(row.yes for row in examples) / count, 3),
+            "coqa yes/no turns": len(examples)}
+
+
+def encode(tokenizer, rows: Sequence[YesNoExample], max_length: int) -> dict[str, torch.Tensor]:
+    return tokenizer([r.question for r in rows], [r.passage for r in rows], truncation="only_second",
+                     max_length=max_length, padding=True, return_tensors="pt")
+
+
+def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Path | None,
+                 config: YesNoConfig | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """Train on the reader in ``reader_dir``, write ``yes_no.safetensors`` there and its record in
+    ``reader.json`` (key ``yes_no``), and return the dev scores."""
+    from safetensors.torch import save_file
+
+    config = config or YesNoConfig()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    splits = grounded_split(squad, coqa, config.build)  # the reader's
+    train = coqa_yes_no(coqa, {q.group for q in splits["train"]}, config.build.chunk_words)
+    dev = coqa_yes_no(coqa, {q.group for q in splits["validation"]}, config.build.chunk_words)
+    train += read_boolq(boolq) if boolq is not None else []
+    if not train:
+        raise DataFormatError("No yes/no examples to train on: give BoolQ rows or CoQA yes/no turns.")
+    reader = ExtractiveReader.load(reader_dir)
+    classifier = YesNoClassifier(copy.deepcopy(reader.model.bert))
+    low_rank = add_low_rank(classifier, config.rank, config.alpha, head=classifier.head)
+    logger.info("Yes/no: %d train examples, %d dev CoQA turns.", len(train), len(dev))
+    started = time.monotonic()
+    steps = fit(classifier, train,
+                lambda rows: nn.functional.cross_entropy(
+                    classifier(**encode(reader.tokenizer, rows, config.max_length)),
+                    torch.tensor([int(r.yes) for r in rows])),
+                config, rng, progress)
+    tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
+               for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
+    tensors |= {f"head.{k}": v.detach().half().contiguous() for k, v in classifier.head.state_dict().items()}
+    scores: dict[str, float] = {}
+
+    def written(staging: Path) -> dict:
+        shutil.copy2(reader_dir / ADAPTER_FILE, staging / ADAPTER_FILE)  # to load it there; stays as it is
+        save_file(tensors, str(staging / YES_NO_FILE))
+        record = json.loads((staging / CONFIG_FILE).read_text(encoding="utf-8"))
+        record["yes_no"] = {"rank": config.rank, "alpha": config.alpha, "train_examples": len(train),
+                            "steps": steps, "train_seconds": round(time.monotonic() - started),
+                            "config": {k: v for k, v in asdict(config).items() if k != "build"}}
+        (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        served = ExtractiveReader.load(staging)  # scored as served: merged, from the float16 file
+        scores.update(dev_scores(served, dev))
+        record["yes_no"]["dev"] = scores
+        return record
+
+    swap_in(reader_dir, written, (YES_NO_FILE,))
+    return scores
