@@ -202,7 +202,7 @@ def search_conversation(retriever: Searcher, course: str, question: str,
 def lead_with_chunk_of_first_page(ranking: Sequence[Hit], chunk_order: Sequence[Hit]) -> list[Hit]:
     """``ranking`` led by the chunk of its first page that ``chunk_order`` ranks highest.
 
-    The reader reads the first chunk and ``[1]`` cites it: under "gate" the conversation finds the page
+    The reader reads the first chunk first and ``[1]`` cites it: under "gate" the conversation finds the page
     more reliably, while the question alone's full weight finds the chunk on it that answers (README,
     "Follow-up questions"). The promoted chunk takes the first score, so scores still fall.
     """
