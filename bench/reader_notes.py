@@ -21,7 +21,7 @@ from pathlib import Path
 from app.resources import open_retriever, open_store
 from app.settings import get_settings
 from app.tutoring.service import answer_options
-from engine.evaluation.answer_metrics import token_f1
+from engine.evaluation.answer_metrics import PageSpan, token_f1
 from engine.evaluation.answers import read_answer_items
 from engine.reader import RANK_PENALTY, READ_NOTES, asks_yes_or_no, reader_question
 from retrieval.history import search_conversation
@@ -45,8 +45,7 @@ def read_each_note(file: Path, course: str, limit: int | None) -> list[list[dict
         notes = []
         for hit in hits:
             span = options.reader.read(reader_question(item.question, earlier), [hit.text])
-            gold = item.gold is not None and hit.source == item.gold.source and \
-                hit.page <= item.gold.page_end and hit.page_end >= item.gold.page
+            gold = item.gold is not None and PageSpan(hit.source, hit.page, hit.page_end).overlaps(item.gold)
             notes.append({"margin": span.margin, "f1": token_f1(span.text, item.references), "gold": gold}
                          if span else None)
         questions.append(notes)

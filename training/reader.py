@@ -115,6 +115,20 @@ def fit(model: nn.Module, examples: list, batch_loss: Callable[[Sequence], torch
     return steps
 
 
+def adapter_tensors(low_rank: dict[str, LowRank], head: nn.Module, head_name: str) -> dict[str, torch.Tensor]:
+    """What is saved of a trained adapter and its head, named as ``engine.reader`` loads them; float16
+    halves the file (the merge at load computes in float32)."""
+    tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
+               for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
+    return tensors | {f"{head_name}.{k}": v.detach().half().contiguous()
+                      for k, v in head.state_dict().items()}
+
+
+def write_record(folder: Path, record: dict) -> None:
+    """``reader.json`` in ``folder``: what was trained, how, and its dev scores."""
+    (folder / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
 def swap_in(out_dir: Path, write: Callable[[Path], dict], files: Sequence[str]) -> None:
     """Let ``write`` fill a staging folder beside ``out_dir`` with ``files`` and ``reader.json`` (it returns
     the record, kept there), then move them into ``out_dir`` whole: a failed run leaves the reader there as
@@ -125,8 +139,7 @@ def swap_in(out_dir: Path, write: Callable[[Path], dict], files: Sequence[str]) 
     staging.mkdir(parents=True)
     if (out_dir / CONFIG_FILE).is_file():
         shutil.copy2(out_dir / CONFIG_FILE, staging / CONFIG_FILE)
-    record = write(staging)
-    (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_record(staging, write(staging))
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in (*files, CONFIG_FILE):
         (staging / name).replace(out_dir / name)
@@ -232,11 +245,7 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
     logger.info("Reader: %d train examples from %d questions.", len(examples), len(splits["train"]))
     started = time.monotonic()
     steps = fit(model, examples, lambda rows: model(**_batch(rows)).loss, config, rng, progress)
-    # float16 halves the file; the merge at load computes in float32.
-    tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
-               for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
-    tensors |= {f"qa_outputs.{k}": v.detach().half().contiguous()
-                for k, v in model.qa_outputs.state_dict().items()}
+    tensors = adapter_tensors(low_rank, model.qa_outputs, "qa_outputs")
     record = {"base": None if base.resolve() == default_embedder_path().resolve() else str(base),
               "rank": config.rank, "alpha": config.alpha, "max_length": 384, "max_answer_tokens": 16,
               "train_examples": len(examples), "steps": steps,
@@ -245,7 +254,7 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
 
     def scored(staging: Path) -> dict:
         save_file(tensors, str(staging / ADAPTER_FILE))
-        (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_record(staging, record)
         record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
         return record
 

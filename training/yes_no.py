@@ -36,8 +36,9 @@ from engine.reader import (
     reader_question,
 )
 from training.data.grounded import BuildConfig, chunk_story, content_words
+from training.data.schema import RowCollector, iter_jsonl
 from training.errors import DataFormatError
-from training.reader import add_low_rank, fit, grounded_split, swap_in
+from training.reader import adapter_tensors, add_low_rank, fit, grounded_split, swap_in, write_record
 
 logger = logging.getLogger(__name__)
 
@@ -65,23 +66,19 @@ class YesNoExample:
 
 
 def read_boolq(path: Path) -> list[YesNoExample]:
-    """BoolQ rows ``{question, passage, answer}`` (``answer`` true or false), a question mark added."""
-    examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                question, passage, answer = row["question"], row["passage"], row["answer"]
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise DataFormatError(f"{path}:{number}: a BoolQ row needs question, passage and answer "
-                                      f"({error}).") from None
-            if not isinstance(answer, bool) or not str(question).strip() or not str(passage).strip():
-                raise DataFormatError(f"{path}:{number}: 'answer' must be true or false, and question and "
-                                      "passage non-empty.")
-            examples.append(YesNoExample(str(question).strip().rstrip("?") + "?", str(passage), answer))
-    return examples
+    """BoolQ rows ``{question, passage, answer}`` (``answer`` true or false), a question mark added.
+
+    Every bad row is listed, ``file:line`` and why, before anything trains."""
+    collector = RowCollector(path, "skip")
+    for number, row in iter_jsonl(path, collector):
+        question, passage, answer = row.get("question"), row.get("passage"), row.get("answer")
+        if not isinstance(answer, bool) or not str(question or "").strip() or not str(passage or "").strip():
+            collector.refuse(number, "'answer' must be true or false, and question and passage non-empty")
+            continue
+        collector.add(YesNoExample(str(question).strip().rstrip("?") + "?", str(passage), answer))
+    if collector.result.bad_rows:
+        raise DataFormatError("; ".join(map(str, collector.result.bad_rows)))
+    return collector.result.rows
 
 
 def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExample]:
@@ -154,9 +151,7 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
                     classifier(**encode(reader.tokenizer, rows, config.max_length)),
                     torch.tensor([int(r.yes) for r in rows])),
                 config, rng, progress)
-    tensors = {f"{name}.{part}": getattr(layer, part).detach().half().contiguous()
-               for name, layer in low_rank.items() for part in ("lora_A", "lora_B")}
-    tensors |= {f"head.{k}": v.detach().half().contiguous() for k, v in classifier.head.state_dict().items()}
+    tensors = adapter_tensors(low_rank, classifier.head, "head")
     scores: dict[str, float] = {}
 
     def written(staging: Path) -> dict:
@@ -166,7 +161,7 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
         record["yes_no"] = {"rank": config.rank, "alpha": config.alpha, "train_examples": len(train),
                             "steps": steps, "train_seconds": round(time.monotonic() - started),
                             "config": {k: v for k, v in asdict(config).items() if k != "build"}}
-        (staging / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_record(staging, record)
         served = ExtractiveReader.load(staging)  # scored as served: merged, from the float16 file
         scores.update(dev_scores(served, dev))
         record["yes_no"]["dev"] = scores
