@@ -41,10 +41,9 @@ def read_each_note(file: Path, course: str, limit: int | None) -> list[list[dict
         hits = search_conversation(retriever, course, item.question, item.conversation, k=options.top_k,
                                    min_score=options.min_score, mode=options.retrieval,
                                    settings=options.follow_up)
-        earlier = [turn["content"] for turn in item.conversation if turn["role"] == "user"]
         notes = []
         for hit in hits:
-            span = options.reader.read(reader_question(item.question, earlier), [hit.text])
+            span = options.reader.read(reader_question(item.question, item.conversation), [hit.text])
             gold = item.gold is not None and PageSpan(hit.source, hit.page, hit.page_end).overlaps(item.gold)
             notes.append({"margin": span.margin, "f1": token_f1(span.text, item.references), "gold": gold}
                          if span else None)

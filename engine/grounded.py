@@ -136,12 +136,12 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     if options.reader is not None and asks_yes_or_no(question):
         # Yes or no from the best-ranked chunk, when the reader has a classifier (else none: a span
         # would be a phrase, not the answer).
-        short = options.reader.yes_or_no(reader_question(question, earlier), prompt.sources[0].text)
+        short = options.reader.yes_or_no(reader_question(question, conversation), prompt.sources[0].text)
     elif options.reader is not None:
         # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
         # names the gold page more often than the reader's free choice among all four (README, "Short
         # answers"); a key sentence may miss the answer.
-        short = options.reader.read(reader_question(question, earlier),
+        short = options.reader.read(reader_question(question, conversation),
                                     [hit.text for hit in prompt.sources[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY)
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,

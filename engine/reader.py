@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from engine.runtime.models import ModelNotFoundError
+from retrieval.history import CITATION_MARK
+from retrieval.prompt import NO_CONTEXT_ANSWER
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ RANK_PENALTY = 2.0
 # A yes or no is said only when the classifier's two scores are this far apart: odds of at least e to 1
 # (about 73%) by its own reckoning; closer calls get no short answer (the model card: accuracy by margin).
 YES_NO_MIN_MARGIN = 1.0
+# Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
+ANSWER_WORDS = 16
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,21 @@ def asks_yes_or_no(question: str) -> bool:
     return bool(YES_NO_OPENING.match(question.strip())) and not re.search(r"\bor\b", question, re.IGNORECASE)
 
 
-def reader_question(question: str, earlier_questions: Sequence[str] = ()) -> str:
-    """What the reader reads as the question: the conversation's last earlier question, then this one
-    ("Whom?" alone names nobody)."""
-    return " ".join([*earlier_questions[-1:], question]).strip()
+def reader_question(question: str, conversation: Sequence[dict[str, str]] = ()) -> str:
+    """What the reader reads as the question: the conversation's last exchange, then this question.
+
+    "What did he do?" names nobody; after "Who was driven out of Italy?" and "Charles VIII" it does. Of
+    the answer, its first line without citations (the tutor's answers open with the short answer), at
+    most ``ANSWER_WORDS`` words; a "not covered" answer names nothing and is left out.
+    """
+    turns = [m for m in conversation if m.get("role") in ("user", "assistant")]
+    asked = max((n for n, m in enumerate(turns) if m["role"] == "user"), default=None)
+    if asked is None:
+        return question.strip()
+    answer = turns[asked + 1]["content"] if asked + 1 < len(turns) else ""
+    answer = "" if answer == NO_CONTEXT_ANSWER else answer.strip().split("\n", 1)[0]
+    answer = " ".join(re.sub(r"\s*" + CITATION_MARK.pattern, "", answer).split()[:ANSWER_WORDS])
+    return " ".join(" ".join([turns[asked]["content"], answer, question]).split())
 
 
 def adapted_linears(model: nn.Module) -> dict[str, nn.Linear]:

@@ -83,7 +83,7 @@ def read_boolq(path: Path) -> list[YesNoExample]:
 
 def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExample]:
     """The turns of the stories in ``groups`` that ask yes or no and are answered so, each with the
-    question before it (as the reader reads a follow-up) on its story's closest chunk."""
+    exchange before it (as the reader reads a follow-up) on its story's closest chunk."""
     examples = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -92,7 +92,7 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
                 continue
             chunks = chunk_story(row["story"], chunk_words)
             keys = [content_words(chunk) for chunk in chunks]
-            earlier: list[str] = []
+            earlier: list[dict[str, str]] = []
             for turn in row["turns"]:
                 answer = normalize_answer(turn["answers"][0]) if turn["answers"] else ""
                 if asks_yes_or_no(turn["question"]) and answer in ("yes", "no"):
@@ -100,7 +100,8 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
                     words = content_words(question)
                     closest = max(range(len(chunks)), key=lambda i: len(words & keys[i]))
                     examples.append(YesNoExample(question, chunks[closest], answer == "yes"))
-                earlier.append(turn["question"])
+                earlier += [{"role": "user", "content": turn["question"]},
+                            {"role": "assistant", "content": turn["answers"][0] if turn["answers"] else ""}]
     return examples
 
 

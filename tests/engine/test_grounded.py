@@ -52,9 +52,9 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
     assert whole.text.startswith("inertia [1].\n\nInertia does [1].") and whole.short == reader.short
     pieces = list(stream_answer(runtime, prepared_answer))
     assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
-    # It reads the two best-ranked chunks whole, with the question before this one, the second's span
-    # needing a lead.
-    assert reader.read_calls == [("What slows a block? And what keeps it moving?",
+    # It reads the two best-ranked chunks whole, with the exchange before this question, the second's
+    # span needing a lead.
+    assert reader.read_calls == [("What slows a block? Friction. And what keeps it moving?",
                                   [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY)]
 
 

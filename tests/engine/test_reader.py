@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from engine.reader import (
+    ANSWER_WORDS,
     SHIPPED_READER,
     YES_NO_FILE,
     ExtractiveReader,
@@ -19,8 +20,9 @@ from engine.reader import (
     reader_question,
 )
 from engine.runtime.models import default_embedder_path
-from training.data.grounded import BuildConfig
-from training.reader import ReaderConfig, add_low_rank, encode, train_reader
+from retrieval.prompt import NO_CONTEXT_ANSWER
+from training.data.grounded import BuildConfig, GroundedQuestion, Passage
+from training.reader import ReaderConfig, add_low_rank, answer_span, encode, train_reader
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,17 @@ def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_n
     assert best_span(start, end, torch.zeros(5, dtype=torch.bool), 16) is None
 
 
-def test_a_follow_up_is_read_with_the_question_before_it():
-    assert reader_question("Whom?", ["Who came?", "Who did he meet?"]) == "Who did he meet? Whom?"
+def test_a_follow_up_is_read_after_the_last_question_and_the_first_line_of_its_answer():
+    conversation = [{"role": "user", "content": "Who came?"}, {"role": "assistant", "content": "Tom [1]."},
+                    {"role": "user", "content": "Who did he meet?"},
+                    {"role": "assistant", "content": "His aunt [2].\n\nThe notes say: \"At home.\" [2]"}]
+    assert reader_question("Where?", conversation) == "Who did he meet? His aunt. Where?"
+    assert reader_question("Where?", conversation[:3]) == "Who did he meet? Where?"  # not answered yet
+    refused = [*conversation[:2], {"role": "user", "content": "Why?"},
+               {"role": "assistant", "content": NO_CONTEXT_ANSWER}]
+    assert reader_question("When?", refused) == "Why? When?"
+    long_answer = [{"role": "user", "content": "What?"}, {"role": "assistant", "content": "word " * 40}]
+    assert reader_question("Why?", long_answer) == "What? " + "word " * ANSWER_WORDS + "Why?"
     assert reader_question("Who came?") == "Who came?"
 
 
@@ -76,6 +87,20 @@ def test_a_training_target_covers_exactly_the_answer_tokens_and_a_cut_answer_bec
     assert tokenizer.decode(ids[start:end + 1]).replace(" ", "") == "levi'sstadium"
     _, _, start, end = encode(tokenizer, "Where?", passage, (at, at + len("Levi's Stadium")), 8)
     assert (start, end) == (0, 0)
+
+
+def test_the_training_target_is_the_reference_the_annotators_agree_on_found_in_the_passage():
+    passage = Passage("Predator populations may be up to 2% higher after an outbreak.", "g", "f.pdf", 1)
+
+    def span_of(*answers: str) -> str | None:
+        found = answer_span(GroundedQuestion("q", "g", "How much higher?", list(answers), passage))
+        return None if found is None else passage.text[found[0]:found[1]]
+
+    assert span_of("up to 2% higher", "2%", "2%") == "2%"  # two annotators agree on the short one
+    assert span_of("up to 2% higher", "up to 2% higher", "2%") == "up to 2% higher"
+    assert span_of("2% higher", "Up to 2%") == "up to 2%"  # a tie goes to the shorter: 8 characters to 9
+    assert span_of("a 2 percent rise", "2% HIGHER") == "2% higher"  # only what the passage holds
+    assert span_of("three percent") is None
 
 
 def test_the_shipped_reader_finds_the_answer_in_the_note_that_holds_it(shipped_reader):
