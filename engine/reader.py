@@ -4,9 +4,10 @@ The 135M generator rarely states a short answer (SQuAD token F1 about 0.11). A s
 head does: all-MiniLM-L6-v2 (the packaged embedder's weights) plus a low-rank adapter and span head
 trained by ``tutor train reader`` on the grounded train split. It reads the chunks the prompt numbers,
 in one batch, and returns the span that beats its chunk's "no answer" position ([CLS]) by the most,
-and the chunk's number. A question asked for yes or no gets "Yes" or "No" instead, when the reader
-folder holds a yes/no classifier (``tutor train yes-no``): the reader's encoder with an adapter of its
-own and a two-way head, reading the best-ranked chunk.
+and the chunk's number; no span holds a section label ("Section 207"). A question asked for yes or
+no gets "Yes" or "No" instead, when the reader folder holds a yes/no classifier (``tutor train
+yes-no``): the reader's encoder with an adapter of its own and a two-way head, reading the best-ranked
+chunk.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ RANK_PENALTY = 2.0
 YES_NO_MIN_MARGIN = 1.0
 # Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
 ANSWER_WORDS = 16
+# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2") says where a passage sits in
+# the course, never what it says: no span may hold one (README, "Short answers").
+SECTION_LABEL = re.compile(r"^[ \t]*(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
+                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,7 @@ class ExtractiveReader:
         output = self.model(**encoded)
         best: ShortAnswer | None = None
         for row, note in enumerate(notes):
-            in_note = torch.tensor([s == 1 for s in encoded.sequence_ids(row)])
+            in_note = answerable_tokens(note, encoded.sequence_ids(row), offsets[row].tolist())
             span = best_span(output.start_logits[row], output.end_logits[row], in_note,
                              self.max_answer_tokens)
             if span is None:
@@ -208,6 +213,15 @@ class ExtractiveReader:
                 text = " ".join(note[int(offsets[row, start, 0]):int(offsets[row, end, 1])].split())
                 best = ShortAnswer(text, row + 1, margin) if text else best
         return best
+
+
+def answerable_tokens(note: str, sequence_ids: Sequence[int | None],
+                      offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Which tokens a span may hold: the note's (sequence 1), less those of its section labels."""
+    labels = [label.span() for label in SECTION_LABEL.finditer(note)]
+    return torch.tensor([sequence == 1 and not any(start < label_end and label_start < end
+                                                   for label_start, label_end in labels)
+                         for sequence, (start, end) in zip(sequence_ids, offsets, strict=True)])
 
 
 def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, in_note: torch.Tensor,

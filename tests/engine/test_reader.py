@@ -13,6 +13,7 @@ from engine.reader import (
     SHIPPED_READER,
     YES_NO_FILE,
     ExtractiveReader,
+    answerable_tokens,
     best_span,
     load_head,
     load_span_model,
@@ -154,3 +155,15 @@ def test_yes_or_no_questions_open_with_an_auxiliary_and_offer_no_alternatives():
     assert all(map(asks_yes_or_no, ["was she married?", "Did Aleck run into him?", " Is it wet? "]))
     assert not any(map(asks_yes_or_no, ["Who was married?", "Is it the upper or the lower chamber?",
                                         "Isotopes differ how?", "Island of what?"]))
+
+
+def test_no_span_holds_a_section_label_of_the_course(shipped_reader):
+    note = "Section 12\nA wetland is an area of land that is wet all or part of the year.\nChapter IV. Soil"
+    encoded = shipped_reader.tokenizer("Where?", note, return_offsets_mapping=True)
+    allowed = answerable_tokens(note, encoded.sequence_ids(), encoded["offset_mapping"])
+    words = [note[start:end] for (start, end), ok
+             in zip(encoded["offset_mapping"], allowed.tolist(), strict=True) if ok]
+    assert "section" not in " ".join(words).lower() and "iv" not in words and "12" not in words
+    assert "wetland" in " ".join(words) and "Soil" in words
+    short = shipped_reader.read("Which section is about wetlands?", [note])
+    assert short is not None and "Section" not in short.text and "12" not in short.text
