@@ -166,6 +166,8 @@ def train_reader(
     learning_rate: float = typer.Option(8e-4, help="Peak learning rate (linear warm-up and decay)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
     seed: int = typer.Option(0, help="Seed of the split (as `tutor data grounded`), the order and the init."),
+    order_seed: int | None = typer.Option(None, help="Seed of the order and the \"no answer\" passages alone "
+                                          "(default: --seed): runs that differ only here can be averaged."),
 ) -> None:
     """The short-answer reader: a span head and adapter on the embedder's encoder, from SQuAD and CoQA."""
     from cli.data_commands import SHARED
@@ -179,7 +181,7 @@ def train_reader(
     if squad is None and coqa is None:
         squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
     config = ReaderConfig(epochs=epochs, rank=rank, alpha=2.0 * rank, learning_rate=learning_rate, seed=seed,
-                          max_steps=max_steps,
+                          order_seed=order_seed, max_steps=max_steps,
                           build=BuildConfig(seed=seed))
     try:
         with progress_bar("Training the reader") as update:
@@ -189,6 +191,34 @@ def train_reader(
         raise typer.Exit(2) from None
     typer.echo(json.dumps(scores, indent=2))
     logger.info("Wrote the reader in %s.", out)
+
+
+@train_app.command("reader-soup")
+def train_reader_soup(
+    members: list[Path] = typer.Argument(..., help="Reader folders trained with one --seed and different "
+                                         "--order-seed."),
+    out: Path = typer.Option(Path("engine/shipped/reader"), "--out", "-o", help="Folder for the averaged "
+                             "reader (default: the shipped reader's)."),
+    squad: Path | None = typer.Option(None, help="SQuAD rows, for the dev scores (as `tutor train reader`)."),
+    coqa: Path | None = typer.Option(None, help="CoQA stories, for the dev scores."),
+    seed: int = typer.Option(0, help="Seed of the split the members were trained on."),
+) -> None:
+    """One reader from several: their weights averaged ("model soup"), served at the cost of one."""
+    from cli.data_commands import SHARED
+    from engine.runtime.models import ModelNotFoundError
+    from training.data.grounded import BuildConfig
+    from training.errors import TrainingError
+    from training.reader import soup_readers
+
+    if squad is None and coqa is None:
+        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    try:
+        scores = soup_readers(out, members, squad=squad, coqa=coqa, build=BuildConfig(seed=seed))
+    except (TrainingError, ModelNotFoundError) as error:
+        logger.error("%s", error)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(scores, indent=2))
+    logger.info("Wrote the averaged reader in %s.", out)
 
 
 @train_app.command("yes-no")

@@ -36,6 +36,7 @@ from engine.reader import (
 from engine.runtime.models import default_embedder_path
 from training.cleaning import CleaningReport, split_by_group
 from training.data.grounded import BuildConfig, GroundedQuestion, Passage, load_questions
+from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,10 @@ class ReaderConfig:
     rank: int = 32
     alpha: float = 64.0
     max_length: int = 256  # question and passage tokens in training (serving reads up to 384)
-    seed: int = 0
+    seed: int = 0  # the initialisation (span head, adapter)
+    # The order of the examples and each question's "no answer" passage (None: ``seed``). Runs that differ
+    # only here start from the same weights, so they can be averaged (``soup_readers``).
+    order_seed: int | None = None
     max_steps: int | None = None  # a cap for smoke runs
     build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the SFT data
 
@@ -240,7 +244,7 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
 
     config = config or ReaderConfig()
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed if config.order_seed is None else config.order_seed)
     splits = grounded_split(squad, coqa, config.build)
     tokenizer = AutoTokenizer.from_pretrained(base)
     examples = reader_examples(splits["train"], tokenizer, config.max_length, rng)
@@ -263,10 +267,72 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
         return record
 
     swap_in(out_dir, scored, (ADAPTER_FILE,))
-    if (out_dir / YES_NO_FILE).is_file():  # trained on the encoder this run replaced
+    drop_stale_yes_no(out_dir)
+    return record["dev"]
+
+
+def drop_stale_yes_no(out_dir: Path) -> None:
+    """Remove the yes/no classifier of ``out_dir``: it was trained on the encoder just replaced."""
+    if (out_dir / YES_NO_FILE).is_file():
         (out_dir / YES_NO_FILE).unlink()
         logger.warning("Removed %s: it fitted the previous reader; retrain it with `tutor train yes-no`.",
                        out_dir / YES_NO_FILE)
+
+
+def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, coqa: Path | None,
+                 build: BuildConfig | None = None) -> dict[str, float]:
+    """Average readers trained from one start into one reader in ``out_dir``; return its dev scores.
+
+    The mean of the members' weight changes is saved exactly, as one adapter whose rank is the sum of
+    theirs (their ``A`` stacked, their ``B`` side by side, each scaled by ``alpha / rank / len(members)``),
+    and the mean of their span heads: serving costs what one reader does. Weights averaged from runs
+    that share their initialisation score above each run ("model soups", Wortsman et al., 2022; the
+    model card); runs from different starts do not average, so members must share their base and
+    ``seed``, differing in ``order_seed`` (or in their data).
+    """
+    from safetensors.torch import load_file, save_file
+
+    from engine.reader import check_reader_folder
+
+    if len(members) < 2:
+        raise TrainingError("A soup needs at least two readers.")
+    folders = [check_reader_folder(folder) for folder in members]
+    records = [json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")) for folder in folders]
+    starts = {(r["base"], r.get("config", {}).get("seed"), r["max_length"], r["max_answer_tokens"])
+              for r in records}
+    if len(starts) > 1 or None in {r.get("config", {}).get("seed") for r in records}:
+        raise TrainingError("These readers do not share a start (base encoder, init seed, lengths): "
+                            + "; ".join(f"{f}: base {r['base']}, seed {r.get('config', {}).get('seed')}"
+                                        for f, r in zip(folders, records, strict=True))
+                            + ". Train the members with one --seed and different --order-seed.")
+    tensors = [load_file(str(folder / ADAPTER_FILE)) for folder in folders]
+    share = [r["alpha"] / r["rank"] / len(records) for r in records]
+    layers = sorted(name.removesuffix(".lora_A") for name in tensors[0] if name.endswith(".lora_A"))
+    soup: dict[str, torch.Tensor] = {}
+    for layer in layers:
+        soup[f"{layer}.lora_A"] = torch.cat([t[f"{layer}.lora_A"] for t in tensors]).contiguous()
+        soup[f"{layer}.lora_B"] = torch.cat([t[f"{layer}.lora_B"].float() * k for t, k in
+                                             zip(tensors, share, strict=True)], dim=1).half().contiguous()
+    for key in ("qa_outputs.weight", "qa_outputs.bias"):
+        soup[key] = (sum(t[key].float() for t in tensors) / len(tensors)).half().contiguous()
+    rank = sum(r["rank"] for r in records)
+    record = {"base": records[0]["base"], "rank": rank, "alpha": float(rank),
+              "max_length": records[0]["max_length"], "max_answer_tokens": records[0]["max_answer_tokens"],
+              "config": {"seed": records[0]["config"]["seed"]},
+              "soup": [{"folder": str(folder), "config": r.get("config"), "dev": r.get("dev")}
+                       for folder, r in zip(folders, records, strict=True)]}
+    build = build or BuildConfig()
+    splits = grounded_split(squad, coqa, build)
+
+    def scored(staging: Path) -> dict:
+        save_file(soup, str(staging / ADAPTER_FILE))
+        write_record(staging, record)
+        record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"],
+                                        random.Random(build.seed))
+        return record
+
+    swap_in(out_dir, scored, (ADAPTER_FILE,))
+    drop_stale_yes_no(out_dir)
     return record["dev"]
 
 

@@ -21,13 +21,24 @@ def tutor(caplog):
 
 def test_train_group_lists_its_commands(tutor):
     code, out = tutor("train", "--help")
-    assert code == 0 and all(name in out for name in ("sft", "dpo", "sweep", "reader", "yes-no"))
+    names = ("sft", "dpo", "sweep", "reader", "reader-soup", "yes-no")
+    assert code == 0 and all(name in out for name in names)
 
 
 def test_training_the_reader_on_a_missing_file_names_it_and_writes_nothing(tutor, tmp_path):
     code, out = tutor("train", "reader", "--squad", str(tmp_path / "nope.jsonl"),
                       "--out", str(tmp_path / "r"))
     assert code == 2 and "nope.jsonl does not exist" in out and not (tmp_path / "r").exists()
+
+
+def test_a_reader_soup_of_a_folder_that_is_no_reader_names_it_and_writes_nothing(tutor, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out = tutor("train", "reader-soup", str(tmp_path / "empty"), str(tmp_path / "empty"),
+                      "--out", str(tmp_path / "soup"))
+    assert code == 2 and f"Reader folder {tmp_path / 'empty'} has no reader.safetensors" in out
+    assert not (tmp_path / "soup").exists()
+    code, out = tutor("train", "reader-soup", str(tmp_path / "empty"), "--out", str(tmp_path / "soup"))
+    assert code == 2 and "at least two readers" in out
 
 
 def test_training_yes_no_on_a_missing_boolq_file_names_it_and_leaves_the_reader_as_it_was(tutor, tmp_path):

@@ -23,7 +23,8 @@ from engine.reader import (
 from engine.runtime.models import default_embedder_path
 from retrieval.prompt import NO_CONTEXT_ANSWER
 from training.data.grounded import BuildConfig, GroundedQuestion, Passage
-from training.reader import ReaderConfig, add_low_rank, answer_span, encode, train_reader
+from training.errors import TrainingError
+from training.reader import ReaderConfig, add_low_rank, answer_span, encode, soup_readers, train_reader
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +134,23 @@ def test_the_shipped_reader_names_its_training(shipped_reader):
     assert record["dev"]["squad F1 among 4"] > 0.3  # what the README reports, from the training run
 
 
-def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
+def _tiny_squad(tmp_path):
     rows = [{"id": f"q{i}", "title": f"T{i % 4}", "context": f"Alice {i} lives in town {i}. Bob does not.",
              "question": f"Where does Alice {i} live?", "answers": [f"town {i}"]} for i in range(16)]
     squad = tmp_path / "squad.jsonl"
     squad.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return squad
+
+
+def _tiny_reader(tmp_path, squad, name: str, **config) -> ExtractiveReader:
+    config = ReaderConfig(max_steps=3, batch_size=4, rank=2, alpha=4.0, learning_rate=0.05,
+                          build=BuildConfig(dev_fraction=0.25), **config)
+    train_reader(tmp_path / name, default_embedder_path(), squad=squad, coqa=None, config=config)
+    return ExtractiveReader.load(tmp_path / name)
+
+
+def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
+    squad = _tiny_squad(tmp_path)
     config = ReaderConfig(max_steps=2, batch_size=4, rank=2, alpha=4.0, build=BuildConfig(dev_fraction=0.25))
     (tmp_path / "reader").mkdir()
     (tmp_path / "reader" / YES_NO_FILE).write_bytes(b"fitted an earlier reader")
@@ -147,6 +160,31 @@ def test_a_tiny_training_run_writes_a_reader_that_loads_and_is_scored(tmp_path):
     record = json.loads((tmp_path / "reader" / "reader.json").read_text(encoding="utf-8"))
     assert record["steps"] == 2 and record["dev"] == scores
     ExtractiveReader.load(tmp_path / "reader")
+
+
+def test_a_reader_soup_serves_the_mean_of_its_members_weights(tmp_path):
+    squad = _tiny_squad(tmp_path)
+    members = [_tiny_reader(tmp_path, squad, f"m{n}", order_seed=n) for n in (0, 1)]
+    build = BuildConfig(dev_fraction=0.25)
+    scores = soup_readers(tmp_path / "soup", [tmp_path / "m0", tmp_path / "m1"], squad=squad, coqa=None,
+                          build=build)
+    soup = ExtractiveReader.load(tmp_path / "soup")
+    record = json.loads((tmp_path / "soup" / "reader.json").read_text(encoding="utf-8"))
+    assert record["rank"] == 4 and record["dev"] == scores and len(record["soup"]) == 2
+    weights = [dict(m.model.named_parameters()) for m in members]
+    assert not torch.allclose(weights[0]["qa_outputs.weight"], weights[1]["qa_outputs.weight"])
+    for name, got in soup.model.named_parameters():
+        expected = (weights[0][name] + weights[1][name]) / 2
+        assert torch.allclose(got, expected, atol=2e-3), name  # float16 on disk
+
+
+def test_readers_from_different_starts_are_not_averaged_and_nothing_is_written(tmp_path):
+    squad = _tiny_squad(tmp_path)
+    for name, seed in (("a", 0), ("b", 1)):
+        _tiny_reader(tmp_path, squad, name, seed=seed)
+    with pytest.raises(TrainingError, match="do not share a start"):
+        soup_readers(tmp_path / "soup", [tmp_path / "a", tmp_path / "b"], squad=squad, coqa=None)
+    assert not (tmp_path / "soup").exists()
 
 
 def test_yes_or_no_questions_open_with_an_auxiliary_and_offer_no_alternatives():
