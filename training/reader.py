@@ -30,6 +30,7 @@ from engine.reader import (
     YES_NO_FILE,
     ExtractiveReader,
     adapted_linears,
+    check_reader_folder,
     load_span_model,
     reader_question,
 )
@@ -292,18 +293,17 @@ def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, 
     """
     from safetensors.torch import load_file, save_file
 
-    from engine.reader import check_reader_folder
-
     if len(members) < 2:
         raise TrainingError("A soup needs at least two readers.")
     folders = [check_reader_folder(folder) for folder in members]
     records = [json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")) for folder in folders]
-    starts = {(r["base"], r.get("config", {}).get("seed"), r["max_length"], r["max_answer_tokens"])
-              for r in records}
-    if len(starts) > 1 or None in {r.get("config", {}).get("seed") for r in records}:
+    seeds = [r.get("config", {}).get("seed") for r in records]
+    starts = {(r["base"], seed, r["max_length"], r["max_answer_tokens"])
+              for r, seed in zip(records, seeds, strict=True)}
+    if len(starts) > 1 or None in seeds:
         raise TrainingError("These readers do not share a start (base encoder, init seed, lengths): "
-                            + "; ".join(f"{f}: base {r['base']}, seed {r.get('config', {}).get('seed')}"
-                                        for f, r in zip(folders, records, strict=True))
+                            + "; ".join(f"{f}: base {r['base']}, seed {seed}"
+                                        for f, r, seed in zip(folders, records, seeds, strict=True))
                             + ". Train the members with one --seed and different --order-seed.")
     tensors = [load_file(str(folder / ADAPTER_FILE)) for folder in folders]
     share = [r["alpha"] / r["rank"] / len(records) for r in records]
@@ -318,7 +318,7 @@ def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, 
     rank = sum(r["rank"] for r in records)
     record = {"base": records[0]["base"], "rank": rank, "alpha": float(rank),
               "max_length": records[0]["max_length"], "max_answer_tokens": records[0]["max_answer_tokens"],
-              "config": {"seed": records[0]["config"]["seed"]},
+              "config": {"seed": seeds[0]},
               "soup": [{"folder": str(folder), "config": r.get("config"), "dev": r.get("dev")}
                        for folder, r in zip(folders, records, strict=True)]}
     build = build or BuildConfig()
