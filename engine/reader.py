@@ -4,10 +4,10 @@ The 135M generator rarely states a short answer (SQuAD token F1 about 0.11). A s
 head does: all-MiniLM-L6-v2 (the packaged embedder's weights) plus a low-rank adapter and span head
 trained by ``tutor train reader`` on the grounded train split. It reads the chunks the prompt numbers,
 in one batch, and returns the span that beats its chunk's "no answer" position ([CLS]) by the most,
-and the chunk's number; no span holds a section label ("Section 207"). A question asked for yes or
-no gets "Yes" or "No" instead, when the reader folder holds a yes/no classifier (``tutor train
-yes-no``): the reader's encoder with an adapter of its own and a two-way head, reading the best-ranked
-chunk.
+and the chunk's number; no span holds a section label ("Section 207") or cuts a number in two
+("1,438" of "1,438,159"). A question asked for yes or no gets "Yes" or "No" instead, when the reader
+folder holds a yes/no classifier (``tutor train yes-no``): the reader's encoder with an adapter of its
+own and a two-way head, reading the best-ranked chunk.
 """
 
 from __future__ import annotations
@@ -210,9 +210,29 @@ class ExtractiveReader:
             start, end, margin = span
             margin -= rank_penalty * row
             if best is None or margin > best.margin:
-                text = " ".join(note[int(offsets[row, start, 0]):int(offsets[row, end, 1])].split())
+                first, last = whole_numbers(note, int(offsets[row, start, 0]), int(offsets[row, end, 1]))
+                text = " ".join(note[first:last].split())
                 best = ShortAnswer(text, row + 1, margin) if text else best
         return best
+
+
+def whole_numbers(note: str, start: int, end: int) -> tuple[int, int]:
+    """The character span ``start:end`` of ``note`` widened so it cuts no number in two.
+
+    The tokenizer splits "1,438,159" at its commas, so a span may end at "1,438": a wrong number, stated
+    as the answer. Digits, and a comma or point between digits, join the number at either end.
+    """
+    def joins(at: int) -> bool:  # note[at] continues a number begun beside it
+        return note[at].isdigit() or (note[at] in ",." and 0 < at < len(note) - 1
+                                      and note[at - 1].isdigit() and note[at + 1].isdigit())
+
+    if start < end and note[start].isdigit():
+        while start > 0 and joins(start - 1):
+            start -= 1
+    if start < end and note[end - 1].isdigit():
+        while end < len(note) and joins(end):
+            end += 1
+    return start, end
 
 
 def answerable_tokens(note: str, sequence_ids: Sequence[int | None],

@@ -19,6 +19,7 @@ from engine.reader import (
     load_span_model,
     merge_adapter,
     reader_question,
+    whole_numbers,
 )
 from engine.runtime.models import default_embedder_path
 from retrieval.prompt import NO_CONTEXT_ANSWER
@@ -41,6 +42,22 @@ def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_n
     start[0] = 8.0  # "no answer" scores above every span: the margin says so
     assert best_span(start, end, in_note, 16) == (3, 4, -1.0)
     assert best_span(start, end, torch.zeros(5, dtype=torch.bool), 16) is None
+
+
+def test_a_span_never_cuts_a_number_in_two():
+    note = "A population of 1,438,159 in 2014, up 3.5% (from 2010)."
+
+    def widened(span: str) -> str:
+        start = note.index(span)
+        first, last = whole_numbers(note, start, start + len(span))
+        return note[first:last]
+
+    assert widened("1,438") == widened("438,159") == widened("438") == "1,438,159"
+    point = note.index("3.5")
+    assert whole_numbers(note, point, point + 1) == (point, point + 3)
+    assert widened("2014,") == "2014," and widened("2014") == "2014"
+    assert widened("population of 1,4") == "population of 1,438,159"
+    assert widened("2010") == "2010" and widened("population") == "population"
 
 
 def test_a_follow_up_is_read_after_the_last_question_and_the_first_line_of_its_answer():
