@@ -13,6 +13,13 @@ data_app = typer.Typer(help="Build training data.", no_args_is_help=True)
 SHARED = Path("..") / "shared" / "data" / "grounded"
 
 
+def grounded_sets(squad: Path | None, coqa: Path | None) -> tuple[Path | None, Path | None]:
+    """The SQuAD and CoQA files a command reads: both shared sets when neither is given."""
+    if squad is None and coqa is None:
+        return SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    return squad, coqa
+
+
 def grounded(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for sft_*.jsonl, dpo_*.jsonl and the report."),
     squad: Path | None = typer.Option(None, help="SQuAD rows {id, title, context, question, answers}. "
@@ -45,8 +52,7 @@ def grounded(
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
                              source_sentences=source_sentences, answer_style=answer_style, seed=seed)
-        if squad is None and coqa is None:
-            squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+        squad, coqa = grounded_sets(squad, coqa)
         report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,
                                      on_policy=on_policy)
     except TrainingError as error:

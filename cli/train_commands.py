@@ -170,7 +170,7 @@ def train_reader(
                                           "(default: --seed): runs that differ only here can be averaged."),
 ) -> None:
     """The short-answer reader: a span head and adapter on the embedder's encoder, from SQuAD and CoQA."""
-    from cli.data_commands import SHARED
+    from cli.data_commands import grounded_sets
     from cli.progress import progress_bar
     from engine.runtime.models import default_embedder_path
     from training.data.grounded import BuildConfig
@@ -178,8 +178,7 @@ def train_reader(
     from training.reader import ReaderConfig
     from training.reader import train_reader as run
 
-    if squad is None and coqa is None:
-        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    squad, coqa = grounded_sets(squad, coqa)
     config = ReaderConfig(epochs=epochs, rank=rank, alpha=2.0 * rank, learning_rate=learning_rate, seed=seed,
                           order_seed=order_seed, max_steps=max_steps,
                           build=BuildConfig(seed=seed))
@@ -204,14 +203,13 @@ def train_reader_soup(
     seed: int = typer.Option(0, help="Seed of the split the members were trained on."),
 ) -> None:
     """One reader from several: their weights averaged ("model soup"), served at the cost of one."""
-    from cli.data_commands import SHARED
+    from cli.data_commands import grounded_sets
     from engine.runtime.models import ModelNotFoundError
     from training.data.grounded import BuildConfig
     from training.errors import TrainingError
     from training.reader import soup_readers
 
-    if squad is None and coqa is None:
-        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    squad, coqa = grounded_sets(squad, coqa)
     try:
         scores = soup_readers(out, members, squad=squad, coqa=coqa, build=BuildConfig(seed=seed))
     except (TrainingError, ModelNotFoundError) as error:
@@ -237,7 +235,7 @@ def train_yes_no(
     seed: int = typer.Option(0, help="Seed of the split (as the reader's), the order and the init."),
 ) -> None:
     """The reader's yes/no classifier, for questions asked for yes or no: from BoolQ and CoQA."""
-    from cli.data_commands import SHARED
+    from cli.data_commands import grounded_sets
     from cli.progress import progress_bar
     from engine.runtime.models import ModelNotFoundError
     from training.data.grounded import BuildConfig
@@ -245,8 +243,7 @@ def train_yes_no(
     from training.yes_no import YesNoConfig
     from training.yes_no import train_yes_no as run
 
-    if squad is None and coqa is None:
-        squad, coqa = SHARED / "squad.jsonl", SHARED / "coqa.jsonl"
+    squad, coqa = grounded_sets(squad, coqa)
     if coqa is None:
         raise typer.BadParameter("the yes/no dev score is measured on CoQA: give --coqa.",
                                  param_hint="--coqa")

@@ -240,7 +240,6 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
                  config: ReaderConfig | None = None,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Train, write ``reader.safetensors`` and ``reader.json`` in ``out_dir``, and return the dev scores."""
-    from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
     config = config or ReaderConfig()
@@ -260,24 +259,28 @@ def train_reader(out_dir: Path, base: Path, *, squad: Path | None, coqa: Path | 
               "train_examples": len(examples), "steps": steps,
               "train_seconds": round(time.monotonic() - started),
               "config": {k: v for k, v in asdict(config).items() if k != "build"}}
+    return write_scored_reader(out_dir, tensors, record, splits["validation"], rng)
+
+
+def write_scored_reader(out_dir: Path, tensors: dict[str, torch.Tensor], record: dict,
+                        dev: Sequence[GroundedQuestion], rng: random.Random) -> dict[str, float]:
+    """Write the adapter ``tensors`` and ``record`` into ``out_dir`` whole (``swap_in``), the record with
+    the reader's scores on ``dev``, and return them. A yes/no classifier there is removed: it was trained
+    on the encoder just replaced."""
+    from safetensors.torch import save_file
 
     def scored(staging: Path) -> dict:
         save_file(tensors, str(staging / ADAPTER_FILE))
         write_record(staging, record)
-        record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"], rng)
+        record["dev"] = evaluate_reader(ExtractiveReader.load(staging), dev, rng)
         return record
 
     swap_in(out_dir, scored, (ADAPTER_FILE,))
-    drop_stale_yes_no(out_dir)
-    return record["dev"]
-
-
-def drop_stale_yes_no(out_dir: Path) -> None:
-    """Remove the yes/no classifier of ``out_dir``: it was trained on the encoder just replaced."""
     if (out_dir / YES_NO_FILE).is_file():
         (out_dir / YES_NO_FILE).unlink()
         logger.warning("Removed %s: it fitted the previous reader; retrain it with `tutor train yes-no`.",
                        out_dir / YES_NO_FILE)
+    return record["dev"]
 
 
 def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, coqa: Path | None,
@@ -291,7 +294,7 @@ def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, 
     model card); runs from different starts do not average, so members must share their base and
     ``seed``, differing in ``order_seed`` (or in their data).
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     if len(members) < 2:
         raise TrainingError("A soup needs at least two readers.")
@@ -322,18 +325,8 @@ def soup_readers(out_dir: Path, members: Sequence[Path], *, squad: Path | None, 
               "soup": [{"folder": str(folder), "config": r.get("config"), "dev": r.get("dev")}
                        for folder, r in zip(folders, records, strict=True)]}
     build = build or BuildConfig()
-    splits = grounded_split(squad, coqa, build)
-
-    def scored(staging: Path) -> dict:
-        save_file(soup, str(staging / ADAPTER_FILE))
-        write_record(staging, record)
-        record["dev"] = evaluate_reader(ExtractiveReader.load(staging), splits["validation"],
-                                        random.Random(build.seed))
-        return record
-
-    swap_in(out_dir, scored, (ADAPTER_FILE,))
-    drop_stale_yes_no(out_dir)
-    return record["dev"]
+    dev = grounded_split(squad, coqa, build)["validation"]
+    return write_scored_reader(out_dir, soup, record, dev, random.Random(build.seed))
 
 
 def evaluate_reader(reader: ExtractiveReader, questions: Sequence[GroundedQuestion],
