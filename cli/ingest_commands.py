@@ -70,6 +70,8 @@ def ingest(
     course: str = typer.Option(..., "--course", "-c", help="Course to add the files to (created if new)."),
     chunk_tokens: int | None = typer.Option(None, help="Chunk size in embedder tokens (TUTOR_CHUNK_TOKENS)."),
     chunk_overlap: int | None = typer.Option(None, help="Chunk overlap in tokens (TUTOR_CHUNK_OVERLAP)."),
+    at_headings: bool | None = typer.Option(None, "--at-headings/--across-headings",
+                                            help="Cut chunks at headings (TUTOR_CHUNK_AT_HEADINGS)."),
     embedder: Path | None = typer.Option(None, help="A sentence-transformers folder (TUTOR_EMBEDDER)."),
     chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -79,8 +81,8 @@ def ingest(
     from ingest.run import ingest_paths
     from retrieval.store import EmbedderMismatchError, InvalidCourseNameError, check_course_name
 
-    settings = build_settings(chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, embedder=embedder,
-                              chroma_url=chroma_url)
+    settings = build_settings(chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                              chunk_at_headings=at_headings, embedder=embedder, chroma_url=chroma_url)
     try:
         check_course_name(course)
     except InvalidCourseNameError as error:
@@ -88,7 +90,7 @@ def ingest(
     try:
         report = ingest_paths(paths, course, open_store(settings), open_embedder(settings),
                               chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-                              progress=progress)
+                              at_headings=settings.chunk_at_headings, progress=progress)
     except ChunkSettingsError as error:
         raise typer.BadParameter(str(error), param_hint="--chunk-tokens / --chunk-overlap") from None
     except EmbedderMismatchError as error:

@@ -1,7 +1,9 @@
 """Split a file's cleaned pages into chunks sized in tokens of the embedding model.
 
 The pages are joined into one text so a chunk may run across a page break; each chunk
-keeps its first and last page, found from where it starts and ends in that text.
+keeps its first and last page, found from where it starts and ends in that text. With
+``at_headings`` a chunk never runs across a heading: each section is split on its own, so a
+chunk (and what it cites) holds one topic, not the end of one section and the start of the next.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 from retrieval.store import Chunk
 
@@ -28,10 +31,12 @@ class ChunkSettings:
     Args:
         chunk_tokens: largest chunk, in tokens of the embedding model (special tokens excluded).
         chunk_overlap: tokens shared by neighbouring chunks, so a sentence cut at a boundary is whole in one.
+        at_headings: cut at every heading: no chunk holds the end of one section and the start of the next.
     """
 
     chunk_tokens: int = 128
     chunk_overlap: int = 24
+    at_headings: bool = False
 
     def check(self, max_tokens: int) -> None:
         """Refuse settings the model would silently truncate."""
@@ -48,11 +53,11 @@ class ChunkSettings:
             )
 
 
-def make_splitter(settings: ChunkSettings, count_tokens: Callable[[str], int]):
+def make_splitter(settings: ChunkSettings, count_tokens: Callable[[str], int]) -> ChunkSplitter:
     """LangChain's RecursiveCharacterTextSplitter measuring length with ``count_tokens``."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    return RecursiveCharacterTextSplitter(
+    splitter = RecursiveCharacterTextSplitter(
         chunk_size=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
         length_function=count_tokens,
@@ -60,6 +65,7 @@ def make_splitter(settings: ChunkSettings, count_tokens: Callable[[str], int]):
         keep_separator="end",
         strip_whitespace=True,
     )
+    return ChunkSplitter(splitter.split_text, settings.at_headings)
 
 
 def join_pages(pages: list[str]) -> tuple[str, list[int]]:
@@ -71,7 +77,59 @@ def join_pages(pages: list[str]) -> tuple[str, list[int]]:
     return PAGE_BREAK.join(pages), starts
 
 
-def chunk_pages(pages: list[str], *, source: str, file_hash: str, splitter) -> list[Chunk]:
+# A heading is a short line that is mostly letters, ends without punctuation or a word that leads on
+# ("We now have"), and follows the end of a sentence, a blank line or another heading.
+MAX_HEADING_WORDS, MAX_HEADING_CHARS, MAX_WORD_CHARS = 8, 60, 24
+SENTENCE_END = tuple('.!?:"\u201d)')
+LEADS_ON = frozenset("a an the and or of to in on for with by as at from that is are was were be have has "
+                     "had we which where then thus becomes gives get".split())
+
+
+def is_heading(line: str) -> bool:
+    """A line that can be a heading on its own ("Section 12", "3 Kinetic energy", "Chapter 4")."""
+    words = line.split()
+    if not words or len(words) > MAX_HEADING_WORDS or len(line) > MAX_HEADING_CHARS:
+        return False
+    letters = sum(char.isalpha() for char in line)
+    return (
+        (line[0].isupper() or line[0].isdigit())
+        and letters >= 3 and letters >= len(line.replace(" ", "")) / 2  # not a formula
+        and line[-1].isalnum() and not any(mark in line for mark in ",;=")  # not a sentence cut short
+        and max(map(len, words)) <= MAX_WORD_CHARS  # not a line whose spaces were lost in extraction
+        and words[-1].lower() not in LEADS_ON  # not a line leading into a formula
+    )
+
+
+def section_starts(text: str) -> list[int]:
+    """Where each section of ``text`` starts: at the first of one or more heading lines."""
+    starts, offset, previous, previous_heading = [], 0, "", False
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        heading = (is_heading(line) and following[:1].isalnum()
+                   and (not previous or previous.endswith(SENTENCE_END) or previous_heading))
+        if heading and not previous_heading:
+            starts.append(offset)
+        offset += len(line) + 1
+        previous, previous_heading = line, heading
+    return starts
+
+
+@dataclass(frozen=True)
+class ChunkSplitter:
+    """Cuts a file's text into chunk texts with ``split`` (LangChain's splitter), section by section
+    when ``at_headings`` is on, else the whole text at once."""
+
+    split: Callable[[str], list[str]]
+    at_headings: bool = False
+
+    def split_text(self, text: str) -> list[str]:
+        headings = section_starts(text) if self.at_headings else []
+        bounds = [0, *[start for start in headings if start > 0], len(text)]
+        return [piece for begin, end in pairwise(bounds) for piece in self.split(text[begin:end])]
+
+
+def chunk_pages(pages: list[str], *, source: str, file_hash: str, splitter: ChunkSplitter) -> list[Chunk]:
     """Chunks of ``pages`` (index 0 is page 1) with their 1-based first and last page."""
     text, starts = join_pages(pages)
     chunks, cursor = [], 0

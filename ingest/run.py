@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.chunk import ChunkSettings, chunk_pages, make_splitter
+from ingest.chunk import ChunkSettings, ChunkSplitter, chunk_pages, make_splitter
 from ingest.clean import clean_text
 from ingest.pdf import NoTextLayerError, PDFError, page_reader_pool, read_pages
 from ingest.progress import IngestProgress
@@ -100,7 +100,7 @@ class IngestContext:
     course: str
     store: CourseStore
     embedder: Embedder
-    splitter: object
+    splitter: ChunkSplitter
     progress: IngestProgress
     pool: Executor | None
 
@@ -166,6 +166,7 @@ def ingest_paths(
     *,
     chunk_tokens: int = 128,
     chunk_overlap: int = 24,
+    at_headings: bool = False,
     progress: bool = False,
     pool: Executor | None = None,
 ) -> IngestReport:
@@ -175,6 +176,7 @@ def ingest_paths(
         paths: PDF files and folders (searched recursively for ``*.pdf``).
         course: the course (a Chroma collection), created on first use.
         chunk_tokens, chunk_overlap: chunk size and overlap in tokens of ``embedder``.
+        at_headings: no chunk runs across a heading ("Section 12", "3.2 Kinetic energy").
         progress: show a progress bar on the terminal.
         pool: a process pool for reading large PDFs; by default one is started when a file needs it.
 
@@ -183,7 +185,7 @@ def ingest_paths(
     """
     started = time.perf_counter()
     check_course_name(course)
-    settings = ChunkSettings(chunk_tokens, chunk_overlap)
+    settings = ChunkSettings(chunk_tokens, chunk_overlap, at_headings)
     settings.check(embedder.max_tokens)
     report = IngestReport(course=course)
     store.check_embedder(course, embedder.name)

@@ -73,7 +73,7 @@ def ingest_upload(course: str, filename: str | None, data: BinaryIO, *, store: C
         path = folder / source
         save_upload(data, path, settings)
         report = ingest_paths([path], course, store, embedder, chunk_tokens=settings.chunk_tokens,
-                              chunk_overlap=settings.chunk_overlap)
+                              chunk_overlap=settings.chunk_overlap, at_headings=settings.chunk_at_headings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if report.failed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.chunk import ChunkSettings, ChunkSettingsError, chunk_pages, make_splitter
+from ingest.chunk import ChunkSettings, ChunkSettingsError, chunk_pages, is_heading, make_splitter
 from tests.utils.embedding import HashingEmbedder
 
 COUNTER = HashingEmbedder().count_tokens
@@ -50,6 +50,52 @@ def test_small_pages_can_share_a_chunk_spanning_the_page_break():
     chunks = chunk_pages(["Short page one.", "Short page two."], source="a.pdf", file_hash="h",
                          splitter=splitter)
     assert [(c.page_start, c.page_end) for c in chunks] == [(1, 2)]
+
+
+def test_a_chunk_never_runs_across_a_heading():
+    sections = [("Section 1", "Rivers carry water to the sea. Deltas form at their mouths."),
+                ("Section 2", "Glaciers carve valleys. They move slowly downhill."),
+                ("2.1 Ice ages", "The last ice age ended about twelve thousand years ago.")]
+    page = "\n".join(f"{heading}\n{body}" for heading, body in sections)
+    at_headings = make_splitter(ChunkSettings(chunk_tokens=100, chunk_overlap=10, at_headings=True), COUNTER)
+    chunks = chunk_pages([page], source="a.pdf", file_hash="h", splitter=at_headings)
+    assert [chunk.text for chunk in chunks] == [f"{heading}\n{body}" for heading, body in sections]
+    # By default all three share one chunk of 100 tokens.
+    across = make_splitter(ChunkSettings(chunk_tokens=100, chunk_overlap=10), COUNTER)
+    chunks = chunk_pages([page], source="a.pdf", file_hash="h", splitter=across)
+    assert [chunk.text for chunk in chunks] == [page]
+
+
+def test_a_section_cut_by_a_page_break_stays_one_chunk_and_a_heading_after_a_title_joins_it():
+    pages = ["Earth science\nSection 7\nSoil forms from rock. It takes a very long", "time to form."]
+    splitter = make_splitter(ChunkSettings(chunk_tokens=100, chunk_overlap=10, at_headings=True), COUNTER)
+    chunks = chunk_pages(pages, source="a.pdf", file_hash="h", splitter=splitter)
+    assert [(chunk.page_start, chunk.page_end) for chunk in chunks] == [(1, 2)]
+    assert chunks[0].text.startswith("Earth science\nSection 7\n")
+
+
+@pytest.mark.parametrize("line", ["Section 12", "3 Kinetic and potential energies", "Chapter 4",
+                                  "2.1 Time evolution of spin", "CHAPTER XVII"])
+def test_headings(line):
+    assert is_heading(line)
+
+
+@pytest.mark.parametrize("line", [
+    "E = m0c2",  # a formula
+    "We now have",  # leads into a formula
+    "4 \u03c0 \u222b 2 3 (31)",  # mostly symbols
+    "seaweed broth, but it was not widely accepted",  # a sentence cut at a line break
+    "Toapplyacompoundproceduretoargumentsevaluatethe",  # spaces lost in extraction
+    "One two three four five six seven eight nine",  # too long for a heading
+])
+def test_lines_that_are_not_headings(line):
+    assert not is_heading(line)
+
+
+def test_a_short_line_inside_a_sentence_is_no_heading():
+    pages = ["The force on the charge is given by\nNewton Law\nand it acts along the field line."]
+    splitter = make_splitter(ChunkSettings(chunk_tokens=100, chunk_overlap=10, at_headings=True), COUNTER)
+    assert len(chunk_pages(pages, source="a.pdf", file_hash="h", splitter=splitter)) == 1
 
 
 def test_empty_pages_shift_no_page_numbers():
