@@ -54,7 +54,8 @@ class ChunkSettings:
 
 
 def make_splitter(settings: ChunkSettings, count_tokens: Callable[[str], int]) -> ChunkSplitter:
-    """LangChain's RecursiveCharacterTextSplitter measuring length with ``count_tokens``."""
+    """LangChain's RecursiveCharacterTextSplitter measuring length with ``count_tokens``, in the
+    ChunkSplitter that runs it section by section when ``settings.at_headings`` is on."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     splitter = RecursiveCharacterTextSplitter(
