@@ -138,6 +138,9 @@ def eval_retrieval(
                                                "in the decay strategy."),
     standalone_score: float | None = typer.Option(None, help="In the gate strategy, the dense score at "
                                                   "which a follow-up is searched alone."),
+    continues_margin: float | None = typer.Option(None, min=0, help="For 'not covered' after earlier turns: "
+                                                  "how much a question may lower the last two exchanges' "
+                                                  "best dense match and still continue them."),
 ) -> None:
     """Score each search mode by the rank of the first chunk on a question's gold pages.
 
@@ -162,7 +165,8 @@ def eval_retrieval(
     retriever = Retriever(open_store(settings), open_embedder(settings), hybrid)
     items = load_gold(file)[:limit]
     logger.info("Hybrid fusion: %s.", hybrid)
-    strategies = follow_up_settings(items, follow_up, history_turns, history_decay, standalone_score)
+    strategies = follow_up_settings(items, follow_up, history_turns, history_decay, standalone_score,
+                                    continues_margin)
     results = [evaluate_mode(retriever, course, items, m, with_choices=with_choices, follow_up=s)
                for m in modes for s in strategies or [None]]
     print_table(results, course, len(items), conversations=bool(strategies))
@@ -185,7 +189,8 @@ def eval_retrieval(
 
 
 def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | None, decay: float | None,
-                       standalone_score: float | None = None) -> list[FollowUpSettings]:
+                       standalone_score: float | None = None,
+                       continues_margin: float | None = None) -> list[FollowUpSettings]:
     """The strategies to compare: none for a file without history, else those named (none and the default)."""
     from dataclasses import replace
 
@@ -193,8 +198,8 @@ def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | Non
 
     if not any(item.history for item in items):
         return []
-    given = {k: v for k, v in {"turns": turns, "decay": decay, "standalone_score": standalone_score}.items()
-             if v is not None}
+    given = {k: v for k, v in {"turns": turns, "decay": decay, "standalone_score": standalone_score,
+                               "continues_margin": continues_margin}.items() if v is not None}
     try:
         base = replace(FollowUpSettings(), **given)
         return [replace(base, strategy=name) for name in names or dict.fromkeys(["none", base.strategy])]

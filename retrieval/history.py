@@ -21,10 +21,12 @@ through ``search_conversation``. The answer still cites only what this search re
 
 A first turn (no earlier message) is searched exactly as before, whatever the strategy. With
 earlier turns, ``min_score`` (a dense cosine, as in ``Retriever``) decides only whether the course
-covers the conversation: the best dense match of the question alone or of the question with its
-last exchange must reach it. The question alone is not enough ("Whom?" matches nothing), and the
-whole window is too much (any question after a covered one would pass); measured on CoQA in the
-README ("Follow-up questions").
+covers the question (``covers``): the question alone reaches it, or the question with its last one
+or two exchanges does and stays on their subject. The question alone is not enough ("Whom?" matches
+nothing), and the conversation alone is too much (any question after a covered one would pass): a
+question continues the conversation when adding it to the last two exchanges lowers their best match
+by less than ``continues_margin``, where a question on another subject dilutes them. Measured on two
+CoQA courses in the README ("Follow-up questions").
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class FollowUpSettings:
         standalone_score: in "gate", the dense cosine at which the question alone decides the search
             (all-MiniLM-L6-v2's scale, like ``TUTOR_MIN_SCORE``).
         alone_weight: in "gate", the weight of the question alone's ranking below that score.
+        continues_margin: how much a question may lower the best dense match of the last two exchanges
+            and still count as continuing them, for "covered" (``covers``).
     """
 
     # Chosen on two CoQA courses (README, "Follow-up questions"): over decay with equal weights, the default
@@ -86,6 +90,9 @@ class FollowUpSettings:
     candidates: int = 30
     standalone_score: float = 0.45
     alone_weight: float = 0.2
+    # Chosen on two CoQA courses, each with off-topic questions asked mid-conversation (README, "Follow-up
+    # questions"): fewer follow-ups refused and more changes of subject refused than the last exchange alone.
+    continues_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -132,9 +139,28 @@ def follow_up_queries(question: str, conversation: Sequence[dict[str, str]], set
 
 
 def coverage_queries(question: str, conversation: Sequence[dict[str, str]]) -> list[str]:
-    """The texts whose best dense match decides "covered": the question alone and with its last exchange."""
-    last = earlier_messages(conversation, 1)
-    return [question, " ".join([question, *last])] if last else [question]
+    """The texts whose best dense matches decide "covered" (``covers``): the question alone; when there
+    are earlier exchanges, also the question with the last one, with the last two, and those two alone."""
+    last, last_two = earlier_messages(conversation, 1), earlier_messages(conversation, 2)
+    if not last:
+        return [question]
+    return [question, " ".join([question, *last]), " ".join([question, *last_two]), " ".join(last_two)]
+
+
+def covers(best: Sequence[float], min_score: float, continues_margin: float) -> bool:
+    """Whether the course covers a question, from the best dense matches of its ``coverage_queries``.
+
+    The question alone reaches ``min_score``; or, asked after earlier exchanges, it reaches it with the
+    last one or two, and adding it to the last two lowers their best match by less than
+    ``continues_margin``. "When was the last census taken?" after an exchange about the Bronx keeps the
+    match; a question on another subject pulls it down, though the exchanges alone would pass.
+    """
+    if best[0] >= min_score:
+        return True
+    if len(best) < 4:
+        return False
+    with_last, with_two, exchanges = best[1:4]
+    return max(with_last, with_two) >= min_score and with_two > exchanges - continues_margin
 
 
 def fuse_weighted(rankings: Sequence[tuple[float, Sequence[Hit]]]) -> list[Hit]:
@@ -186,7 +212,7 @@ def search_conversation(retriever: Searcher, course: str, question: str,
     # The dense scores decide "covered" and, under "gate", whether the question is searched alone.
     scored = min_score is not None or settings.strategy == "gate"
     best = best_dense_scores(retriever, course, coverage_queries(question, conversation)) if scored else []
-    if min_score is not None and max(best) < min_score:
+    if min_score is not None and not covers(best, min_score, settings.continues_margin):
         return []
     queries = follow_up_queries(question, conversation, settings, alone_score=best[0] if best else None)
     if len(queries) == 1:

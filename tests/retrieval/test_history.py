@@ -12,6 +12,8 @@ from retrieval.evaluate import evaluate_mode, first_relevant_rank, load_gold
 from retrieval.history import (
     FollowUpSettings,
     UnknownFollowUpStrategyError,
+    coverage_queries,
+    covers,
     follow_up_queries,
     fuse_weighted,
     lead_with_chunk_of_first_page,
@@ -164,6 +166,43 @@ def test_the_not_covered_cut_takes_the_question_with_its_last_exchange(coqa_like
     first = retriever.search(COURSE, items[0].question, k=3, min_score=0.1, mode="hybrid")
     assert search_conversation(retriever, COURSE, items[0].question, [], k=3, min_score=0.1,
                                mode="hybrid") == first
+
+
+def test_coverage_asks_the_question_alone_with_its_last_exchanges_and_those_exchanges_alone():
+    assert coverage_queries("Whom?", []) == ["Whom?"]
+    conversation = [*HISTORY[:3], {"role": "user", "content": "Where?"},
+                    {"role": "assistant", "content": "Ohio [2]."}]
+    assert coverage_queries("Whom?", conversation) == [
+        "Whom?", "Whom? Ohio . Where?", "Whom? Ohio . Where? Dennis Farina . Who was the actor?",
+        "Ohio . Where? Dennis Farina . Who was the actor?"]  # most recent first, citation marks left out
+
+
+def test_a_question_is_covered_alone_or_as_a_continuation_of_its_conversation():
+    assert covers([0.5], 0.3, 0.1)  # first turn: the question alone decides
+    assert not covers([0.2], 0.3, 0.1)
+    assert covers([0.5, 0.0, 0.0, 0.9], 0.3, 0.1)  # it finds its own page, whatever came before
+    assert covers([0.2, 0.28, 0.45, 0.5], 0.3, 0.1)  # "When was the census?" keeps the Bronx exchanges' match
+    assert not covers([0.2, 0.28, 0.38, 0.5], 0.3, 0.1)  # another subject dilutes them by 0.12
+    assert covers([0.2, 0.28, 0.38, 0.5], 0.3, 0.15)
+    assert not covers([0.2, 0.25, 0.29, 0.3], 0.3, 0.1)  # nothing reaches the threshold
+
+
+def test_a_change_of_subject_is_not_covered_by_the_conversation_before_it(coqa_like):
+    retriever, items = coqa_like
+    [follow_up] = [i for i in items if i.question == "For how long?"]
+    off_topic = "Which sonnet form rhymes abab cdcd efef gg?"
+    threshold = 0.01 + max(retriever.search(COURSE, question, k=1, mode="dense")[0].score
+                           for question in (follow_up.question, off_topic))  # neither is covered alone
+    # The hashing embedder dilutes less than MiniLM: the off-topic question lowers the exchanges' best match
+    # by about 0.05, the follow-up raises it, so a margin of 0.03 tells them apart here.
+    strict, lenient = FollowUpSettings(continues_margin=0.03), FollowUpSettings(continues_margin=1.0)
+    for question, answered in ((follow_up.question, True), (off_topic, False)):
+        hits = search_conversation(retriever, COURSE, question, follow_up.history, k=1, min_score=threshold,
+                                   mode="hybrid", settings=strict)
+        assert bool(hits) is answered, question
+        # without the continuation test, the conversation carries either question
+        assert search_conversation(retriever, COURSE, question, follow_up.history, k=1, min_score=threshold,
+                                   mode="hybrid", settings=lenient)
 
 
 def test_gate_leads_with_the_chunk_of_its_first_page_that_the_question_ranks_highest():
