@@ -46,10 +46,13 @@ RANK_PENALTY = 2.0
 YES_NO_MIN_MARGIN = 1.0
 # Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
 ANSWER_WORDS = 16
-# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2") says where a passage sits in
-# the course, never what it says: no span may hold one (README, "Short answers").
-SECTION_LABEL = re.compile(r"^[ \t]*(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
-                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
+# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2", a heading's "1." or "2.3."
+# before a capital) says where a passage sits in the course, never what it says: no span may hold or
+# cross one (README, "Short answers"). One or two digits a level, so a year ending a wrapped sentence
+# ("in\n1990. The") stays answerable.
+SECTION_LABEL = re.compile(r"^[ \t]*(?:(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
+                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?"
+                           r"|\d{1,2}(?:\.\d{1,2})*\.(?=[ \t]+[A-Z]))", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -246,14 +249,17 @@ def answerable_tokens(note: str, sequence_ids: Sequence[int | None],
 
 def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, in_note: torch.Tensor,
               max_tokens: int) -> tuple[int, int, float] | None:
-    """(start, end, margin over [CLS], "no answer") of the best span inside the note, of at most
-    ``max_tokens`` tokens; None when the note has no token."""
+    """(start, end, margin over [CLS], "no answer") of the best span of ``in_note`` tokens only (none left
+    out between its ends: "Motion 1. The first law" crosses a heading), of at most ``max_tokens``
+    tokens; None when the note has no token."""
     null = float(start_logits[0] + end_logits[0])
     starts = start_logits.masked_fill(~in_note, float("-inf"))
     ends = end_logits.masked_fill(~in_note, float("-inf"))
     scores = starts[:, None] + ends[None, :]
     length = torch.arange(len(starts))[None, :] - torch.arange(len(starts))[:, None]
-    scores = scores.masked_fill((length < 0) | (length >= max_tokens), float("-inf"))
+    left_out = (~in_note).long().cumsum(0)
+    crosses = left_out[None, :] - left_out[:, None] > 0
+    scores = scores.masked_fill((length < 0) | (length >= max_tokens) | crosses, float("-inf"))
     flat = int(torch.argmax(scores))
     start, end = divmod(flat, scores.shape[1])
     return None if scores[start, end] == float("-inf") else (start, end, float(scores[start, end]) - null)

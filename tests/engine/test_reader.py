@@ -44,6 +44,12 @@ def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_n
     assert best_span(start, end, torch.zeros(5, dtype=torch.bool), 16) is None
 
 
+def test_a_span_never_crosses_a_token_left_out_of_the_note():
+    start = torch.tensor([0.0, 0.0, 5.0, 9.0, 1.0])
+    end = torch.tensor([0.0, 0.0, 2.0, 9.0, 5.0])
+    in_note = torch.tensor([False, False, True, False, True])  # position 3 is a heading's "1."
+    assert best_span(start, end, in_note, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across it
+
 def test_a_span_never_cuts_a_number_in_two():
     note = "A population of 1,438,159 in 2014, up 3.5% (from 2010)."
 
@@ -222,3 +228,14 @@ def test_no_span_holds_a_section_label_of_the_course(shipped_reader):
     assert "wetland" in " ".join(words) and "Soil" in words
     short = shipped_reader.read("Which section is about wetlands?", [note])
     assert short is not None and "Section" not in short.text and "12" not in short.text
+
+
+def test_a_numbered_heading_is_a_label_but_a_year_opening_a_wrapped_line_is_not(shipped_reader):
+    note = ("Laws of Motion\n1. The first law: inertia\nIt was stated in\n1687. The book sold well.\n"
+            "2.3. Energy")
+    encoded = shipped_reader.tokenizer("When?", note, return_offsets_mapping=True)
+    allowed = answerable_tokens(note, encoded.sequence_ids(), encoded["offset_mapping"])
+    words = [note[start:end] for (start, end), ok
+             in zip(encoded["offset_mapping"], allowed.tolist(), strict=True) if ok]
+    assert "1" not in words and "2" not in words and "3" not in words
+    assert "1687" in "".join(words) and "Energy" in words and "Motion" in words
