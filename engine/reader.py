@@ -46,13 +46,14 @@ RANK_PENALTY = 2.0
 YES_NO_MIN_MARGIN = 1.0
 # Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
 ANSWER_WORDS = 16
-# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2", a heading's "1." or "2.3."
-# before a capital) says where a passage sits in the course, never what it says: no span may hold or
-# cross one (README, "Short answers"). One or two digits a level, so a year ending a wrapped sentence
-# ("in\n1990. The") stays answerable.
-SECTION_LABEL = re.compile(r"^[ \t]*(?:(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
-                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?"
-                           r"|\d{1,2}(?:\.\d{1,2})*\.(?=[ \t]+[A-Z]))", re.MULTILINE)
+# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2") says where a passage sits in
+# the course, never what it says: no span may hold or cross one (README, "Short answers"). So does the
+# number of a numbered heading ("1. The first law: inertia", "2.3 Energy"), but only on a line short
+# and unpunctuated enough to be a heading: a wrapped sentence's "pH of\n7. This is neutral." keeps its 7.
+SECTION_LABEL = re.compile(r"^[ \t]*(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
+                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
+NUMBERED_HEADING = re.compile(r"^[ \t]*(\d{1,2}(?:\.\d{1,2})*\.?)[ \t]+[A-Z].*$", re.MULTILINE)
+HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,24 @@ def whole_numbers(note: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def section_labels(note: str) -> list[tuple[int, int]]:
+    """Character spans of the note's section labels: the named ones, and the numbers of heading lines."""
+    named = [label.span() for label in SECTION_LABEL.finditer(note)]
+    return named + [heading.span(1) for heading in NUMBERED_HEADING.finditer(note)
+                    if is_heading_line(heading.group())]
+
+
+def is_heading_line(line: str) -> bool:
+    """Short, and ending without punctuation or a comma inside: a heading, not a wrapped sentence."""
+    line = line.strip()
+    return (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
+            and line[-1].isalnum() and not any(mark in line for mark in ",;="))
+
+
 def answerable_tokens(note: str, sequence_ids: Sequence[int | None],
                       offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
     """Which tokens a span may hold: the note's (sequence 1), less those of its section labels."""
-    labels = [label.span() for label in SECTION_LABEL.finditer(note)]
+    labels = section_labels(note)
     return torch.tensor([sequence == 1 and not any(start < label_end and label_start < end
                                                    for label_start, label_end in labels)
                          for sequence, (start, end) in zip(sequence_ids, offsets, strict=True)])
