@@ -19,6 +19,7 @@ from engine.reader import (
     load_span_model,
     merge_adapter,
     reader_question,
+    section_labels,
     whole_numbers,
 )
 from engine.runtime.models import default_embedder_path
@@ -232,8 +233,6 @@ def test_no_span_holds_a_section_label_of_the_course(shipped_reader):
 
 
 def test_a_heading_line_s_number_is_a_label_but_a_number_opening_a_wrapped_sentence_is_not():
-    from engine.reader import section_labels
-
     def labels(note: str) -> list[str]:
         return [note[start:end] for start, end in section_labels(note)]
 
