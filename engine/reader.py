@@ -12,12 +12,14 @@ own and a two-way head, reading the best-ranked chunk.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -46,12 +48,14 @@ RANK_PENALTY = 2.0
 YES_NO_MIN_MARGIN = 1.0
 # Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
 ANSWER_WORDS = 16
-# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2") says where a passage sits in
-# the course, never what it says: no span may hold or cross one (README, "Short answers"). So does the
-# number of a numbered heading ("1. The first law: inertia", "2.3 Energy"), but only on a line short
-# and unpunctuated enough to be a heading: a wrapped sentence's "pH of\n7. This is neutral." keeps its 7.
-SECTION_LABEL = re.compile(r"^[ \t]*(?:Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix"
-                           r"|Page)[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
+# A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2", "CHAPTER III.") says where a
+# passage sits in the course, never what it says: no span may hold or cross one (README, "Short answers").
+# So does the number of a numbered heading ("1. The first law: inertia", "2.3 Energy"), but only on a
+# line short and unpunctuated enough to be a heading: a wrapped sentence's "pH of\n7. This is neutral."
+# keeps its 7.
+SECTION_WORDS = "Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appendix|Page"
+SECTION_LABEL = re.compile(rf"^[ \t]*(?:{SECTION_WORDS}|{SECTION_WORDS.upper()})"
+                           r"[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
 NUMBERED_HEADING = re.compile(r"^[ \t]*(\d{1,2}(?:\.\d{1,2})*\.?)[ \t]+[A-Z].*$", re.MULTILINE)
 HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
 
@@ -206,8 +210,8 @@ class ExtractiveReader:
         output = self.model(**encoded)
         best: ShortAnswer | None = None
         for row, note in enumerate(notes):
-            in_note = answerable_tokens(note, encoded.sequence_ids(row), offsets[row].tolist())
-            span = best_span(output.start_logits[row], output.end_logits[row], in_note,
+            stretches = token_stretches(note, encoded.sequence_ids(row), offsets[row].tolist())
+            span = best_span(output.start_logits[row], output.end_logits[row], stretches,
                              self.max_answer_tokens)
             if span is None:
                 continue
@@ -253,27 +257,43 @@ def is_heading_line(line: str) -> bool:
             and line[-1].isalnum() and not any(mark in line for mark in ",;="))
 
 
-def answerable_tokens(note: str, sequence_ids: Sequence[int | None],
-                      offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Which tokens a span may hold: the note's (sequence 1), less those of its section labels."""
+def heading_bounds(note: str) -> list[int]:
+    """Where each heading line of the note starts and ends: a line short and unpunctuated enough to be a
+    heading, followed by a line that opens with a capital ("The second law and entropy" / "The second
+    law of thermodynamics says..."), not a wrapped line ("in the spring of" / "1496, and war...")."""
+    lines = list(re.finditer(r"[^\n]+", note))
+    return [bound for line, after in pairwise(lines)
+            if is_heading_line(line.group()) and after.group().lstrip()[:1].isupper()
+            for bound in line.span()]
+
+
+def token_stretches(note: str, sequence_ids: Sequence[int | None],
+                    offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """For each token, the stretch of the note a span holding it must keep within; -1 for tokens no span
+    may hold: the question's, and those of the note's section labels. Labels and heading lines bound
+    stretches, so a span neither crosses a label ("Motion 1. The first law") nor runs from a heading into
+    the text below it ("second law and entropy The second law of thermodynamics")."""
     labels = section_labels(note)
-    return torch.tensor([sequence == 1 and not any(start < label_end and label_start < end
-                                                   for label_start, label_end in labels)
-                         for sequence, (start, end) in zip(sequence_ids, offsets, strict=True)])
+    bounds = sorted([bound for label in labels for bound in label] + heading_bounds(note))
+
+    def in_label(start: int, end: int) -> bool:
+        return any(start < label_end and label_start < end for label_start, label_end in labels)
+
+    return torch.tensor([bisect.bisect_right(bounds, start) if sequence == 1 and not in_label(start, end)
+                         else -1 for sequence, (start, end) in zip(sequence_ids, offsets, strict=True)])
 
 
-def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, in_note: torch.Tensor,
+def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, stretches: torch.Tensor,
               max_tokens: int) -> tuple[int, int, float] | None:
-    """(start, end, margin over [CLS], "no answer") of the best span of ``in_note`` tokens only (none left
-    out between its ends: "Motion 1. The first law" crosses a heading), of at most ``max_tokens``
-    tokens; None when the note has no token."""
+    """(start, end, margin over [CLS], "no answer") of the best span of at most ``max_tokens`` tokens
+    within one stretch (``token_stretches``); None when the note has no token a span may hold."""
     null = float(start_logits[0] + end_logits[0])
-    starts = start_logits.masked_fill(~in_note, float("-inf"))
-    ends = end_logits.masked_fill(~in_note, float("-inf"))
+    allowed = stretches >= 0
+    starts = start_logits.masked_fill(~allowed, float("-inf"))
+    ends = end_logits.masked_fill(~allowed, float("-inf"))
     scores = starts[:, None] + ends[None, :]
     length = torch.arange(len(starts))[None, :] - torch.arange(len(starts))[:, None]
-    left_out = (~in_note).long().cumsum(0)
-    crosses = left_out[None, :] - left_out[:, None] > 0
+    crosses = stretches[None, :] != stretches[:, None]
     scores = scores.masked_fill((length < 0) | (length >= max_tokens) | crosses, float("-inf"))
     flat = int(torch.argmax(scores))
     start, end = divmod(flat, scores.shape[1])

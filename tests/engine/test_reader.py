@@ -13,13 +13,14 @@ from engine.reader import (
     SHIPPED_READER,
     YES_NO_FILE,
     ExtractiveReader,
-    answerable_tokens,
     best_span,
+    heading_bounds,
     load_head,
     load_span_model,
     merge_adapter,
     reader_question,
     section_labels,
+    token_stretches,
     whole_numbers,
 )
 from engine.runtime.models import default_embedder_path
@@ -37,19 +38,22 @@ def shipped_reader() -> ExtractiveReader:
 def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_no_answer():
     start = torch.tensor([0.0, 9.0, 1.0, 3.0, 0.5])
     end = torch.tensor([0.0, 9.0, 0.0, 1.0, 4.0])
-    in_note = torch.tensor([False, False, True, True, True])  # position 1 is the question's
-    assert best_span(start, end, in_note, 16) == (3, 4, 7.0)
-    assert best_span(start, end, in_note, 1) == (4, 4, 4.5)
+    stretches = torch.tensor([-1, -1, 0, 0, 0])  # position 1 is the question's
+    assert best_span(start, end, stretches, 16) == (3, 4, 7.0)
+    assert best_span(start, end, stretches, 1) == (4, 4, 4.5)
     start[0] = 8.0  # "no answer" scores above every span: the margin says so
-    assert best_span(start, end, in_note, 16) == (3, 4, -1.0)
-    assert best_span(start, end, torch.zeros(5, dtype=torch.bool), 16) is None
+    assert best_span(start, end, stretches, 16) == (3, 4, -1.0)
+    assert best_span(start, end, torch.full((5,), -1), 16) is None
 
 
-def test_a_span_never_crosses_a_token_left_out_of_the_note():
+def test_a_span_keeps_within_one_stretch_of_the_note():
     start = torch.tensor([0.0, 0.0, 5.0, 9.0, 1.0])
     end = torch.tensor([0.0, 0.0, 2.0, 9.0, 5.0])
-    in_note = torch.tensor([False, False, True, False, True])  # position 3 is a heading's "1."
-    assert best_span(start, end, in_note, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across it
+    stretches = torch.tensor([-1, -1, 0, -1, 2])  # position 3 is a heading's "1."
+    assert best_span(start, end, stretches, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across it
+    start[3] = end[3] = 1.0
+    stretches = torch.tensor([-1, -1, 0, 1, 1])  # a heading line ends after position 2
+    assert best_span(start, end, stretches, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across its end
 
 
 def test_a_span_never_cuts_a_number_in_two():
@@ -223,13 +227,28 @@ def test_yes_or_no_questions_open_with_an_auxiliary_and_offer_no_alternatives():
 def test_no_span_holds_a_section_label_of_the_course(shipped_reader):
     note = "Section 12\nA wetland is an area of land that is wet all or part of the year.\nChapter IV. Soil"
     encoded = shipped_reader.tokenizer("Where?", note, return_offsets_mapping=True)
-    allowed = answerable_tokens(note, encoded.sequence_ids(), encoded["offset_mapping"])
-    words = [note[start:end] for (start, end), ok
-             in zip(encoded["offset_mapping"], allowed.tolist(), strict=True) if ok]
+    stretches = token_stretches(note, encoded.sequence_ids(), encoded["offset_mapping"])
+    words = [note[start:end] for (start, end), stretch
+             in zip(encoded["offset_mapping"], stretches.tolist(), strict=True) if stretch >= 0]
     assert "section" not in " ".join(words).lower() and "iv" not in words and "12" not in words
     assert "wetland" in " ".join(words) and "Soil" in words
     short = shipped_reader.read("Which section is about wetlands?", [note])
     assert short is not None and "Section" not in short.text and "12" not in short.text
+
+
+def test_a_heading_line_is_a_stretch_of_its_own_but_a_wrapped_line_is_not(shipped_reader):
+    note = ("3. The second law and entropy\nThe second law says entropy grows.\nHe landed in the spring of\n"
+            "1496, and war broke out.")
+    heading = note.index("\n")
+    assert heading_bounds(note) == [0, heading]
+    encoded = shipped_reader.tokenizer("What is entropy?", note, return_offsets_mapping=True)
+    stretches = token_stretches(note, encoded.sequence_ids(), encoded["offset_mapping"])
+    stretch_of: dict[str, int] = {}  # of a word's first token
+    for (start, end), stretch in zip(encoded["offset_mapping"], stretches.tolist(), strict=True):
+        if stretch >= 0:
+            stretch_of.setdefault(note[start:end], stretch)
+    assert stretch_of["entropy"] != stretch_of["grows"]  # the heading's "entropy", the text's "grows"
+    assert stretch_of["spring"] == stretch_of["war"]  # across the wrap before "1496, and war"
 
 
 def test_a_heading_line_s_number_is_a_label_but_a_number_opening_a_wrapped_sentence_is_not():
@@ -238,6 +257,7 @@ def test_a_heading_line_s_number_is_a_label_but_a_number_opening_a_wrapped_sente
 
     assert labels("Laws of Motion\n1. The first law: inertia\nAn object at rest stays at rest.") == ["1."]
     assert labels("2.3 Energy\ntext\n1 Introduction\nSection 4\nmore") == ["Section 4", "2.3", "1"]
+    assert labels("CHAPTER III. THE ROMAN BARONS\nHaving driven Charles VIII out") == ["CHAPTER III."]
     assert labels("The pH of pure water is\n7. This is neutral.") == []
     assert labels("Pure water has a pH of\n7. This value is called neutral, and a lower one acidic, as the "
                   "table shows") == []
