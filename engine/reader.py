@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -253,18 +253,22 @@ def section_labels(note: str) -> list[tuple[int, int]]:
 def is_heading_line(line: str) -> bool:
     """Short, and ending without punctuation or a comma inside: a heading, not a wrapped sentence."""
     line = line.strip()
-    return (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
+    return bool(line) and (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
             and line[-1].isalnum() and not any(mark in line for mark in ",;="))
 
 
 def heading_bounds(note: str) -> list[int]:
     """Where each heading line of the note starts and ends: a line short and unpunctuated enough to be a
-    heading, followed by a line that opens with a capital ("The second law and entropy" / "The second
-    law of thermodynamics says..."), not a wrapped line ("in the spring of" / "1496, and war...")."""
-    lines = list(re.finditer(r"[^\n]+", note))
-    return [bound for line, after in pairwise(lines)
-            if is_heading_line(line.group()) and after.group().lstrip()[:1].isupper()
-            for bound in line.span()]
+    heading, after the note's start or a sentence's end and before a line opening with a capital
+    ("Heat flows." / "The second law and entropy" / "The second law says..."). A wrapped line is not
+    one: "in the spring of" / "1496, and war...", nor, in a narrow column, "It was discovered by Marie" /
+    "Curie in 1898" after a line that ends mid-sentence."""
+    lines = note.split("\n")
+    starts = [0, *itertools.accumulate(len(line) + 1 for line in lines)]
+    befores = [".", *lines]  # the note's first line comes after a sentence's end
+    return [bound for at, (before, line, after) in enumerate(zip(befores, lines, lines[1:], strict=False))
+            if (not before.strip() or before.rstrip()[-1] in ".!?:") and is_heading_line(line)
+            and after.lstrip()[:1].isupper() for bound in (starts[at], starts[at] + len(line))]
 
 
 def token_stretches(note: str, sequence_ids: Sequence[int | None],

@@ -241,6 +241,8 @@ def test_a_heading_line_is_a_stretch_of_its_own_but_a_wrapped_line_is_not(shippe
             "1496, and war broke out.")
     heading = note.index("\n")
     assert heading_bounds(note) == [0, heading]
+    narrow_column = "A line ending in the middle of a sentence on the\nradium found by Marie\nCurie in 1898."
+    assert heading_bounds(narrow_column) == [] and heading_bounds("Heat flows.\n \nThe end.") == []
     encoded = shipped_reader.tokenizer("What is entropy?", note, return_offsets_mapping=True)
     stretches = token_stretches(note, encoded.sequence_ids(), encoded["offset_mapping"])
     stretch_of: dict[str, int] = {}  # of a word's first token
