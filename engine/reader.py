@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import copy
-import itertools
 import json
 import logging
 import re
@@ -58,6 +57,7 @@ SECTION_LABEL = re.compile(rf"^[ \t]*(?:{SECTION_WORDS}|{SECTION_WORDS.upper()})
                            r"[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
 NUMBERED_HEADING = re.compile(r"^[ \t]*(\d{1,2}(?:\.\d{1,2})*\.?)[ \t]+[A-Z].*$", re.MULTILINE)
 HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
+LINE = re.compile(r"^.*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,9 @@ def section_labels(note: str) -> list[tuple[int, int]]:
 def is_heading_line(line: str) -> bool:
     """Short, and ending without punctuation or a comma inside: a heading, not a wrapped sentence."""
     line = line.strip()
-    return bool(line) and (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
+    if not line:
+        return False
+    return (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
             and line[-1].isalnum() and not any(mark in line for mark in ",;="))
 
 
@@ -263,12 +265,11 @@ def heading_bounds(note: str) -> list[int]:
     ("Heat flows." / "The second law and entropy" / "The second law says..."). A wrapped line is not
     one: "in the spring of" / "1496, and war...", nor, in a narrow column, "It was discovered by Marie" /
     "Curie in 1898" after a line that ends mid-sentence."""
-    lines = note.split("\n")
-    starts = [0, *itertools.accumulate(len(line) + 1 for line in lines)]
-    befores = [".", *lines]  # the note's first line comes after a sentence's end
-    return [bound for at, (before, line, after) in enumerate(zip(befores, lines, lines[1:], strict=False))
-            if (not before.strip() or before.rstrip()[-1] in ".!?:") and is_heading_line(line)
-            and after.lstrip()[:1].isupper() for bound in (starts[at], starts[at] + len(line))]
+    lines = list(LINE.finditer(note))
+    befores = [".", *(line.group() for line in lines)]  # the note's first line follows a sentence's end
+    return [bound for before, line, after in zip(befores, lines, lines[1:], strict=False)
+            if (not before.strip() or before.rstrip()[-1] in ".!?:") and is_heading_line(line.group())
+            and after.group().lstrip()[:1].isupper() for bound in line.span()]
 
 
 def token_stretches(note: str, sequence_ids: Sequence[int | None],
