@@ -1,0 +1,103 @@
+"""Does the reader's yes/no classifier read the note? Hand-written notes, each asked questions both
+ways: a classifier that answers from the question's form alone says "Yes" to both.
+
+    python -m bench.yes_no_probes runs/reader-yn [--min-margin 1.0]
+
+Prints, at the served gate, how many questions it answers, how many of those right, and every wrong
+answer it lets through; then the same without the gate. Written as course notes are (science,
+history, computing, economics, literature), not drawn from BoolQ or CoQA, and not tuned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+# (note, [(question, answer is yes)]): the questions answered no change one fact of a question
+# answered yes (a name, a number, a property), or ask what the note does not say.
+PROBES: list[tuple[str, list[tuple[str, bool]]]] = [
+    ("Water boils at 100 degrees Celsius at sea level. Ice melts at 0 degrees Celsius. Mercury is a "
+     "metal that is liquid at room temperature.",
+     [("Is mercury liquid at room temperature?", True), ("Is mercury a gas at room temperature?", False),
+      ("Does ice melt at 0 degrees Celsius?", True), ("Does ice melt at 50 degrees?", False),
+      ("Is mercury a metal?", True), ("Is water a metal?", False)]),
+    ("Tom was married to Anna in 1990. They moved to Boston two years later, where Tom taught "
+     "chemistry at a high school.",
+     [("Was Tom married to Anna?", True), ("Was Tom married to Maria?", False),
+      ("Did they move to Boston?", True), ("Did they move to Chicago?", False),
+      ("Did Tom teach chemistry?", True), ("Did Tom teach history?", False)]),
+    ("Mitochondria produce most of the cell's energy in the form of ATP. Plant cells also contain "
+     "chloroplasts, which carry out photosynthesis. Animal cells have no chloroplasts.",
+     [("Do plant cells contain chloroplasts?", True), ("Do animal cells contain chloroplasts?", False),
+      ("Do mitochondria produce ATP?", True), ("Do mitochondria carry out photosynthesis?", False)]),
+    ("The Treaty of Versailles was signed in 1919. It required Germany to pay reparations and to "
+     "give up its colonies. The United States Senate never ratified it.",
+     [("Was the Treaty of Versailles signed in 1919?", True),
+      ("Was the Treaty of Versailles signed in 1925?", False),
+      ("Did Germany have to pay reparations?", True),
+      ("Did the United States Senate ratify the treaty?", False)]),
+    ("A stack is a last-in, first-out structure: the item pushed most recently is popped first. "
+     "A queue is first-in, first-out. Both support insertion in constant time.",
+     [("Is a stack last-in, first-out?", True), ("Is a queue last-in, first-out?", False),
+      ("Does a queue support insertion in constant time?", True),
+      ("Does a stack take linear time to insert an item?", False)]),
+    ("When the price of a good rises, the quantity demanded usually falls. Goods for which demand "
+     "rises with price, such as some luxury goods, are called Veblen goods.",
+     [("Does the quantity demanded usually fall when the price rises?", True),
+      ("Does the quantity demanded usually rise when the price rises?", False),
+      ("Are luxury goods sometimes Veblen goods?", True), ("Are Veblen goods a kind of metal?", False)]),
+    ("Jane Austen published Pride and Prejudice in 1813. Its heroine, Elizabeth Bennet, at first "
+     "dislikes Mr Darcy but later marries him.",
+     [("Did Jane Austen write Pride and Prejudice?", True), ("Did Charles Dickens write Pride and "
+                                                            "Prejudice?", False),
+      ("Does Elizabeth marry Mr Darcy?", True), ("Does Elizabeth marry Mr Collins?", False),
+      ("Was Pride and Prejudice published in 1813?", True),
+      ("Was Pride and Prejudice published in 1850?", False)]),
+    ("Sound travels faster in water than in air, and faster still in steel. It cannot travel through "
+     "a vacuum, because there are no particles to carry the wave.",
+     [("Can sound travel through water?", True), ("Can sound travel through a vacuum?", False),
+      ("Does sound travel faster in steel than in air?", True),
+      ("Does sound travel faster in air than in water?", False)]),
+    ("The Amazon is the largest rainforest on Earth. Most of it lies in Brazil, and its river carries "
+     "more water than any other river.",
+     [("Is the Amazon the largest rainforest?", True), ("Is the Amazon a desert?", False),
+      ("Does most of the Amazon lie in Brazil?", True), ("Does most of the Amazon lie in Mexico?", False)]),
+    ("Insulin is a hormone made by the pancreas. It lowers the level of sugar in the blood. People "
+     "with type 1 diabetes make little or no insulin.",
+     [("Is insulin made by the pancreas?", True), ("Is insulin made by the liver?", False),
+      ("Does insulin lower blood sugar?", True), ("Does insulin raise blood sugar?", False)]),
+]
+
+
+def main() -> None:
+    from engine.reader import YES_NO_MIN_MARGIN, ExtractiveReader
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reader", help="A reader folder holding a yes/no classifier (tutor train yes-no).")
+    parser.add_argument("--min-margin", type=float, default=YES_NO_MIN_MARGIN,
+                        help="The gate (default: the served one).")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    reader = ExtractiveReader.load(args.reader)
+    if reader.yes_no is None:
+        raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
+    asked = [(note, question, yes) for note, questions in PROBES for question, yes in questions]
+    said = [reader.yes_or_no(question, note, min_margin=0.0) for note, question, _ in asked]
+    for gate in (args.min_margin, 0.0):
+        answered = [(question, yes, answer) for (_, question, yes), answer in zip(asked, said, strict=True)
+                    if answer is not None and answer.margin >= gate]
+        wrong = [(q, a) for q, yes, a in answered if (a.text == "Yes") != yes]
+        for question, yes in (("asked for yes", True), ("asked for no", False)):
+            both = [a for q, y, a in answered if y == yes]
+            logger.info("gate %.1f, %s: %d of %d answered, %d right", gate, question, len(both),
+                        sum(y == yes for _, _, y in asked), sum((a.text == "Yes") == yes for a in both))
+        logger.info("gate %.1f: %d of %d answered, %d right", gate, len(answered), len(asked),
+                    len(answered) - len(wrong))
+        for question, answer in wrong:
+            logger.info("  wrong: %s -> %s (margin %.2f)", question, answer.text, answer.margin)
+
+
+if __name__ == "__main__":
+    main()
