@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.reader import ShortAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,31 @@ PROBES: list[tuple[str, list[tuple[str, bool]]]] = [
 ]
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Of the questions asked for one answer: how many the classifier answered at a gate, how many right."""
+
+    asked: int
+    answered: int
+    right: int
+
+
+Said = Sequence[tuple[str, bool, ShortAnswer | None]]  # (question, asked for yes, what it said)
+
+
+def tally(said: Said, gate: float) -> tuple[dict[str, Tally], list[str]]:
+    """Per answer asked for ("yes", "no"), what the classifier said past ``gate``; and its wrong answers."""
+    tallies, wrong = {}, []
+    for name, yes in (("yes", True), ("no", False)):
+        asked = [answer for _, y, answer in said if y == yes]
+        answered = [a for a in asked if a is not None and a.margin >= gate]
+        tallies[name] = Tally(len(asked), len(answered), sum((a.text == "Yes") == yes for a in answered))
+    for question, yes, answer in said:
+        if answer is not None and answer.margin >= gate and (answer.text == "Yes") != yes:
+            wrong.append(f"{question} -> {answer.text} (margin {answer.margin:.2f})")
+    return tallies, wrong
+
+
 def main() -> None:
     from engine.reader import YES_NO_MIN_MARGIN, ExtractiveReader
 
@@ -83,20 +112,15 @@ def main() -> None:
     reader = ExtractiveReader.load(args.reader)
     if reader.yes_no is None:
         raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
-    asked = [(note, question, yes) for note, questions in PROBES for question, yes in questions]
-    said = [reader.yes_or_no(question, note, min_margin=0.0) for note, question, _ in asked]
+    said = [(question, yes, reader.yes_or_no(question, note, min_margin=0.0))
+            for note, questions in PROBES for question, yes in questions]
     for gate in (args.min_margin, 0.0):
-        answered = [(question, yes, answer) for (_, question, yes), answer in zip(asked, said, strict=True)
-                    if answer is not None and answer.margin >= gate]
-        wrong = [(q, a) for q, yes, a in answered if (a.text == "Yes") != yes]
-        for question, yes in (("asked for yes", True), ("asked for no", False)):
-            both = [a for q, y, a in answered if y == yes]
-            logger.info("gate %.1f, %s: %d of %d answered, %d right", gate, question, len(both),
-                        sum(y == yes for _, _, y in asked), sum((a.text == "Yes") == yes for a in both))
-        logger.info("gate %.1f: %d of %d answered, %d right", gate, len(answered), len(asked),
-                    len(answered) - len(wrong))
-        for question, answer in wrong:
-            logger.info("  wrong: %s -> %s (margin %.2f)", question, answer.text, answer.margin)
+        tallies, wrong = tally(said, gate)
+        for name, counts in tallies.items():
+            logger.info("gate %.1f, asked for %s: %d of %d answered, %d right", gate, name, counts.answered,
+                        counts.asked, counts.right)
+        for line in wrong:
+            logger.info("  wrong: %s", line)
 
 
 if __name__ == "__main__":

@@ -231,9 +231,6 @@ def train_yes_no(
                                       "../shared/data/grounded."),
     coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
     epochs: float = typer.Option(2.0, help="Passes over the train examples."),
-    contrast_share: float = typer.Option(0.5, min=0.0, max=1.0,
-                                         help="Share of the questions answered yes also asked with one "
-                                         "word swapped for one their passage lacks, answered no."),
     max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
     seed: int = typer.Option(0, help="Seed of the split (as the reader's), the order and the init."),
 ) -> None:
@@ -253,8 +250,7 @@ def train_yes_no(
     for path, hint in ((boolq, "--boolq"), (squad, "--squad"), (coqa, "--coqa")):
         if path is not None and not path.is_file():
             raise typer.BadParameter(f"{path} does not exist.", param_hint=hint)
-    config = YesNoConfig(epochs=epochs, contrast_share=contrast_share, max_steps=max_steps, seed=seed,
-                         build=BuildConfig(seed=seed))
+    config = YesNoConfig(epochs=epochs, max_steps=max_steps, seed=seed, build=BuildConfig(seed=seed))
     try:
         with progress_bar("Training the yes/no classifier") as update:
             scores = run(reader, squad=squad, coqa=coqa, boolq=boolq, config=config, progress=update)

@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from engine.reader import (
     asks_yes_or_no,
     reader_question,
 )
-from training.data.grounded import STOPWORDS, BuildConfig, chunk_story, content_words
+from training.data.grounded import BuildConfig, chunk_story, content_words
 from training.data.schema import RowCollector, iter_jsonl
 from training.errors import DataFormatError
 from training.reader import adapter_tensors, add_low_rank, fit, grounded_split, swap_in, write_record
@@ -56,75 +55,14 @@ class YesNoConfig:
     max_length: int = 256  # question and passage tokens in training (serving reads up to 384)
     seed: int = 0
     max_steps: int | None = None  # a cap for smoke runs
-    # Share of the questions answered yes that are also asked with one word swapped (answered no):
-    # without them the classifier says yes to a question whatever the passage says of it.
-    contrast_share: float = 0.5
     build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the reader's
 
 
 @dataclass(frozen=True)
 class YesNoExample:
-    question: str  # as the reader reads it: a follow-up after the last exchange
+    question: str
     passage: str
     yes: bool
-    asked: str = ""  # the question alone, which ends ``question``; a contrast swaps a word of it
-
-
-# Words a contrast may swap: numbers, names (capitalised, not first) and other content words.
-WORD = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z][A-Za-z'-]*")
-WORD_KINDS = ("number", "name", "word")
-
-
-def word_kind(word: str, first: bool) -> str | None:
-    """What kind of word ``word`` is for a swap (None: not one to swap, as "is" or "the")."""
-    if word[0].isdigit():
-        return "number"
-    if word.lower() in STOPWORDS or len(word) < 3:
-        return None
-    if word[0].isupper():
-        return None if first else "name"
-    return "word" if len(word) >= 4 else None
-
-
-def swap_pool(passages: Sequence[str]) -> dict[str, list[str]]:
-    """The distinct words of each kind in ``passages``, to draw swaps from."""
-    pool: dict[str, set[str]] = {kind: set() for kind in WORD_KINDS}
-    for passage in passages:
-        for match in WORD.finditer(passage):
-            kind = word_kind(match.group(), first=match.start() == 0)
-            if kind is not None:
-                pool[kind].add(match.group())
-    return {kind: sorted(words) for kind, words in pool.items()}
-
-
-def contrast(example: YesNoExample, pool: dict[str, list[str]], rng: random.Random) -> YesNoExample | None:
-    """``example`` (answered yes) asked with one of its words that the passage holds swapped for a word
-    of the same kind that the passage does not hold ("Was Tom married to Anna?" -> "... to Maria?"):
-    answered no, as the passage no longer says it. None when no word of the question can be swapped.
-
-    The swap comes from other passages, so the label holds; a swap with another name of the same
-    passage could still be true ("Did Tom and Anna go?" -> "Did Tom and Ben go?")."""
-    asked = example.asked or example.question
-    held = set(normalize_answer(example.passage).split())
-    candidates = [(match, kind) for match in WORD.finditer(asked)
-                  if (kind := word_kind(match.group(), first=match.start() == 0)) is not None
-                  and normalize_answer(match.group()) in held]
-    rng.shuffle(candidates)
-    for match, kind in candidates:
-        for _ in range(20):  # a word the passage lacks, drawn from the others
-            word = rng.choice(pool[kind]) if pool[kind] else ""
-            if word and normalize_answer(word) not in held:
-                swapped = asked[:match.start()] + word + asked[match.end():]
-                prefix = example.question[:len(example.question) - len(asked)]
-                return YesNoExample(prefix + swapped, example.passage, False, swapped)
-    return None
-
-
-def contrasts(examples: Sequence[YesNoExample], share: float, rng: random.Random) -> list[YesNoExample]:
-    """Contrasts of a ``share`` of the examples answered yes (``contrast``)."""
-    pool = swap_pool(sorted({row.passage for row in examples}))
-    chosen = [row for row in examples if row.yes and rng.random() < share]
-    return [swapped for row in chosen if (swapped := contrast(row, pool, rng)) is not None]
 
 
 def read_boolq(path: Path) -> list[YesNoExample]:
@@ -137,8 +75,7 @@ def read_boolq(path: Path) -> list[YesNoExample]:
         if not isinstance(answer, bool) or not str(question or "").strip() or not str(passage or "").strip():
             collector.refuse(number, "'answer' must be true or false, and question and passage non-empty")
             continue
-        asked = " ".join(str(question).split()).rstrip("?") + "?"
-        collector.add(YesNoExample(asked, str(passage), answer, asked))
+        collector.add(YesNoExample(str(question).strip().rstrip("?") + "?", str(passage), answer))
     if collector.result.bad_rows:
         raise DataFormatError("; ".join(map(str, collector.result.bad_rows)))
     return collector.result.rows
@@ -162,8 +99,7 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
                     question = reader_question(turn["question"], earlier)
                     words = content_words(question)
                     closest = max(range(len(chunks)), key=lambda i: len(words & keys[i]))
-                    examples.append(YesNoExample(question, chunks[closest], answer == "yes",
-                                                 " ".join(turn["question"].split())))
+                    examples.append(YesNoExample(question, chunks[closest], answer == "yes"))
                 earlier += [{"role": "user", "content": turn["question"]},
                             {"role": "assistant", "content": turn["answers"][0] if turn["answers"] else ""}]
     return examples
@@ -171,26 +107,18 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
 
 def dev_scores(reader: ExtractiveReader, examples: Sequence[YesNoExample]) -> dict[str, float]:
     """Accuracy of the classifier on ``examples`` over all of them (no gate) and, with the served gate
-    (``YES_NO_MIN_MARGIN``), the share it answers and its accuracy on those; a constant "yes" beside.
-    Then every example answered yes asked with a word swapped (``contrast``), at the served gate: the
-    share answered "Yes", wrong, and "No"."""
+    (``YES_NO_MIN_MARGIN``), the share it answers and its accuracy on those; a constant "yes" beside."""
     ungated = [reader.yes_or_no(row.question, row.passage, min_margin=0.0) for row in examples]
     right = [answer is not None and (answer.text == "Yes") == row.yes
              for answer, row in zip(ungated, examples, strict=True)]
     gated = [r for answer, r in zip(ungated, right, strict=True)
              if answer is not None and answer.margin >= YES_NO_MIN_MARGIN]
-    swapped = [reader.yes_or_no(row.question, row.passage)
-               for row in contrasts(examples, 1.0, random.Random(0))]
-    said = [answer.text for answer in swapped if answer is not None]
-    count, swaps = max(1, len(examples)), max(1, len(swapped))
+    count = max(1, len(examples))
     return {"coqa yes/no accuracy": round(sum(right) / count, 3),
             "coqa answered at the gate": round(len(gated) / count, 3),
             "coqa accuracy when answered": round(sum(gated) / max(1, len(gated)), 3),
             "coqa yes share": round(sum(row.yes for row in examples) / count, 3),
-            "coqa yes/no turns": len(examples),
-            "contrasts answered Yes (wrong)": round(said.count("Yes") / swaps, 3),
-            "contrasts answered No": round(said.count("No") / swaps, 3),
-            "contrasts": len(swapped)}
+            "coqa yes/no turns": len(examples)}
 
 
 def encode(tokenizer, rows: Sequence[YesNoExample], max_length: int) -> dict[str, torch.Tensor]:
@@ -212,7 +140,6 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
     train = coqa_yes_no(coqa, {q.group for q in splits["train"]}, config.build.chunk_words)
     dev = coqa_yes_no(coqa, {q.group for q in splits["validation"]}, config.build.chunk_words)
     train += read_boolq(boolq) if boolq is not None else []
-    train += contrasts(train, config.contrast_share, rng)
     if not train:
         raise DataFormatError("No yes/no examples to train on: give BoolQ rows or CoQA yes/no turns.")
     reader = ExtractiveReader.load(reader_dir)

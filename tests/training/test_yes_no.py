@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 
 import pytest
@@ -22,7 +21,7 @@ from engine.runtime.models import default_embedder_path
 from training.data.grounded import BuildConfig
 from training.errors import DataFormatError
 from training.reader import add_low_rank
-from training.yes_no import YesNoConfig, YesNoExample, contrast, contrasts, read_boolq, train_yes_no
+from training.yes_no import YesNoConfig, read_boolq, train_yes_no
 
 
 def test_the_classifier_merged_at_load_scores_as_the_one_trained():
@@ -59,25 +58,6 @@ def test_a_boolq_row_without_a_true_or_false_answer_is_refused_by_line(tmp_path)
     assert (row.question, row.yes) == ("is it wet?", True)
 
 
-def test_a_contrast_swaps_a_word_the_passage_holds_for_one_it_lacks_and_is_answered_no():
-    row = YesNoExample("Who was his wife? Anna Was Tom married to Anna?", "Tom was married to Anna in 1990.",
-                       True, "Was Tom married to Anna?")
-    pool = {"number": ["1990", "1875"], "name": ["Anna", "Maria", "Tom"], "word": ["married", "divorced"]}
-    swaps = set()
-    for seed in range(30):
-        swapped = contrast(row, pool, random.Random(seed))
-        assert swapped is not None and not swapped.yes and swapped.passage == row.passage
-        assert swapped.question == "Who was his wife? Anna " + swapped.asked  # the exchange before it kept
-        words = zip(row.asked.rstrip("?").split(), swapped.asked.rstrip("?").split(), strict=True)
-        [swap] = [(old, new) for old, new in words if old != new]  # one word swapped
-        swaps.add(swap)
-    assert swaps == {("Tom", "Maria"), ("Anna", "Maria"), ("married", "divorced")}  # never "Was", "to"
-    # Nothing of the question that the passage holds can be swapped ("wet" is too short a word to).
-    assert contrast(YesNoExample("Is it wet?", "It rains.", True), pool, random.Random(0)) is None
-    no = YesNoExample("Was Tom married to Anna?", "Tom was married to Anna.", False)
-    assert contrasts([no], 1.0, random.Random(0)) == []  # only a question answered yes is turned
-
-
 def test_a_tiny_run_adds_a_classifier_that_the_reader_loads_and_answers_with(tmp_path):
     reader_dir = tmp_path / "reader"
     shutil.copytree(SHIPPED_READER, reader_dir)
@@ -92,13 +72,11 @@ def test_a_tiny_run_adds_a_classifier_that_the_reader_loads_and_answers_with(tmp
     boolq = tmp_path / "boolq.jsonl"
     boolq.write_text("".join(json.dumps({"question": f"is {i} even", "passage": f"{i} is a number.",
                                          "answer": i % 2 == 0}) + "\n" for i in range(6)), encoding="utf-8")
-    config = YesNoConfig(max_steps=2, batch_size=4, rank=2, alpha=4.0, contrast_share=1.0,
-                         build=BuildConfig(dev_fraction=0.25))
+    config = YesNoConfig(max_steps=2, batch_size=4, rank=2, alpha=4.0, build=BuildConfig(dev_fraction=0.25))
     scores = train_yes_no(reader_dir, squad=None, coqa=coqa, boolq=boolq, config=config)
     assert scores["coqa yes/no turns"] == 2 and 0.0 <= scores["coqa accuracy when answered"] <= 1.0
     record = json.loads((reader_dir / "reader.json").read_text(encoding="utf-8"))
-    # 6 CoQA turns, 6 BoolQ rows, and a contrast of each answered yes that holds a word to swap
-    assert record["yes_no"]["steps"] == 2 and record["yes_no"]["train_examples"] > 6 + 6
+    assert record["yes_no"]["steps"] == 2 and record["yes_no"]["train_examples"] == 6 + 6
     assert record["yes_no"]["dev"] == scores and record["dev"]  # the reader's own record is kept
     assert (reader_dir / "reader.safetensors").read_bytes() == spans  # the span reader is untouched
     reader = ExtractiveReader.load(reader_dir)
