@@ -32,20 +32,25 @@ COMMAND_MODULES = [
 
 # Libraries' messages a user of `tutor` cannot act on: torchao's optional kernels that failed to load,
 # torch's _pytree deprecations raised inside torchao, the kernels hub, bitsandbytes' per-call cast
-# notices, transformers' generation-flag advice, httpx's line per request to a generation server.
-# Quieted here, at the edge, not in library code.
+# notices, transformers' generation-flag advice, httpx's line per request to a generation server,
+# transformers' notice that TRL and PEFT read a renamed model property, GPTQModel's advice to run a
+# free-threaded Python. Quieted here, at the edge, not in library code.
 QUIET_LOGGERS = ("torchao", "torch.utils._pytree", "kernels", "bitsandbytes", "httpx")
 QUIET_WARNING_MODULES = (r"torchao(\..*)?", r"torch\.utils\._pytree", r"kernels(\..*)?",
                          r"bitsandbytes(\..*)?")
+QUIET_WARNING_MESSAGES = (r"`is_gradient_checkpointing` is deprecated",)
 
 
 def quiet_libraries() -> None:
     """Hide the library warnings and log lines listed above (``--verbose`` shows them)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers first logs
+    os.environ.setdefault("GPTQMODEL_DISABLE_GIL_WARNING", "1")  # read when gptqmodel is imported
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in QUIET_WARNING_MODULES:
         warnings.filterwarnings("ignore", module=module)
+    for message in QUIET_WARNING_MESSAGES:
+        warnings.filterwarnings("ignore", message=message)
 
 
 @app.callback()

@@ -93,6 +93,17 @@ def to_dataset(rows: list[Any], chat: bool) -> Any:
     return Dataset.from_list([row.to_trl(chat) for row in rows])
 
 
+def checkpointing_argument() -> str:
+    """TrainingArguments' name for gradient checkpointing: transformers 5 renamed it
+    ``activation_checkpointing``, and the old name (TRL's configs set it) warns on every run."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def common_arguments(recipe: Recipe, checkpoints: Path, has_eval: bool) -> dict[str, Any]:
     """TrainingArguments fields shared by SFTConfig and DPOConfig."""
     return {
@@ -109,7 +120,7 @@ def common_arguments(recipe: Recipe, checkpoints: Path, has_eval: bool) -> dict[
         "warmup_steps": recipe.warmup_ratio,
         "num_train_epochs": recipe.epochs,
         "max_steps": recipe.max_steps,
-        "gradient_checkpointing": recipe.gradient_checkpointing,
+        checkpointing_argument(): recipe.gradient_checkpointing,
         "bf16": recipe.precision == "bf16",
         "fp16": recipe.precision == "fp16",
         "seed": recipe.seed,
