@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.reader import ShortAnswer
+from engine.reader import YES_NO_MIN_MARGIN, ExtractiveReader, ShortAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,6 @@ def tally(said: Said, gate: float) -> tuple[dict[str, Tally], list[str]]:
 
 
 def main() -> None:
-    from engine.reader import YES_NO_MIN_MARGIN, ExtractiveReader
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reader", help="A reader folder holding a yes/no classifier (tutor train yes-no).")
     parser.add_argument("--min-margin", type=float, default=YES_NO_MIN_MARGIN,
