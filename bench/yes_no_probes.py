@@ -89,14 +89,13 @@ Said = Sequence[tuple[str, bool, ShortAnswer | None]]  # (question, asked for ye
 
 def tally(said: Said, gate: float) -> tuple[dict[str, Tally], list[str]]:
     """Per answer asked for ("yes", "no"), what the classifier said past ``gate``; and its wrong answers."""
-    tallies, wrong = {}, []
-    for name, yes in (("yes", True), ("no", False)):
-        asked = [answer for _, y, answer in said if y == yes]
-        answered = [a for a in asked if a is not None and a.margin >= gate]
-        tallies[name] = Tally(len(asked), len(answered), sum((a.text == "Yes") == yes for a in answered))
-    for question, yes, answer in said:
-        if answer is not None and answer.margin >= gate and (answer.text == "Yes") != yes:
-            wrong.append(f"{question} -> {answer.text} (margin {answer.margin:.2f})")
+    answered = [(question, yes, answer) for question, yes, answer in said
+                if answer is not None and answer.margin >= gate]
+    tallies = {name: Tally(sum(y == yes for _, y, _ in said), sum(y == yes for _, y, _ in answered),
+                           sum(y == yes and (a.text == "Yes") == yes for _, y, a in answered))
+               for name, yes in (("yes", True), ("no", False))}
+    wrong = [f"{question} -> {answer.text} (margin {answer.margin:.2f})"
+             for question, yes, answer in answered if (answer.text == "Yes") != yes]
     return tallies, wrong
 
 
