@@ -113,8 +113,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
 
     ``conversation`` holds the earlier {role, content} turns (user and assistant only): the search
     draws on them (``options.follow_up``), so a follow-up such as "What did he do?" finds the page of
-    the person asked about before, and they sit between the tutor's system prompt and the grounded
-    question. The prompt's sources are this search's hits only.
+    the person asked about before, and its last ``follow_up.turns`` exchanges sit between the tutor's
+    system prompt and the grounded question. The prompt's sources are this search's hits only.
     """
     started = time.perf_counter()
     hits = search_conversation(retriever, course, question, conversation, k=options.top_k,
@@ -126,8 +126,11 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
     asked = " ".join([*earlier, question])
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked)
+    # The model reads the exchanges the search drew on, not the whole conversation: every earlier
+    # answer would lengthen the prompt it reads before its first token (README, "Follow-up questions").
     history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
                if turn["role"] in {"user", "assistant"}]
+    history = history[max(0, len(history) - 2 * options.follow_up.turns):]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.grounded import AnswerOptions, generate_answer, prepare_answer, stream_answer
 from engine.reader import RANK_PENALTY, ShortAnswer
+from retrieval.history import FollowUpSettings
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeReader, FakeRetriever, FakeStore, make_hit
 
@@ -76,3 +77,16 @@ def test_a_yes_or_no_question_gets_the_classifiers_yes_or_no_never_a_span():
     spans_only = FakeReader(ShortAnswer("Friction", 1, 3.0))
     alone = generate_answer(runtime, prepared("Does friction slow a block?", reader=spans_only))
     assert (alone.text.startswith("Friction slows"), alone.short) == (True, None)
+
+
+def test_the_model_reads_the_exchanges_the_search_draws_on_not_the_whole_conversation():
+    retriever = FakeRetriever(FakeStore({"physics": []}), HITS)
+    conversation = [{"role": role, "content": f"{role} {n}"}
+                    for n in range(4) for role in ("user", "assistant")]
+    conversation.insert(3, {"role": "system", "content": "a client's own system prompt"})
+    for turns, read in [(2, ["user 2", "assistant 2", "user 3", "assistant 3"]), (0, [])]:
+        options = AnswerOptions(follow_up=FollowUpSettings(turns=turns))
+        messages = prepare_answer(retriever, "physics", "And then?", conversation=conversation,
+                                  options=options).generation.messages
+        assert [m["content"] for m in messages[1:-1]] == read
+        assert messages[0]["role"] == "system" and messages[-1]["content"].count("And then?") == 1
