@@ -23,6 +23,7 @@ from retrieval.prompt import (
     SYSTEM_PROMPT,
     key_sentences,
     one_line,
+    without_headings,
 )
 
 # "[2]", "[1, 3]", "[1][2]": every number inside square brackets made only of numbers and commas.
@@ -120,7 +121,8 @@ def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
     """
     if not notes or is_refusal(answer):
         return ""
-    words = one_line(key_sentences(question, [notes[0]], 1)).split()
+    # The note's heading lines ("Section 154", "2.3 Energy") would open the sentence after them.
+    words = one_line(key_sentences(question, [without_headings(notes[0])], 1)).split()
     quote = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
     answer_words, question_words, quote_words = tokenize([answer, question, quote], LexicalSettings())
     news = set(quote_words) - set(question_words) - _prompt_words()  # what the quote says beyond the question

@@ -26,7 +26,7 @@ from torch import nn
 
 from engine.runtime.models import ModelNotFoundError
 from retrieval.history import CITATION_MARK
-from retrieval.prompt import NO_CONTEXT_ANSWER
+from retrieval.prompt import NO_CONTEXT_ANSWER, is_heading_line
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ SECTION_WORDS = "Section|Chapter|Part|Unit|Lecture|Lesson|Module|Week|Topic|Appe
 SECTION_LABEL = re.compile(rf"^[ \t]*(?:{SECTION_WORDS}|{SECTION_WORDS.upper()})"
                            r"[ \t]+(?:\d+(?:\.\d+)*|[IVXLC]+)\b\.?", re.MULTILINE)
 NUMBERED_HEADING = re.compile(r"^[ \t]*(\d{1,2}(?:\.\d{1,2})*\.?)[ \t]+[A-Z].*$", re.MULTILINE)
-HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
 LINE = re.compile(r"^.*$", re.MULTILINE)
 
 
@@ -248,15 +247,6 @@ def section_labels(note: str) -> list[tuple[int, int]]:
     named = [label.span() for label in SECTION_LABEL.finditer(note)]
     return named + [heading.span(1) for heading in NUMBERED_HEADING.finditer(note)
                     if is_heading_line(heading.group())]
-
-
-def is_heading_line(line: str) -> bool:
-    """Short, and ending without punctuation or a comma inside: a heading, not a wrapped sentence."""
-    line = line.strip()
-    if not line:
-        return False
-    return (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
-            and line[-1].isalnum() and not any(mark in line for mark in ",;="))
 
 
 def heading_bounds(note: str) -> list[int]:

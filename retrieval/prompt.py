@@ -71,6 +71,41 @@ def format_sources(hits: list[Hit]) -> str:
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A heading is a line this short, ending without punctuation ("Section 154", "2.3 Energy").
+HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
+# A line this short without a letter is a page number ("- 1 -", "12"), not a sentence's part.
+PAGE_NUMBER_MAX_CHARS = 12
+
+
+def is_heading_line(line: str) -> bool:
+    """Short, and ending without punctuation or a comma inside: a heading, not a wrapped sentence."""
+    line = line.strip()
+    if not line:
+        return False
+    return (len(line.split()) <= HEADING_MAX_WORDS and len(line) <= HEADING_MAX_CHARS
+            and line[-1].isalnum() and not any(mark in line for mark in ",;="))
+
+
+def without_headings(text: str) -> str:
+    """``text`` without its heading lines and page numbers, which would otherwise open the sentence after
+    them in a quote ("Section 154 A wetland is ...", "Temperature and the zeroth law The zeroth law ...").
+
+    A heading line follows a sentence's end, the text's start or another heading, and comes before a
+    line opening with a capital or a digit; a wrapped sentence's short line ("It flows through a") does
+    not follow a sentence's end.
+    """
+    lines = text.split("\n")
+    kept, after_end = [], True
+    for number, line in enumerate(lines):
+        if len(line.strip()) <= PAGE_NUMBER_MAX_CHARS and not any(char.isalpha() for char in line):
+            continue
+        following = lines[number + 1].lstrip()[:1] if number + 1 < len(lines) else ""
+        opens_text = not following or following.isupper() or following.isdigit()
+        if after_end and is_heading_line(line) and opens_text:
+            continue
+        kept.append(line)
+        after_end = line.rstrip()[-1:] in (".", "!", "?", ":")
+    return "\n".join(kept)
 
 
 def key_sentences(question: str, texts: list[str], count: int) -> str:

@@ -46,6 +46,13 @@ def test_an_answer_that_says_it_is_cited_with_the_quoted_note_unless_it_cites_on
     assert answer_ending("At 100 degrees.", "When does water boil?", notes) == " [1]"
 
 
+def test_a_quote_leaves_out_the_headings_of_the_note():
+    notes = ["Section 154\nA wetland is an area that is wet for all or part of the year.\n2.3 Deserts\n"
+             "Deserts are dry areas of land."]
+    assert answer_ending("Volcanoes erupt.", QUESTION, notes) == (
+        ' The notes say: "A wetland is an area that is wet for all or part of the year." [1]')
+
+
 def test_nothing_is_added_to_a_refusal_or_without_notes():
     assert answer_ending("The course material does not cover wetlands.", QUESTION, NOTES) == ""
     assert answer_ending("Wetland.", QUESTION, []) == ""

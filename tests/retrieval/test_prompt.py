@@ -63,3 +63,18 @@ def test_notes_can_show_only_key_sentences_while_the_sources_stay_whole():
     assert prompt.messages[1]["content"].startswith(
         "Course notes:\n[1] Water boils at 100 degrees.\n[2] Steam is water as a gas.\n\n")
     assert prompt.sources == hits  # the citations still show whole chunks
+
+
+def test_without_headings_leaves_out_headings_and_page_numbers_but_not_a_sentences_short_lines():
+    from retrieval.prompt import without_headings
+
+    chunk = ("Heat and Thermodynamics\n1. Temperature and the zeroth law\nThe zeroth law says that two "
+             "bodies in equilibrium with a third\nare in equilibrium with each other.\n- 1 -\nSection 2\n"
+             "Heat flows from hot to cold. It flows by conduction through a\nSolid wall.")
+    assert without_headings(chunk) == ("The zeroth law says that two bodies in equilibrium with a third\n"
+                                       "are in equilibrium with each other.\nHeat flows from hot to cold. "
+                                       "It flows by conduction through a\nSolid wall.")
+    # A short line opening a chunk mid-sentence, or followed by a lower-case line, is the sentence's.
+    assert without_headings("Entropy\ngrows over time.") == "Entropy\ngrows over time."
+    # A short last line after a sentence's end goes: a heading, or a sentence the chunk cuts off.
+    assert without_headings("the sky.\nWater boils") == "the sky."
