@@ -2,9 +2,13 @@
 ways: a classifier that answers from the question's form alone says "Yes" to both.
 
     python -m bench.yes_no_probes runs/reader-yn [--min-margin 1.0]
+    python -m bench.yes_no_probes --generator [--calibrated]   # the tutor's model, by log-likelihood
 
 Prints, at the served gate, how many questions it answers, how many of those right, and every wrong
-answer it lets through; then the same without the gate. Written as course notes are (science,
+answer it lets through; then the same without the gate. ``--generator`` asks the served model instead
+(``TUTOR_MODEL``): " Yes" against " No" after the note and the question, their log-likelihood gap the
+margin; ``--calibrated`` takes off the gap it gives the same question after an unrelated note, so that
+only what the note changes counts. Written as course notes are (science,
 history, computing, economics, literature), not drawn from BoolQ or CoQA, and not tuned on.
 """
 
@@ -99,18 +103,50 @@ def tally(said: Said, gate: float) -> tuple[dict[str, Tally], list[str]]:
     return tallies, wrong
 
 
+# The note the calibrated generator's baseline reads: it says nothing any probe asks about.
+UNRELATED_NOTE = "The library opens at nine in the morning and closes at six in the evening on weekdays."
+
+
+def generator_says(runtime, question: str, note: str, calibrated: bool) -> ShortAnswer:
+    """The generator's "Yes" or "No": which of the two it finds likelier after the note and the question."""
+    from engine.runtime.base import LoglikelihoodRequest
+
+    def gap(text: str) -> float:
+        context = f"Course notes:\n{text}\n\nQuestion: {question}\nAnswer yes or no.\nAnswer:"
+        (yes, _), (no, _) = runtime.loglikelihood([LoglikelihoodRequest(context, " Yes"),
+                                                   LoglikelihoodRequest(context, " No")])
+        return yes - no
+
+    margin = gap(note) - (gap(UNRELATED_NOTE) if calibrated else 0.0)
+    return ShortAnswer("Yes" if margin > 0 else "No", 1, abs(margin))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("reader", help="A reader folder holding a yes/no classifier (tutor train yes-no).")
+    parser.add_argument("reader", nargs="?",
+                        help="A reader folder holding a yes/no classifier (tutor train yes-no).")
+    parser.add_argument("--generator", action="store_true", help="Ask the served model instead.")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="With --generator: less the gap after an unrelated note.")
     parser.add_argument("--min-margin", type=float, default=YES_NO_MIN_MARGIN,
                         help="The gate (default: the served one).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    reader = ExtractiveReader.load(args.reader)
-    if reader.yes_no is None:
-        raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
-    said = [(question, yes, reader.yes_or_no(question, note, min_margin=0.0))
-            for note, questions in PROBES for question, yes in questions]
+    if args.generator:
+        from app.resources import open_runtime
+        from app.settings import get_settings
+
+        runtime = open_runtime(get_settings())
+        said = [(question, yes, generator_says(runtime, question, note, args.calibrated))
+                for note, questions in PROBES for question, yes in questions]
+    elif args.reader:
+        reader = ExtractiveReader.load(args.reader)
+        if reader.yes_no is None:
+            raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
+        said = [(question, yes, reader.yes_or_no(question, note, min_margin=0.0))
+                for note, questions in PROBES for question, yes in questions]
+    else:
+        parser.error("Name a reader folder, or ask the served model with --generator.")
     for gate in (args.min_margin, 0.0):
         tallies, wrong = tally(said, gate)
         for name, counts in tallies.items():

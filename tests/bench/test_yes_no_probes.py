@@ -27,3 +27,21 @@ def test_answers_under_the_gate_or_missing_are_not_counted_as_answered():
     tallies, wrong = tally(said, gate=1.0)
     assert tallies == {"yes": Tally(1, 0, 0), "no": Tally(2, 1, 1)} and wrong == []
     assert tally(said, gate=0.0)[0]["yes"] == Tally(1, 1, 1)
+
+
+class NoteReadingRuntime:
+    """Log-likelihoods favouring " No" everywhere, by more after the unrelated note than after a real one."""
+
+    def loglikelihood(self, requests):
+        unrelated = "library" in requests[0].context
+        no = -0.5 if unrelated else -0.8
+        return [(-1.0 if r.continuation == " Yes" else no, False) for r in requests]
+
+
+def test_the_generator_says_what_it_finds_likelier_and_calibrated_what_the_note_changes():
+    from bench.yes_no_probes import generator_says
+
+    raw = generator_says(NoteReadingRuntime(), "Is ice cold?", "Ice is cold.", calibrated=False)
+    assert (raw.text, round(raw.margin, 3)) == ("No", 0.2)
+    calibrated = generator_says(NoteReadingRuntime(), "Is ice cold?", "Ice is cold.", calibrated=True)
+    assert (calibrated.text, round(calibrated.margin, 3)) == ("Yes", 0.3)
