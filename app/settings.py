@@ -53,9 +53,9 @@ class Settings(BaseSettings):
     # README, "What the server adds to an answer": on 200 sciq-dev answers of the stock model, uncited
     # 63% -> 0% and correct 30.0% -> 75.5%, much of it the quoted notes.
     quote_notes: bool = Field(True, description="An answer that does not say what the best-ranked note's "
-                              "key sentence adds to the question (half its words) ends with that sentence, "
-                              "quoted and cited `[1]`; one that says it but cites no note ends with ` [1]`; "
-                              "false leaves the model's answer as it is.")
+                              "key sentence adds to the question (two thirds of its words) ends with that "
+                              "sentence, quoted and cited `[1]`; one that says it but cites no note ends "
+                              "with ` [1]`; false leaves the model's answer as it is.")
     short_answers: bool = Field(True, description="Open each answer with the reader's short answer: the "
                                 "words of the two best-ranked chunks that answer the question, cited, on a "
                                 "line of its own (`Levi's Stadium [1].`).")

@@ -29,7 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def models_text(row: dict, lead: str) -> str:
-    """The model's own text of a saved answer: without the short answer's line and the server's ending."""
+    """The model's own text of a saved answer: without the short answer's line and the server's ending.
+
+    ``lead`` is the short answer's line as the question is prepared now; a saved answer opening
+    otherwise was made with other settings (``TUTOR_SHORT_ANSWERS``, another reader), and is refused.
+    """
+    if not row["answer"].startswith(lead):
+        raise SystemExit(f"Answer {row['id']} does not open with {lead!r}: ask the saved run's questions "
+                         "with the settings it ran with.")
     text = row["answer"].removeprefix(lead)
     added = row["server_added"]
     return text[: len(text) - len(added)].rstrip() if added else text

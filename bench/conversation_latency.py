@@ -1,7 +1,7 @@
 """What a follow-up costs when the model reads the whole conversation, against the last exchanges only.
 
-The search and the reader draw on the last two exchanges of a conversation; the model reads the same
-two (``engine.grounded.prepare_answer``), where it used to read all of them. For the first
+The search draws on the last two exchanges of a conversation (the reader on the last one); the model
+reads the same two (``engine.grounded.prepare_answer``), where it used to read all of them. For the first
 ``--stories`` conversations of a conversation file (``scripts/make_coqa_course.py``), every turn up to
 ``--turns`` is asked in order after the tutor's own earlier answers, as the student page sends them
 (the file's true answers are not used). Each later turn is generated twice, in alternating order, on

@@ -132,6 +132,8 @@ def main() -> None:
                         help="The gate (default: the served one).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.generator == bool(args.reader) or (args.calibrated and not args.generator):
+        parser.error("Name a reader folder, or ask the served model with --generator [--calibrated].")
     if args.generator:
         from app.resources import open_runtime
         from app.settings import get_settings
@@ -139,14 +141,12 @@ def main() -> None:
         runtime = open_runtime(get_settings())
         said = [(question, yes, generator_says(runtime, question, note, args.calibrated))
                 for note, questions in PROBES for question, yes in questions]
-    elif args.reader:
+    else:
         reader = ExtractiveReader.load(args.reader)
         if reader.yes_no is None:
             raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
         said = [(question, yes, reader.yes_or_no(question, note, min_margin=0.0))
                 for note, questions in PROBES for question, yes in questions]
-    else:
-        parser.error("Name a reader folder, or ask the served model with --generator.")
     for gate in (args.min_margin, 0.0):
         tallies, wrong = tally(said, gate)
         for name, counts in tallies.items():

@@ -53,7 +53,8 @@ class PreparedAnswer:
     """What to generate, or (``generation is None``) the fixed "not covered" answer.
 
     ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` what
-    the model was shown of each, from which the server quotes and cites (none when that is off).
+    the model was shown of each, without headings, from which the server quotes and cites (none when
+    that is off).
     """
 
     generation: GenerationRequest | None
@@ -126,11 +127,14 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
     asked = " ".join([*earlier, question])
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked)
-    # The model reads the exchanges the search drew on, not the whole conversation: every earlier
-    # answer would lengthen the prompt it reads before its first token (README, "Follow-up questions").
+    # The model reads the last ``follow_up.turns`` exchanges, the most the search draws on, not the
+    # whole conversation: every earlier answer would lengthen the prompt it reads before its first token
+    # (README, "Follow-up questions"). The window opens with a student's message, as chats do.
     history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
                if turn["role"] in {"user", "assistant"}]
     history = history[max(0, len(history) - 2 * options.follow_up.turns):]
+    if history and history[0]["role"] == "assistant":
+        history = history[1:]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature,
@@ -148,7 +152,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                     [hit.text for hit in prompt.sources[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY)
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
-                          question=question, notes=prompt.notes if options.quote_notes else [], short=short)
+                          question=question, notes=prompt.quotable if options.quote_notes else [],
+                          short=short)
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:

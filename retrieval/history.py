@@ -72,7 +72,8 @@ class FollowUpSettings:
 
     Args:
         strategy: "none", "gate", "concat" or "decay" (see the module docstring).
-        turns: earlier exchanges (a student message and the tutor's answer) the search draws on.
+        turns: earlier exchanges (a student message and the tutor's answer) the search draws on, and
+            the most the model reads (``engine.grounded.prepare_answer``).
         decay: the weight of each further exchange's ranking in "decay" (the question alone weighs 1).
         candidates: chunks taken from each ranking before fusing in "decay" (at least k).
         standalone_score: in "gate", the dense cosine at which the question alone decides the search

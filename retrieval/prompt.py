@@ -35,11 +35,13 @@ ECHO_STOPS = ("\n[", f"\n{QUESTION_LABEL}")
 
 @dataclass
 class GroundedPrompt:
-    """Chat messages for the model, the hits in the order they are numbered, and what it reads of each."""
+    """Chat messages for the model, the hits in the order they are numbered, what it reads of each, and
+    what of each the server may quote."""
 
     messages: list[dict[str, str]]
     sources: list[Hit]
     notes: list[str]
+    quotable: list[str]  # each note as the server may quote it: chosen alike, without headings
 
 
 # A course text's own bracketed numbers ("see [12]") would read as citations of our sources.
@@ -75,6 +77,9 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
 # A line this short without a letter is a page number ("- 1 -", "12"), not a sentence's part.
 PAGE_NUMBER_MAX_CHARS = 12
+# A line ending with one of these leads on to the next: a wrapped sentence's ("It was found in"), no heading.
+LEADS_ON = frozenset("a an the and or but of in on at to for by with from as is are was were that which"
+                     .split())
 
 
 def is_heading_line(line: str) -> bool:
@@ -90,21 +95,23 @@ def without_headings(text: str) -> str:
     """``text`` without its heading lines and page numbers, which would otherwise open the sentence after
     them in a quote ("Section 154 A wetland is ...", "Temperature and the zeroth law The zeroth law ...").
 
-    A heading line follows a sentence's end, the text's start or another heading, and comes before a
-    line opening with a capital or a digit; a wrapped sentence's short line ("It flows through a") does
-    not follow a sentence's end.
+    A heading line, or a page number, follows a sentence's end, the text's start or another heading;
+    a heading also comes before a line opening with a capital or a digit, and does not end with a word
+    leading on ("It was found in"). A wrapped sentence's short line ("It flows through a", "1898") does
+    not follow a sentence's end, nor does a list's item ("The states are:" / "Solid").
     """
     lines = text.split("\n")
     kept, after_end = [], True
     for number, line in enumerate(lines):
-        if len(line.strip()) <= PAGE_NUMBER_MAX_CHARS and not any(char.isalpha() for char in line):
+        if after_end and len(line.strip()) <= PAGE_NUMBER_MAX_CHARS and not any(c.isalpha() for c in line):
             continue
         following = lines[number + 1].lstrip()[:1] if number + 1 < len(lines) else ""
         opens_text = not following or following.isupper() or following.isdigit()
-        if after_end and is_heading_line(line) and opens_text:
+        leads_on = bool(line.split()) and line.split()[-1].lower() in LEADS_ON
+        if after_end and is_heading_line(line) and opens_text and not leads_on:
             continue
         kept.append(line)
-        after_end = line.rstrip()[-1:] in (".", "!", "?", ":")
+        after_end = line.rstrip()[-1:] in (".", "!", "?")
     return "\n".join(kept)
 
 
@@ -134,8 +141,12 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
     citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
     ``NO_CONTEXT_ANSWER`` instead.
     """
-    notes = [key_sentences(asked or question, [hit.text], sentences) if sentences else hit.text
-             for hit in hits]
+    def note(text: str) -> str:
+        return key_sentences(asked or question, [text], sentences) if sentences else text
+
+    notes = [note(hit.text) for hit in hits]
+    # What the server quotes from: the same, its headings left out (one would open the sentence after it).
+    quotable = [note(without_headings(hit.text)) or shown for hit, shown in zip(hits, notes, strict=True)]
     user = (
         f"{NOTES_HEADING}\n{format_notes(notes)}\n\n"
         f"{QUESTION_LABEL} {question.strip()}\n"
@@ -145,4 +156,5 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
         messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],
         sources=list(hits),
         notes=notes,
+        quotable=quotable,
     )

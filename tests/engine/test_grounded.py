@@ -90,3 +90,7 @@ def test_the_model_reads_the_exchanges_the_search_draws_on_not_the_whole_convers
                                   options=options).generation.messages
         assert [m["content"] for m in messages[1:-1]] == read
         assert messages[0]["role"] == "system" and messages[-1]["content"].count("And then?") == 1
+    # A window that would open with the tutor's answer (two questions in a row) opens after it.
+    doubled = [*conversation, {"role": "user", "content": "user 4"}]
+    messages = prepare_answer(retriever, "physics", "And then?", conversation=doubled).generation.messages
+    assert [m["content"] for m in messages[1:-1]] == ["user 3", "assistant 3", "user 4"]

@@ -74,7 +74,23 @@ def test_without_headings_leaves_out_headings_and_page_numbers_but_not_a_sentenc
     assert without_headings(chunk) == ("The zeroth law says that two bodies in equilibrium with a third\n"
                                        "are in equilibrium with each other.\nHeat flows from hot to cold. "
                                        "It flows by conduction through a\nSolid wall.")
-    # A short line opening a chunk mid-sentence, or followed by a lower-case line, is the sentence's.
+    # A short line opening a chunk mid-sentence, or followed by a lower-case line, is the sentence's; so
+    # are a wrapped number and a list's items.
+    assert without_headings("It was found in\n1898\nby Curie.") == "It was found in\n1898\nby Curie."
+    assert without_headings("The states are:\nSolid\nLiquid") == "The states are:\nSolid\nLiquid"
     assert without_headings("Entropy\ngrows over time.") == "Entropy\ngrows over time."
     # A short last line after a sentence's end goes: a heading, or a sentence the chunk cuts off.
     assert without_headings("the sky.\nWater boils") == "the sky."
+
+
+def test_the_server_quotes_from_the_notes_without_their_headings_and_the_model_reads_them_as_before():
+    chunk = ("Section 154\nA wetland is an area that is wet for all or part of the year.\n2.3 Deserts\n"
+             "Deserts are dry areas of land.")
+    prompt = build_grounded_prompt("Where is land dry or wet?", [hit(chunk)], sentences=2)
+    assert prompt.notes == ["Section 154\nA wetland is an area that is wet for all or part of the year. "
+                            "2.3 Deserts\nDeserts are dry areas of land."]
+    assert prompt.quotable == ["A wetland is an area that is wet for all or part of the year. Deserts are "
+                               "dry areas of land."]
+    # A note that is nothing but a heading-like line is quoted as it is.
+    alone = build_grounded_prompt("q", [hit("Osmosis moves water")], sentences=2)
+    assert alone.quotable == alone.notes == ["Osmosis moves water"]

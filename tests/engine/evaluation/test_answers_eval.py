@@ -90,9 +90,10 @@ def test_a_citation_beyond_the_sources_is_dropped_before_the_answer_is_scored(tm
     # The model's [5] of two sources points nowhere: the served (and scored) answer is without it.
     summary, [row] = evaluate(tmp_path, "Grassland and wetland [5].", [MCQ_ROW], quote_notes=False)
     assert row["answer"] == "Grassland and wetland." and row["malformed"] == [] and summary.uncited == 1.0
-    # The answer says what the best note's key sentence adds ("grassland"): the server cites that note.
-    summary, [row] = evaluate(tmp_path, "Grassland and wetland [5] [2].", [MCQ_ROW])
-    assert row["answer"] == "Grassland and wetland [2]." and row["cited"] == [2] and summary.malformed == 0.0
+    # The answer says what the best note's key sentence adds ("dry", "grassland"): nothing is added.
+    summary, [row] = evaluate(tmp_path, "Dry grassland and wetland [5] [2].", [MCQ_ROW])
+    assert row["answer"] == "Dry grassland and wetland [2]."
+    assert row["cited"] == [2] and summary.malformed == 0.0
 
 
 def test_an_answer_not_saying_the_best_notes_key_sentence_gets_it_quoted_and_counted(tmp_path):
