@@ -26,7 +26,7 @@ from tests.utils.server import SAMPLE_COURSE_NAME, LiveServer
 pytestmark = pytest.mark.integration
 
 STUDENT_KEY = "page-student-key"
-FAKE_ANSWER = ("Rubber grips dry concrete with a coefficient of about 0.8 [1]. "
+FAKE_ANSWER = ("Rubber grips dry concrete with a coefficient of friction of about 0.8 [1]. "
                "Heat flows from hot to cold [2].")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -239,9 +239,9 @@ def test_with_a_student_key_the_page_fetches_the_cited_pdf_with_the_key(browser,
     page, pdf = open_citation_file(browser, 1, selector="#answer button.cite")
     assert (page, pdf.name) == (3, "mechanics.pdf")
     [cited] = browser.find_elements(By.CSS_SELECTOR, "#answer .sentence.cited")
-    assert cited.text == "Rubber grips dry concrete with a coefficient of about 0.8 [1]."
+    assert cited.text == "Rubber grips dry concrete with a coefficient of friction of about 0.8 [1]."
     assert browser.find_element(By.ID, "detail-cited").text == (
-        "Cited for: Rubber grips dry concrete with a coefficient of about 0.8.")
+        "Cited for: Rubber grips dry concrete with a coefficient of friction of about 0.8.")
     marked = browser.find_element(By.CSS_SELECTOR, "#detail-excerpt mark").text
     assert marked == "Rubber on dry concrete has a coefficient of friction of about 0.8."
     screenshot_of_the_rendered_pdf(browser, tmp_path / "student_page_keyed.png")
@@ -302,7 +302,8 @@ def test_the_notes_the_server_quotes_are_set_apart_from_the_models_words(browser
     wait_for(lambda: status.text.startswith("Answered"), "the answer")
     own = browser.find_elements(By.CSS_SELECTOR, "#answer > .sentence")
     assert [sentence.text for sentence in own] == [
-        "Rubber grips dry concrete with a coefficient of about 0.8 [1].", "Heat flows from hot to cold [2]."]
+        "Rubber grips dry concrete with a coefficient of friction of about 0.8 [1].",
+        "Heat flows from hot to cold [2]."]
     quote = browser.find_element(By.CSS_SELECTOR, "#answer .from-notes")
     assert quote.text == 'The notes say: "Ice is slippery." [1]'
     page, pdf = open_citation_file(browser, 1, selector="#answer .from-notes button.cite")
