@@ -25,7 +25,7 @@ from engine.reader import (
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
-from retrieval.history import FollowUpSettings, search_conversation
+from retrieval.history import FollowUpSettings, last_exchanges, search_conversation
 from retrieval.prompt import ECHO_STOPS
 
 
@@ -52,9 +52,9 @@ class AnswerOptions:
 class PreparedAnswer:
     """What to generate, or (``generation is None``) the fixed "not covered" answer.
 
-    ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` what
-    the model was shown of each, without headings, from which the server quotes and cites (none when
-    that is off).
+    ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` each
+    one's key sentences as the model was shown them but chosen without headings, from which the server
+    quotes and cites (none when that is off).
     """
 
     generation: GenerationRequest | None
@@ -130,9 +130,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     # The model reads the last ``follow_up.turns`` exchanges, the most the search draws on, not the
     # whole conversation: every earlier answer would lengthen the prompt it reads before its first token
     # (README, "Follow-up questions"). The window opens with a student's message, as chats do.
-    history = [{"role": turn["role"], "content": turn["content"]} for turn in conversation
-               if turn["role"] in {"user", "assistant"}]
-    history = history[max(0, len(history) - 2 * options.follow_up.turns):]
+    history = [{"role": turn["role"], "content": turn["content"]}
+               for turn in last_exchanges(conversation, options.follow_up.turns)]
     if history and history[0]["role"] == "assistant":
         history = history[1:]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]

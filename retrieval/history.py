@@ -104,13 +104,19 @@ class FollowUpSettings:
                              "candidates >= 1.")
 
 
+def last_exchanges(conversation: Sequence[dict[str, str]], turns: int) -> list[dict[str, str]]:
+    """The user and assistant messages of the last ``turns`` exchanges, oldest first."""
+    messages = [m for m in conversation if m.get("role") in CONVERSATION_ROLES]
+    return messages[max(0, len(messages) - 2 * turns):]
+
+
 def earlier_messages(conversation: Sequence[dict[str, str]], turns: int) -> list[str]:
     """The texts of the last ``turns`` exchanges (user and assistant messages), most recent first.
 
     The tutor's [n] citation marks and its fixed "not covered" answer say nothing about the subject,
     so they are left out of the search.
     """
-    messages = [m for m in conversation if m.get("role") in CONVERSATION_ROLES][-2 * turns:] if turns else []
+    messages = last_exchanges(conversation, turns)
     texts = [" ".join(CITATION_MARK.sub(" ", str(m["content"])).split()) for m in messages
              if m["content"] != NO_CONTEXT_ANSWER]
     return [text for text in texts if text][::-1]

@@ -107,7 +107,7 @@ def without_headings(text: str) -> str:
             continue
         following = lines[number + 1].lstrip()[:1] if number + 1 < len(lines) else ""
         opens_text = not following or following.isupper() or following.isdigit()
-        leads_on = bool(line.split()) and line.split()[-1].lower() in LEADS_ON
+        leads_on = line.split()[-1].lower() in LEADS_ON if line.strip() else False
         if after_end and is_heading_line(line) and opens_text and not leads_on:
             continue
         kept.append(line)
