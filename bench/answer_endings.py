@@ -2,9 +2,10 @@
 
 ``tutor eval answers`` writes each answer whole: the short answer, the model's own text and what the
 server added (``server_added``). For every answered question of that run, this takes the model's text
-back out, prepares the question again as ``/v1/ask`` does (the notes the ending quotes from), ends it
-with the current ``engine.citations.answer_ending`` and scores both versions: correct, citation
-precision and the share quoting a note, then a few changed endings::
+back out, prepares the question again as ``/v1/ask`` does (the notes the ending quotes from), cleans and
+ends it as the server now does (``PreparedAnswer.cleaned`` and ``finish``: the filler opening dropped,
+``engine.citations.answer_ending``) and scores both versions: correct, citation precision, the share
+quoting a note and the words, then a few changed answers::
 
     TUTOR_DATA_DIR=... python -m bench.answer_endings RUN/sciq-dev-mcq.default.answers.jsonl \\
         ../shared/data/courses/sciq-dev/sciq-dev-mcq.jsonl --course sciq-dev
@@ -20,7 +21,7 @@ from pathlib import Path
 from app.resources import open_retriever, open_store
 from app.settings import get_settings
 from app.tutoring.service import answer_options
-from engine.citations import CITATION, QUOTE_LEAD, answer_ending
+from engine.citations import CITATION, QUOTE_LEAD
 from engine.evaluation.answer_metrics import PageSpan, mean, score_citations, states_answer
 from engine.evaluation.answers import read_answer_items
 from engine.grounded import prepare_answer
@@ -47,14 +48,14 @@ def main() -> None:
     parser.add_argument("answers", type=Path, help="The per-item JSONL of a `tutor eval answers` run.")
     parser.add_argument("file", type=Path, help="The question file that run asked.")
     parser.add_argument("--course", required=True)
-    parser.add_argument("--shown", type=int, default=5, help="Changed endings to print.")
+    parser.add_argument("--shown", type=int, default=5, help="Changed answers to print.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = get_settings()
     retriever, options = open_retriever(settings, open_store(settings)), answer_options(settings)
     rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").splitlines()]
     items = {item.id: item for item in read_answer_items(args.file)}
-    scored: dict[str, list[tuple[bool, float | None, bool]]] = {"saved": [], "current ending": []}
+    scored: dict[str, list[tuple[bool, float | None, bool, int]]] = {"saved": [], "as served now": []}
     changed = []
     for row in rows:
         item = items[row["id"]]
@@ -62,22 +63,22 @@ def main() -> None:
             continue
         prepared = prepare_answer(retriever, args.course, item.question, conversation=item.conversation,
                                   options=options)
-        written = models_text(row, prepared.lead)
-        added = answer_ending(written, item.question, prepared.notes)
-        ended = prepared.lead + (written.rstrip() + added if added else written)
+        served, _ = prepared.finish("".join(prepared.cleaned([models_text(row, prepared.lead)])))
         sources = [PageSpan(hit["source"], hit["page"], hit["page_end"]) for hit in row["sources"]]
-        for name, text in (("saved", row["answer"]), ("current ending", ended)):
+        for name, text in (("saved", row["answer"]), ("as served now", served)):
             scored[name].append((states_answer(CITATION.sub(" ", text), item.references, item.distractors),
-                                 score_citations(text, sources, item.gold).precision, QUOTE_LEAD in text))
-        if ended != row["answer"]:
-            changed.append((row["server_added"], added.strip()))
-    logger.info("answers | answered | correct | citation precision | quoting a note")
+                                 score_citations(text, sources, item.gold).precision, QUOTE_LEAD in text,
+                                 len(text.split())))
+        if served != row["answer"]:
+            changed.append((row["answer"], served))
+    logger.info("answers | answered | correct | citation precision | quoting a note | words (mean)")
     for name, scores in scored.items():
-        logger.info("%s | %d | %d | %.3f | %d", name, len(scores), sum(s[0] for s in scores),
-                    mean([s[1] for s in scores]) or 0.0, sum(s[2] for s in scores))
-    logger.info("%d endings changed", len(changed))
+        logger.info("%s | %d | %d | %.3f | %d | %.1f", name, len(scores), sum(s[0] for s in scores),
+                    mean([s[1] for s in scores]) or 0.0, sum(s[2] for s in scores),
+                    mean([s[3] for s in scores]) or 0.0)
+    logger.info("%d answers changed", len(changed))
     for before, after in changed[: args.shown]:
-        logger.info("  %s\n  -> %s", before, after or "(nothing)")
+        logger.info("  %s\n  -> %s", " ".join(before.split()), " ".join(after.split()))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ what the notes say: it restates the question, talks about the prompt, or writes 
 [1]." (README, "What the server adds to an answer"). So the server ends every answer that does not
 already say it with the best-ranked note's key sentence, quoted and cited, and cites that note for
 an uncited answer that says it: the student can check the answer against the notes without opening
-them. A refusal is left as the model wrote it.
+them. A refusal is left as the model wrote it. An opening that says nothing ("The answer is [1].") is
+dropped as the answer streams.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ QUOTE_WORDS = 40
 # was chosen while headings ("Section 154") counted among those words; without them, half dropped a right
 # answer on sciq-dev and two thirds kept them all (README, "What the server adds to an answer").
 SAYS_SHARE = 2 / 3
+# An opening that says nothing: "The answer is [1].", "The answer to this question is:" and the citations
+# after it. A third of the stock model's sciq-dev answers opened so, and most said nothing more (README,
+# "What the server adds to an answer").
+FILLER_OPENING = re.compile(r"\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?"
+                            r"\s+(?:is|would\s+be)\b(?:\s+that\b)?[\s:]*(?:\[[\d\s,;]*\][\s.:]*)*",
+                            re.IGNORECASE)
+_FILLER_PHRASES = tuple(f"{start}answer{asked} {verb} that" for start in ("the ", "")
+                        for asked in ("", " to this question", " to the question", " to your question")
+                        for verb in ("is", "would be"))
 # A citation with the spaces before it, and what may still grow into one at the end of a piece.
 _SPACED_CITATION = re.compile(r"(\s*)" + CITATION.pattern)
 _OPEN_CITATION = re.compile(r"\s*(\[[\d\s,;]*)?$")
@@ -96,6 +106,56 @@ def valid_citations(pieces: Iterable[str], sources: int) -> Iterator[str]:
         if kept := citations.feed(piece):
             yield kept
     if rest := citations.flush():
+        yield rest
+
+
+class FillerOpening:
+    """Drops the answer's opening when it says nothing ("The answer is [1]."), as the answer streams.
+
+    What follows the opening is kept, capitalised ("The answer is: Annelida." → "Annelida."); a number
+    right after it keeps the opening ("The answer is 1." may be a count). Pieces are held only while the
+    answer may still open so; any other first word passes at once.
+    """
+
+    def __init__(self) -> None:
+        self.held = ""
+        self.settled = False
+
+    def feed(self, piece: str) -> str:
+        if self.settled:
+            return piece
+        self.held += piece
+        return self._decide(final=False)
+
+    def flush(self) -> str:
+        return "" if self.settled else self._decide(final=True)
+
+    def _decide(self, *, final: bool) -> str:
+        text = self.held
+        match = FILLER_OPENING.match(text)
+        rest = text[match.end():] if match else ""
+        unsettled = _may_open_filler(text) or (match is not None and _OPEN_CITATION.fullmatch(rest))
+        if not final and unsettled:
+            return ""  # "The ans", "The answer is [1", "The answer is th": not settled yet
+        self.settled, self.held = True, ""
+        if match is None or rest[:1].isdigit():
+            return text
+        return rest[:1].upper() + rest[1:]
+
+
+def _may_open_filler(text: str) -> bool:
+    """Whether ``text`` is still the start of a filler opening's words."""
+    words = " ".join(text.lower().split())
+    return any(phrase.startswith(words) for phrase in _FILLER_PHRASES)
+
+
+def without_filler_opening(pieces: Iterable[str]) -> Iterator[str]:
+    """The answer's pieces without an opening that says nothing (``FillerOpening``), as they come."""
+    opening = FillerOpening()
+    for piece in pieces:
+        if kept := opening.feed(piece):
+            yield kept
+    if rest := opening.flush():
         yield rest
 
 

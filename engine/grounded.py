@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from engine.citations import answer_ending, valid_citations
+from engine.citations import answer_ending, valid_citations, without_filler_opening
 from engine.reader import (
     RANK_PENALTY,
     READ_NOTES,
@@ -69,14 +69,26 @@ class PreparedAnswer:
         """The short answer's line that opens the answer, e.g. ``Levi's Stadium [2].`` ("" without one)."""
         return "" if self.short is None else f"{self.short.text.rstrip('.')} [{self.short.note}].\n\n"
 
-    def cited_sources_only(self, pieces: Iterable[str]) -> Iterable[str]:
-        """The model's pieces without citations of no source (``valid_citations``); a plain chat, which
-        has no sources, as the model wrote it."""
-        return valid_citations(pieces, len(self.sources)) if self.sources else pieces
+    def cleaned(self, pieces: Iterable[str]) -> Iterable[str]:
+        """The model's pieces without citations of no source (``valid_citations``) and, when a note would
+        be quoted in its place, without an opening that says nothing ("The answer is [1].",
+        ``without_filler_opening``); a plain chat, which has no sources, as the model wrote it."""
+        if not self.sources:
+            return pieces
+        cited = valid_citations(pieces, len(self.sources))
+        return without_filler_opening(cited) if self.notes else cited
 
     def ending(self, answer: str) -> str:
         """What the server appends to the answer: the best note quoted, or its ``[1]`` ("": nothing)."""
         return answer_ending(answer, self.question, self.notes)
+
+    def finish(self, written: str) -> tuple[str, str]:
+        """The whole answer from the model's cleaned text (``cleaned``), and what the server added to it.
+
+        A text that was only a filler opening leaves what the server adds to follow the lead."""
+        added = self.ending(written)
+        body = (written.rstrip() + added if added else written) if written.strip() else added.lstrip()
+        return self.lead + body, added
 
     @property
     def fixed_answer(self) -> str | None:
@@ -161,9 +173,7 @@ def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswe
         return GroundedAnswer(NO_CONTEXT_ANSWER, [], prepared.retrieval_s, 0.0)
     started = time.perf_counter()
     [result] = runtime.generate([prepared.generation])
-    written = "".join(prepared.cited_sources_only([result.text]))
-    added = prepared.ending(written)
-    text = prepared.lead + (written.rstrip() + added if added else written)
+    text, added = prepared.finish("".join(prepared.cleaned([result.text])))
     return GroundedAnswer(text, prepared.sources, prepared.retrieval_s, time.perf_counter() - started,
                           prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                           finish_reason=result.finish_reason, added=added, short=prepared.short)
@@ -181,11 +191,11 @@ def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     if prepared.lead:
         yield prepared.lead
     pieces = []
-    for piece in prepared.cited_sources_only(stream_text(runtime, prepared.generation)):
+    for piece in prepared.cleaned(stream_text(runtime, prepared.generation)):
         pieces.append(piece)
         yield piece
     if added := prepared.ending("".join(pieces)):
-        yield added
+        yield added if "".join(pieces).strip() else added.lstrip()  # as ``PreparedAnswer.finish``
 
 
 def answer_question(retriever: Retriever, runtime: Runtime, course: str, question: str, *,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.citations import answer_ending, cited_numbers, is_refusal, valid_citations
+from engine.citations import answer_ending, cited_numbers, is_refusal, valid_citations, without_filler_opening
 from retrieval import NO_CONTEXT_ANSWER
 
 NOTES = [
@@ -83,3 +83,24 @@ def test_a_citation_split_across_streamed_pieces_is_judged_whole_and_nothing_is_
     streamed = list(valid_citations(pieces, 4))
     assert "".join(streamed) == "It is X and Y [1]. A [2"  # an unclosed bracket at the end is kept as written
     assert all(streamed) and "[5" not in "".join(streamed)
+
+
+def test_an_opening_that_says_nothing_is_dropped_and_what_follows_it_kept():
+    assert "".join(without_filler_opening(["The answer is [1]."])) == ""
+    assert "".join(without_filler_opening(["The answer to this question is: [1]. Wetlands."])) == "Wetlands."
+    assert "".join(without_filler_opening(["The answer is that the vast majority [2]."])) == (
+        "The vast majority [2].")
+    assert "".join(without_filler_opening(["the answer would be: marshes [2]."])) == "Marshes [2]."
+    # A number after it may be the answer ("How many moons?"), and an answer that only starts alike stays.
+    for answer in ["The answer is 1.", "The answers differ [1].", "Answering takes care.", "The cell [1]."]:
+        assert "".join(without_filler_opening([answer])) == answer
+
+
+def test_a_filler_opening_split_across_streamed_pieces_is_judged_whole_and_other_answers_pass_at_once():
+    for answer in ["The answer is [1].", "The answer to the question is: [1, 2] wetlands.",
+                   "The answer is thermodynamics [1].", "The answer is 12.", "  The cell divides."]:
+        whole = "".join(without_filler_opening([answer]))
+        for size in (1, 2, 5):
+            pieces = [answer[i:i + size] for i in range(0, len(answer), size)]
+            assert "".join(without_filler_opening(pieces)) == whole, (answer, size)
+    assert list(without_filler_opening(["Newton", " said"])) == ["Newton", " said"]  # nothing held back

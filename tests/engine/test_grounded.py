@@ -59,6 +59,20 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
                                   [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY)]
 
 
+def test_an_answer_opening_with_filler_loses_the_opening_whole_and_streamed():
+    quote = 'The notes say: "Friction slows a sliding block." [1]'
+    reader = FakeReader(ShortAnswer("inertia", 2, 3.0))
+    for answer, served in [("The answer is [1].", f"inertia [2].\n\n{quote}"),
+                           ("The answer to this question is: inertia does.",
+                            f"inertia [2].\n\nInertia does. {quote}")]:
+        whole = generate_answer(StreamingFakeRuntime(answer=answer), prepared(reader=reader))
+        assert whole.text == served
+        assert "".join(stream_answer(StreamingFakeRuntime(answer=answer), prepared(reader=reader))) == served
+    # Without the quote nothing would take its place: the model's answer stays as it wrote it.
+    unquoted = generate_answer(StreamingFakeRuntime(answer="The answer is [1]."), prepared(quote_notes=False))
+    assert unquoted.text == "The answer is [1]."
+
+
 def test_without_a_short_answer_the_answer_is_the_models_own():
     runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
     whole = generate_answer(runtime, prepared(reader=FakeReader(None)))
