@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from engine.citations import answer_ending, valid_citations, without_filler_opening
 from engine.reader import (
+    KEY_SENTENCE_BONUS,
     RANK_PENALTY,
     READ_NOTES,
     ExtractiveReader,
@@ -161,7 +162,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
         # answers"); a key sentence may miss the answer.
         short = options.reader.read(reader_question(question, conversation),
                                     [hit.text for hit in prompt.sources[:READ_NOTES]],
-                                    rank_penalty=RANK_PENALTY)
+                                    rank_penalty=RANK_PENALTY, asked=question,
+                                    key_sentence_bonus=KEY_SENTENCE_BONUS)
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.quotable if options.quote_notes else [],
                           short=short)

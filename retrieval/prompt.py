@@ -132,6 +132,21 @@ def key_sentences(question: str, texts: list[str], count: int) -> str:
     return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 
+def key_sentence_span(question: str, text: str) -> tuple[int, int]:
+    """Where in ``text`` its sentence sharing the most words with ``question`` is (character span), compared
+    as ``key_sentences`` compares them; ties keep the earlier sentence. The reader favours answers there."""
+    spans, start = [], 0
+    for end in SENTENCE_END.finditer(text):
+        spans.append((start, end.start()))
+        start = end.end()
+    spans = [(a, b) for a, b in [*spans, (start, len(text))] if text[a:b].strip()]
+    if len(spans) <= 1:
+        return spans[0] if spans else (0, len(text))
+    question_words, *sentence_words = tokenize([question, *(text[a:b] for a, b in spans)], LexicalSettings())
+    wanted = set(question_words)
+    return spans[max(range(len(spans)), key=lambda n: (len(wanted.intersection(sentence_words[n])), -n))]
+
+
 def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0, asked: str = "",
                           system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.

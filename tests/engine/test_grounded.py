@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.grounded import AnswerOptions, generate_answer, prepare_answer, stream_answer
-from engine.reader import RANK_PENALTY, ShortAnswer
+from engine.reader import KEY_SENTENCE_BONUS, RANK_PENALTY, ShortAnswer
 from retrieval.history import FollowUpSettings
 from tests.utils.deploy import StreamingFakeRuntime
 from tests.utils.fakes import FakeReader, FakeRetriever, FakeStore, make_hit
@@ -54,9 +54,10 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
     pieces = list(stream_answer(runtime, prepared_answer))
     assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
     # It reads the two best-ranked chunks whole, with the exchange before this question, the second's
-    # span needing a lead.
+    # span needing a lead, and favours the sentence of each that shares most words with this question.
     assert reader.read_calls == [("What slows a block? Friction. And what keeps it moving?",
-                                  [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY)]
+                                  [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY,
+                                  "And what keeps it moving?", KEY_SENTENCE_BONUS)]
 
 
 def test_an_answer_opening_with_filler_loses_the_opening_whole_and_streamed():

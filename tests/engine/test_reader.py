@@ -157,6 +157,21 @@ def test_a_later_note_wins_only_by_more_than_its_rank_penalty(shipped_reader):
     assert shipped_reader.read("Where was Super Bowl 50 played?", notes, rank_penalty=lead * 1.1).note == 1
 
 
+def test_a_span_in_the_sentence_sharing_most_words_with_the_question_gains_the_bonus(shipped_reader):
+    note = ("Super Bowl 50 was played at Levi's Stadium in Santa Clara. Friction slows a sliding block on a "
+            "rough floor.")
+    question = "Where was Super Bowl 50 played?"
+    plain = shipped_reader.read(question, [note])
+    favoured = shipped_reader.read(question, [note], asked=question, key_sentence_bonus=2.0)
+    assert plain is not None and plain.text in note.split(". ")[0]
+    assert favoured is not None and favoured.text == plain.text
+    assert favoured.margin == pytest.approx(plain.margin + 2.0)
+    # A large enough bonus on another sentence moves the span there; none without words to match.
+    moved = shipped_reader.read(question, [note], asked="What slows a sliding block?", key_sentence_bonus=100)
+    assert moved is not None and moved.text in "Friction slows a sliding block on a rough floor."
+    assert shipped_reader.read(question, [note], asked="", key_sentence_bonus=100).text == plain.text
+
+
 def test_the_shipped_reader_names_its_training(shipped_reader):
     record = json.loads((SHIPPED_READER / "reader.json").read_text(encoding="utf-8"))
     assert record["base"] is None and record["rank"] > 0  # the packaged all-MiniLM-L6-v2

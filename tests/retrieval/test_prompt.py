@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retrieval import NO_CONTEXT_ANSWER, Hit, build_grounded_prompt
-from retrieval.prompt import SYSTEM_PROMPT
+from retrieval.prompt import SYSTEM_PROMPT, key_sentence_span
 
 
 def hit(text: str, source: str = "notes.pdf", page: int = 1, page_end: int | None = None) -> Hit:
@@ -94,3 +94,12 @@ def test_the_server_quotes_from_the_notes_without_their_headings_and_the_model_r
     # A note that is nothing but a heading-like line is quoted as it is.
     alone = build_grounded_prompt("q", [hit("Osmosis moves water")], sentences=2)
     assert alone.quotable == alone.notes == ["Osmosis moves water"]
+
+
+def test_the_key_sentence_span_is_the_sentence_sharing_most_words_ties_to_the_earlier():
+    text = "Friction slows a block. Inertia keeps a body moving! Heat flows from hot to cold."
+    first, last = key_sentence_span("What keeps a moving body going?", text)
+    assert text[first:last] == "Inertia keeps a body moving!"
+    first, last = key_sentence_span("Tell me about lions.", text)  # no shared word: the first sentence
+    assert text[first:last] == "Friction slows a block."
+    assert key_sentence_span("Anything?", "One sentence only") == (0, 17)

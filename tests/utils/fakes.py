@@ -123,8 +123,9 @@ class FakeReader:
     def __init__(self, short: ShortAnswer | None, yes_no: ShortAnswer | None = None):
         self.short, self.yes_no, self.read_calls = short, yes_no, []
 
-    def read(self, question: str, notes: list[str], *, rank_penalty: float = 0.0) -> ShortAnswer | None:
-        self.read_calls.append((question, list(notes), rank_penalty))
+    def read(self, question: str, notes: list[str], *, rank_penalty: float = 0.0, asked: str = "",
+             key_sentence_bonus: float = 0.0) -> ShortAnswer | None:
+        self.read_calls.append((question, list(notes), rank_penalty, asked, key_sentence_bonus))
         return self.short
 
     def yes_or_no(self, question: str, note: str) -> ShortAnswer | None:
