@@ -2,10 +2,11 @@
 
 For every question of a `tutor eval answers` file, the course is searched exactly as `/v1/ask` searches
 (the server's settings, follow-ups included), and the shipped reader reads each of the top four notes
-alone. The policies are then scored on the same spans: read the first ``k`` notes and take the span
-whose margin over "no answer", less ``penalty`` per rank after the first, is highest. Printed per
-policy: short-answer token F1 (questions asked for yes or no left out: they get no span) and the share
-of short answers citing a gold page. The served policy is ``engine.reader.READ_NOTES`` and
+alone, favouring the sentence sharing most words with the question as served (``KEY_SENTENCE_BONUS``).
+The policies are then scored on the same spans: read the first ``k`` notes and take the span whose
+margin over "no answer", less ``penalty`` per rank after the first, is highest. Printed per policy:
+short-answer token F1 (questions asked for yes or no left out: they get no span) and the share of
+short answers citing a gold page. The served policy is ``engine.reader.READ_NOTES`` and
 ``RANK_PENALTY``; ``k=1`` is the reader before it::
 
     TUTOR_DATA_DIR=... python -m bench.reader_notes out/squad-course/squad-course-dev-questions.jsonl \\
@@ -23,7 +24,7 @@ from app.settings import get_settings
 from app.tutoring.service import answer_options
 from engine.evaluation.answer_metrics import PageSpan, token_f1
 from engine.evaluation.answers import read_answer_items
-from engine.reader import RANK_PENALTY, READ_NOTES, asks_yes_or_no, reader_question
+from engine.reader import KEY_SENTENCE_BONUS, RANK_PENALTY, READ_NOTES, asks_yes_or_no, reader_question
 from retrieval.history import search_conversation
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def read_each_note(file: Path, course: str, limit: int | None) -> list[list[dict
                                    settings=options.follow_up)
         notes = []
         for hit in hits:
-            span = options.reader.read(reader_question(item.question, item.conversation), [hit.text])
+            span = options.reader.read(reader_question(item.question, item.conversation), [hit.text],
+                                       asked=item.question, key_sentence_bonus=KEY_SENTENCE_BONUS)
             gold = item.gold is not None and PageSpan(hit.source, hit.page, hit.page_end).overlaps(item.gold)
             notes.append({"margin": span.margin, "f1": token_f1(span.text, item.references), "gold": gold}
                          if span else None)
