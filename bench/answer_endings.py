@@ -4,8 +4,9 @@
 server added (``server_added``). For every answered question of that run, this takes the model's text
 back out, prepares the question again as ``/v1/ask`` does (the notes the ending quotes from), cleans and
 ends it as the server now does (``PreparedAnswer.cleaned`` and ``finish``: the filler opening dropped,
-``engine.citations.answer_ending``) and scores both versions: correct, citation precision, the share
-quoting a note and the words, then a few changed answers::
+``engine.citations.answer_ending``) and scores both versions, and the answer without the model's text
+(the short answer and the quote alone: what the model adds to them): correct, citation precision, the
+share quoting a note and the words, then a few changed answers::
 
     TUTOR_DATA_DIR=... python -m bench.answer_endings RUN/sciq-dev-mcq.default.answers.jsonl \\
         ../shared/data/courses/sciq-dev/sciq-dev-mcq.jsonl --course sciq-dev
@@ -55,7 +56,8 @@ def main() -> None:
     retriever, options = open_retriever(settings, open_store(settings)), answer_options(settings)
     rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").splitlines()]
     items = {item.id: item for item in read_answer_items(args.file)}
-    scored: dict[str, list[tuple[bool, float | None, bool, int]]] = {"saved": [], "as served now": []}
+    scored: dict[str, list[tuple[bool, float | None, bool, int]]] = {
+        "saved": [], "as served now": [], "without the model's text": []}
     changed = []
     for row in rows:
         item = items[row["id"]]
@@ -64,8 +66,10 @@ def main() -> None:
         prepared = prepare_answer(retriever, args.course, item.question, conversation=item.conversation,
                                   options=options)
         served, _ = prepared.finish("".join(prepared.cleaned([models_text(row, prepared.lead)])))
+        alone, _ = prepared.finish("")  # the short answer and the quote: what the model's text adds to them
         sources = [PageSpan(hit["source"], hit["page"], hit["page_end"]) for hit in row["sources"]]
-        for name, text in (("saved", row["answer"]), ("as served now", served)):
+        versions = (("saved", row["answer"]), ("as served now", served), ("without the model's text", alone))
+        for name, text in versions:
             scored[name].append((states_answer(CITATION.sub(" ", text), item.references, item.distractors),
                                  score_citations(text, sources, item.gold).precision, QUOTE_LEAD in text,
                                  len(text.split())))

@@ -88,8 +88,9 @@ class PreparedAnswer:
 
         A text that was only a filler opening leaves what the server adds to follow the lead."""
         added = self.ending(written)
-        body = (written.rstrip() + added if added else written) if written.strip() else added.lstrip()
-        return self.lead + body, added
+        if not written.strip():
+            return self.lead + added.lstrip(), added.lstrip()
+        return self.lead + (written.rstrip() + added if added else written), added
 
     @property
     def fixed_answer(self) -> str | None:

@@ -67,7 +67,7 @@ def test_an_answer_opening_with_filler_loses_the_opening_whole_and_streamed():
                            ("The answer to this question is: inertia does.",
                             f"inertia [2].\n\nInertia does. {quote}")]:
         whole = generate_answer(StreamingFakeRuntime(answer=answer), prepared(reader=reader))
-        assert whole.text == served
+        assert whole.text == served and whole.text.endswith(whole.added) and whole.added.strip() == quote
         assert "".join(stream_answer(StreamingFakeRuntime(answer=answer), prepared(reader=reader))) == served
     # Without the quote nothing would take its place: the model's answer stays as it wrote it.
     unquoted = generate_answer(StreamingFakeRuntime(answer="The answer is [1]."), prepared(quote_notes=False))
