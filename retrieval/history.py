@@ -9,7 +9,8 @@ through ``search_conversation``. The answer still cites only what this search re
   reaches ``standalone_score``: "Who was driven out of Italy?"), else ``decay`` with the question
   alone's ranking weighted ``alone_weight`` ("What did he do?"): the conversation picks the page, and
   the chunk of that page that ``decay`` with equal weights ranks highest leads. A student who changes
-  subject without starting over asks a question of the first kind.
+  subject without starting over asks a question of the first kind. A question that names nothing
+  (``leans_on_conversation``: "Where was she headed?") never decides alone, whatever its match.
 - ``concat``: one search for the question followed by the last ``turns`` exchanges (the student's
   messages and the tutor's answers), most recent first: the question leads, so a long earlier
   answer cut off by the embedder's token limit never cuts the question off.
@@ -44,6 +45,17 @@ FollowUpStrategy = Literal["none", "gate", "concat", "decay"]
 STRATEGIES: tuple[str, ...] = get_args(FollowUpStrategy)
 CONVERSATION_ROLES = frozenset({"user", "assistant"})
 CITATION_MARK = re.compile(r"\[\d+\]")
+# Words that name nothing a page is about: question words, auxiliaries, pronouns, prepositions (they cannot
+# tell passages apart, and a question made of them needs the conversation to be searched).
+FUNCTION_WORDS = frozenset(
+    "what which who whom whose when where why how is are was were be been do does did of in on at to for "
+    "from by with and or but not no it its this that these those he she they his her their them as than "
+    "then there about into can could would should will has have had many much".split()
+)
+# Words that point back to what the conversation was about ("Who was behind her?").
+POINTING_BACK = frozenset("he she it they him her them his hers its their theirs this that these those there"
+                          .split())
+WORD = re.compile(r"[a-z0-9]+")
 
 
 class UnknownFollowUpStrategyError(ValueError):
@@ -131,7 +143,8 @@ def follow_up_queries(question: str, conversation: Sequence[dict[str, str]], set
     earlier = earlier_messages(conversation, settings.turns)
     if settings.strategy == "none" or not earlier:
         return [(question, 1.0)]
-    if settings.strategy == "gate" and alone_score is not None and alone_score >= settings.standalone_score:
+    if (settings.strategy == "gate" and alone_score is not None and alone_score >= settings.standalone_score
+            and not leans_on_conversation(question)):
         return [(question, 1.0)]
     if settings.strategy == "concat":
         return [(" ".join([question, *earlier]), 1.0)]
@@ -143,6 +156,16 @@ def follow_up_queries(question: str, conversation: Sequence[dict[str, str]], set
             queries.append((" ".join(window), settings.decay ** turns))
         previous = window
     return queries
+
+
+def leans_on_conversation(question: str) -> bool:
+    """Whether ``question`` names nothing to search for without the conversation: only function words
+    ("To whom?", "Where was he?"), or a word pointing back and at most one other ("Who was behind her?").
+    Such a question's own best match is chance ("behind her" matches some page), so "gate" never lets it
+    decide the search alone; "What is entropy?" names its subject and still may."""
+    words = WORD.findall(question.lower())
+    named = [word for word in words if word not in FUNCTION_WORDS and word not in POINTING_BACK]
+    return not named or (len(named) <= 1 and any(word in POINTING_BACK for word in words))
 
 
 def coverage_queries(question: str, conversation: Sequence[dict[str, str]]) -> list[str]:

@@ -17,6 +17,7 @@ from retrieval.history import (
     follow_up_queries,
     fuse_weighted,
     lead_with_chunk_of_first_page,
+    leans_on_conversation,
     parse_history,
     search_conversation,
 )
@@ -59,6 +60,18 @@ def test_gate_searches_a_question_that_finds_a_page_alone_by_itself_and_any_othe
     below = follow_up_queries("Where did he die?", HISTORY, settings, alone_score=0.44)
     assert below == [("Where did he die?", 0.2), *decay[1:]]
     assert follow_up_queries("Where did he die?", HISTORY, settings) == below  # no score: the turns join
+
+
+def test_gate_never_lets_a_question_that_names_nothing_decide_the_search_alone():
+    settings = FollowUpSettings("gate", turns=2, standalone_score=0.45)
+    for question in ["Who was behind her?", "To whom?", "Where was he?", "Which are they?"]:
+        assert leans_on_conversation(question)
+        queries = follow_up_queries(question, HISTORY, settings, alone_score=0.9)  # however well it matched
+        assert queries[0] == (question, 0.2) and len(queries) == 3  # searched with its turns
+    named = ["What is entropy?", "Who founded Rome?", "Who walked in first?", "Did he study law in Paris?"]
+    for question in named:
+        assert not leans_on_conversation(question)
+        assert follow_up_queries(question, HISTORY, settings, alone_score=0.9) == [(question, 1.0)]
 
 
 def test_decay_searches_the_question_and_growing_windows_with_decaying_weights():

@@ -28,7 +28,7 @@ from engine.evaluation.answers import GivenPassages
 from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
-from retrieval.history import FollowUpSettings
+from retrieval.history import FUNCTION_WORDS, FollowUpSettings
 from retrieval.prompt import SENTENCE_END, format_sources
 from training.cleaning import CleaningConfig, CleaningReport, clean, split_by_group
 from training.data.schema import Message, PreferencePair, SFTExample
@@ -36,12 +36,6 @@ from training.errors import DataFormatError, RecipeError
 
 logger = logging.getLogger(__name__)
 
-# Words that say nothing about which passage answers a question.
-STOPWORDS = frozenset(
-    "what which who whom whose when where why how is are was were be been do does did of in on at to for "
-    "from by with and or but not no it its this that these those he she they his her their them as than "
-    "then there about into can could would should will has have had many much".split()
-)
 # CoQA answers that any passage "contains": they cannot locate the gold passage.
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
 CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
@@ -258,7 +252,7 @@ def styled_answer(prompt: list[Message], n: int, answer: str, style: str) -> str
 
 def content_words(text: str) -> frozenset[str]:
     """The distinct normalised words of ``text`` that can tell passages apart."""
-    return frozenset(normalize_answer(text).split()) - STOPWORDS
+    return frozenset(normalize_answer(text).split()) - FUNCTION_WORDS
 
 
 def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng: random.Random, *,
