@@ -47,6 +47,9 @@ FILLER_OPENING = re.compile(r"\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s
 _FILLER_PHRASES = tuple(f"{start}answer{asked} {verb} that" for start in ("the ", "")
                         for asked in ("", " to this question", " to the question", " to your question")
                         for verb in ("is", "would be"))
+# Words that make what follows a filler opening lean on it: "The answer is [1] and [2]: marshes."
+_LEANING_WORDS = frozenset("and or but nor which who whom whose where when while because since so as if then"
+                           .split())
 # A citation with the spaces before it, and what may still grow into one at the end of a piece.
 _SPACED_CITATION = re.compile(r"(\s*)" + CITATION.pattern)
 _OPEN_CITATION = re.compile(r"\s*(\[[\d\s,;]*)?$")
@@ -112,9 +115,11 @@ def valid_citations(pieces: Iterable[str], sources: int) -> Iterator[str]:
 class FillerOpening:
     """Drops the answer's opening when it says nothing ("The answer is [1]."), as the answer streams.
 
-    What follows the opening is kept, capitalised ("The answer is: Annelida." → "Annelida."); a number
-    right after it keeps the opening ("The answer is 1." may be a count). Pieces are held only while the
-    answer may still open so; any other first word passes at once.
+    What follows the opening is kept ("The answer is: Annelida." → "Annelida.", a lowercase first word
+    capitalised, "mRNA" and "pH" not); when it does not read as an answer without it (a number, which may
+    be a count: "The answer is 1."; punctuation or a conjunction: "The answer is [1], which ...") the
+    opening stays. Leading whitespace goes. Pieces are held only while the answer may still open so; any
+    other first word passes at once.
     """
 
     def __init__(self) -> None:
@@ -134,13 +139,25 @@ class FillerOpening:
         text = self.held
         match = FILLER_OPENING.match(text)
         rest = text[match.end():] if match else ""
-        unsettled = _may_open_filler(text) or (match is not None and _OPEN_CITATION.fullmatch(rest))
+        # "The ans", "The answer is [1", "The answer is an": the opening or the word after it may still grow.
+        unsettled = _may_open_filler(text) or (match is not None and (_OPEN_CITATION.fullmatch(rest)
+                                                                       or not re.search(r"\s", rest)))
         if not final and unsettled:
-            return ""  # "The ans", "The answer is [1", "The answer is th": not settled yet
+            return ""
         self.settled, self.held = True, ""
-        if match is None or rest[:1].isdigit():
-            return text
-        return rest[:1].upper() + rest[1:]
+        if match is None or not _stands_alone(rest):
+            return text.lstrip()
+        first, *others = rest.split(" ", 1)
+        return " ".join([first.capitalize() if first.isalpha() and first.islower() else first, *others])
+
+
+def _stands_alone(rest: str) -> bool:
+    """Whether what follows a filler opening reads as an answer without it: nothing, or a word or a quote
+    that does not lean on the opening ("[1], which says ...", "[1] and [2]", "1." keep it)."""
+    if not rest.strip():
+        return True
+    first = rest.split(maxsplit=1)[0].lower()
+    return (rest[0].isalpha() or rest[0] in "\"'“") and first not in _LEANING_WORDS
 
 
 def _may_open_filler(text: str) -> bool:
@@ -188,6 +205,7 @@ def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
     quote = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
     answer_words, question_words, quote_words = tokenize([answer, question, quote], LexicalSettings())
     news = set(quote_words) - set(question_words) - _prompt_words()  # what the quote says beyond the question
-    if len(news.intersection(answer_words)) < len(news) * SAYS_SHARE:
+    # An answer without a word of its own (nothing, or only a dropped filler opening) says nothing either.
+    if not answer_words or len(news.intersection(answer_words)) < len(news) * SAYS_SHARE:
         return f' {QUOTE_LEAD} "{quote}" [1]'
     return "" if any(1 <= n <= len(notes) for n in cited_numbers(answer)) else " [1]"

@@ -52,8 +52,9 @@ FUNCTION_WORDS = frozenset(
     "from by with and or but not no it its this that these those he she they his her their them as than "
     "then there about into can could would should will has have had many much".split()
 )
-# Words that point back to what the conversation was about ("Who was behind her?").
-POINTING_BACK = frozenset("he she it they him her them his hers its their theirs this that these those there"
+# Words that point back to what the conversation was about ("Where was she headed?"); not "there", which
+# as often asks whether something exists ("Is there friction?").
+POINTING_BACK = frozenset("he she it they him her them his hers its their theirs this that these those"
                           .split())
 WORD = re.compile(r"[a-z0-9]+")
 

@@ -91,16 +91,28 @@ def test_an_opening_that_says_nothing_is_dropped_and_what_follows_it_kept():
     assert "".join(without_filler_opening(["The answer is that the vast majority [2]."])) == (
         "The vast majority [2].")
     assert "".join(without_filler_opening(["the answer would be: marshes [2]."])) == "Marshes [2]."
-    # A number after it may be the answer ("How many moons?"), and an answer that only starts alike stays.
-    for answer in ["The answer is 1.", "The answers differ [1].", "Answering takes care.", "The cell [1]."]:
+    assert "".join(without_filler_opening(["The answer is mRNA [1]."])) == "mRNA [1]."  # not "MRNA"
+    # A number after it may be the answer ("How many moons?"), what leans on it keeps it, and an answer
+    # that only starts alike stays.
+    for answer in ["The answer is 1.", "The answer is [1], which says marshes filter water.",
+                   "The answer is [1] and [2]: marshes.", "The answers differ [1].", "Answering takes care.",
+                   "The cell [1]."]:
         assert "".join(without_filler_opening([answer])) == answer
 
 
 def test_a_filler_opening_split_across_streamed_pieces_is_judged_whole_and_other_answers_pass_at_once():
     for answer in ["The answer is [1].", "The answer to the question is: [1, 2] wetlands.",
-                   "The answer is thermodynamics [1].", "The answer is 12.", "  The cell divides."]:
+                   "The answer is thermodynamics [1].", "The answer is 12.", "  The cell divides.",
+                   "The answer is [1] and [2]: marshes.", "The answer is an organelle."]:
         whole = "".join(without_filler_opening([answer]))
         for size in (1, 2, 5):
             pieces = [answer[i:i + size] for i in range(0, len(answer), size)]
             assert "".join(without_filler_opening(pieces)) == whole, (answer, size)
     assert list(without_filler_opening(["Newton", " said"])) == ["Newton", " said"]  # nothing held back
+
+
+def test_an_answer_with_no_word_of_its_own_gets_the_quote_even_when_the_quote_adds_nothing():
+    # "Friction." adds no word to "What is friction?": an answer saying it would only get its [1], but an
+    # empty one (a filler opening dropped) must not end as a bare "[1]".
+    assert answer_ending("", "What is friction?", ["Friction."]) == ' The notes say: "Friction." [1]'
+    assert answer_ending("Friction.", "What is friction?", ["Friction."]) == " [1]"

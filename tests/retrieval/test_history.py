@@ -68,7 +68,8 @@ def test_gate_never_lets_a_question_that_names_nothing_decide_the_search_alone()
         assert leans_on_conversation(question)
         queries = follow_up_queries(question, HISTORY, settings, alone_score=0.9)  # however well it matched
         assert queries[0] == (question, 0.2) and len(queries) == 3  # searched with its turns
-    named = ["What is entropy?", "Who founded Rome?", "Who walked in first?", "Did he study law in Paris?"]
+    named = ["What is entropy?", "Who founded Rome?", "Who walked in first?", "Did he study law in Paris?",
+             "Is there friction?", "How many electrons are there?"]
     for question in named:
         assert not leans_on_conversation(question)
         assert follow_up_queries(question, HISTORY, settings, alone_score=0.9) == [(question, 1.0)]
