@@ -79,17 +79,18 @@ class PreparedAnswer:
         cited = valid_citations(pieces, len(self.sources))
         return without_filler_opening(cited) if self.notes else cited
 
-    def ending(self, answer: str) -> str:
-        """What the server appends to the answer: the best note quoted, or its ``[1]`` ("": nothing)."""
-        return answer_ending(answer, self.question, self.notes)
+    def addition(self, written: str) -> str:
+        """What the server appends to the model's cleaned text: the best note quoted, or its ``[1]`` ("":
+        nothing; ``answer_ending``). After a text that was only a filler opening it follows the lead
+        directly, without its leading space."""
+        added = answer_ending(written, self.question, self.notes)
+        return added if written.strip() else added.lstrip()
 
     def finish(self, written: str) -> tuple[str, str]:
-        """The whole answer from the model's cleaned text (``cleaned``), and what the server added to it.
-
-        A text that was only a filler opening leaves what the server adds to follow the lead."""
-        added = self.ending(written)
+        """The whole answer from the model's cleaned text (``cleaned``), and what the server added to it."""
+        added = self.addition(written)
         if not written.strip():
-            return self.lead + added.lstrip(), added.lstrip()
+            return self.lead + added, added
         return self.lead + (written.rstrip() + added if added else written), added
 
     @property
@@ -197,8 +198,8 @@ def stream_answer(runtime: Runtime, prepared: PreparedAnswer) -> Iterator[str]:
     for piece in prepared.cleaned(stream_text(runtime, prepared.generation)):
         pieces.append(piece)
         yield piece
-    if added := prepared.ending("".join(pieces)):
-        yield added if "".join(pieces).strip() else added.lstrip()  # as ``PreparedAnswer.finish``
+    if added := prepared.addition("".join(pieces)):
+        yield added
 
 
 def answer_question(retriever: Retriever, runtime: Runtime, course: str, question: str, *,

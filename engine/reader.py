@@ -44,8 +44,8 @@ READ_NOTES = 2
 RANK_PENALTY = 2.0
 # A span inside its note's sentence sharing the most words with the question (picked as the server picks
 # the sentence it quotes, though from the note with its headings) gains this much on its note's "no answer"
-# score. Chosen on the three dev sets, over every
-# question as served: short F1 rose on each from 0.5 to 3 (README, "Short answers").
+# score. Chosen on the three dev sets, over every question as served: short F1 rose on each from 0.5 to 3
+# (README, "Short answers").
 KEY_SENTENCE_BONUS = 2.0
 # A yes or no is said only when the classifier's two scores are this far apart: odds of at least e to 1
 # (about 73%) by its own reckoning; closer calls get no short answer (the model card: accuracy by margin).

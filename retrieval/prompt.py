@@ -115,6 +115,14 @@ def without_headings(text: str) -> str:
     return "\n".join(kept)
 
 
+def shared_words(question: str, sentences: list[str]) -> list[int]:
+    """How many distinct words of ``question`` each sentence holds, compared as the lexical index compares
+    them (stemmed, stop words dropped): what ``key_sentences`` and ``key_sentence_span`` rank by."""
+    question_words, *sentence_words = tokenize([question, *sentences], LexicalSettings())
+    wanted = set(question_words)
+    return [len(wanted.intersection(words)) for words in sentence_words]
+
+
 def key_sentences(question: str, texts: list[str], count: int) -> str:
     """The ``count`` sentences of ``texts`` that share the most words with ``question``, in reading order.
 
@@ -126,9 +134,8 @@ def key_sentences(question: str, texts: list[str], count: int) -> str:
     sentences = list(dict.fromkeys(s for s in split if s))
     if len(sentences) <= count:
         return " ".join(sentences)
-    question_words, *sentence_words = tokenize([question, *sentences], LexicalSettings())
-    wanted = set(question_words)
-    ranked = sorted(range(len(sentences)), key=lambda n: -len(wanted.intersection(sentence_words[n])))
+    shared = shared_words(question, sentences)
+    ranked = sorted(range(len(sentences)), key=lambda n: -shared[n])
     return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 
@@ -142,9 +149,8 @@ def key_sentence_span(question: str, text: str) -> tuple[int, int]:
     spans = [(a, b) for a, b in [*spans, (start, len(text))] if text[a:b].strip()]
     if len(spans) <= 1:
         return spans[0] if spans else (0, len(text))
-    question_words, *sentence_words = tokenize([question, *(text[a:b] for a, b in spans)], LexicalSettings())
-    wanted = set(question_words)
-    return spans[max(range(len(spans)), key=lambda n: (len(wanted.intersection(sentence_words[n])), -n))]
+    shared = shared_words(question, [text[a:b] for a, b in spans])
+    return spans[max(range(len(spans)), key=lambda n: (shared[n], -n))]
 
 
 def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0, asked: str = "",
