@@ -231,6 +231,9 @@ def train_yes_no(
                                       "../shared/data/grounded."),
     coqa: Path | None = typer.Option(None, help="CoQA stories {id, source, story, turns}."),
     epochs: float = typer.Option(2.0, help="Passes over the train examples."),
+    edit_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the examples that come again with "
+                                     "a word of the passage swapped: one the question asks about (answered "
+                                     "no) and another (answer kept)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
     seed: int = typer.Option(0, help="Seed of the split (as the reader's), the order and the init."),
 ) -> None:
@@ -250,7 +253,8 @@ def train_yes_no(
     for path, hint in ((boolq, "--boolq"), (squad, "--squad"), (coqa, "--coqa")):
         if path is not None and not path.is_file():
             raise typer.BadParameter(f"{path} does not exist.", param_hint=hint)
-    config = YesNoConfig(epochs=epochs, max_steps=max_steps, seed=seed, build=BuildConfig(seed=seed))
+    config = YesNoConfig(epochs=epochs, edit_share=edit_share, max_steps=max_steps, seed=seed,
+                         build=BuildConfig(seed=seed))
     try:
         with progress_bar("Training the yes/no classifier") as update:
             scores = run(reader, squad=squad, coqa=coqa, boolq=boolq, config=config, progress=update)

@@ -7,6 +7,14 @@ split's CoQA turns asked and answered yes or no, each on the 100-word chunk of i
 most words with the question (CoQA gives no passage for them). Its dev score is the accuracy on the dev
 split's CoQA yes/no turns, beside the share a constant "yes" gets. The split is the reader's
 (``tutor data grounded``'s), so the stories ``tutor eval answers`` asks about stay unseen.
+
+Trained on those alone it answered from what such questions tend to be, not from the passage: "Yes" to
+"Is insulin made by the liver?" of a note naming the pancreas (``bench.yes_no_probes``). So a share of
+the examples come again with one word of the passage swapped for a word of the same kind from other
+passages (``edited``): where the word is one the question asks about, the passage no longer says what
+the question does and the answer becomes no; where it is another word, the answer stays. Both kinds of
+edit leave an odd word in the passage, so only whether the question's word is still there tells them
+apart.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import copy
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +37,7 @@ from engine.evaluation.answer_metrics import normalize_answer
 from engine.reader import (
     ADAPTER_FILE,
     CONFIG_FILE,
+    WORD,
     YES_NO_FILE,
     YES_NO_MIN_MARGIN,
     ExtractiveReader,
@@ -35,6 +45,8 @@ from engine.reader import (
     asks_yes_or_no,
     reader_question,
 )
+from retrieval.history import FUNCTION_WORDS
+from retrieval.lexical import LexicalSettings, tokenize
 from training.data.grounded import BuildConfig, chunk_story, content_words
 from training.data.schema import RowCollector, iter_jsonl
 from training.errors import DataFormatError
@@ -55,14 +67,94 @@ class YesNoConfig:
     max_length: int = 256  # question and passage tokens in training (serving reads up to 384)
     seed: int = 0
     max_steps: int | None = None  # a cap for smoke runs
+    # Share of the examples that come again with a word of the passage the question asks about swapped
+    # (answered no, when they were answered yes), and with another word swapped (answer kept): ``edited``.
+    edit_share: float = 0.5
     build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the reader's
 
 
 @dataclass(frozen=True)
 class YesNoExample:
-    question: str
+    question: str  # as the reader reads it: a follow-up after the last exchange
     passage: str
     yes: bool
+    asked: str = ""  # the question alone, which ends ``question``: the words an edit may take away
+
+
+# The words an edit may swap: numbers, names (capitalised, not opening a sentence) and other content words.
+WORD_KINDS = ("number", "name", "word")
+
+
+def word_kind(word: str, opens_sentence: bool) -> str | None:
+    """What kind of word ``word`` is for a swap (None: not one to swap, as "is" or "the")."""
+    if word[0].isdigit():
+        return "number"
+    if len(word) < 4 or word.lower() in FUNCTION_WORDS:
+        return None
+    if word[0].isupper():
+        return None if opens_sentence else "name"
+    return "word"
+
+
+def swappable(passage: str) -> list[tuple[str, str]]:
+    """The words of ``passage`` an edit may swap, with their kinds, in order."""
+    words = []
+    for match in WORD.finditer(passage):
+        opens = not passage[:match.start()].rstrip() or passage[:match.start()].rstrip()[-1] in ".!?\"'"
+        if (kind := word_kind(match.group(), opens)) is not None:
+            words.append((match.group(), kind))
+    return words
+
+
+def swap_pool(passages: Sequence[str]) -> dict[str, list[str]]:
+    """The distinct words of each kind in ``passages``, to draw swaps from."""
+    pool: dict[str, set[str]] = {kind: set() for kind in WORD_KINDS}
+    for passage in passages:
+        for word, kind in swappable(passage):
+            pool[kind].add(word)
+    return {kind: sorted(words) for kind, words in pool.items()}
+
+
+def stems(text: str) -> set[str]:
+    [words] = tokenize([text], LexicalSettings())
+    return set(words)
+
+
+def edited(example: YesNoExample, pool: dict[str, list[str]], rng: random.Random, *,
+           asked_word: bool) -> YesNoExample | None:
+    """``example`` with every occurrence of one word of its passage swapped for a word of the same kind
+    that neither passage nor question holds, drawn from ``pool``. ``asked_word``: a word of the question
+    (``asked``), gone from the passage in every form afterwards, and the answer is no ("Tom was married to
+    Anna" -> "... to Maria" for "Was Tom married to Anna?"); else a word sharing no stem with the question,
+    and the answer is kept. None when no word can be swapped so."""
+    asked = example.asked or example.question
+    asked_stems, question_stems = stems(asked), stems(example.question)
+    held = {word.lower() for word, _ in swappable(example.passage)} | set(example.question.lower().split())
+    candidates = list(dict.fromkeys((word.lower(), kind) for word, kind in swappable(example.passage)))
+    rng.shuffle(candidates)
+    for word, kind in candidates:
+        word_stems = stems(word)
+        if asked_word != bool(word_stems & asked_stems) or (not asked_word and word_stems & question_stems):
+            continue
+        fresh = [w for w in rng.sample(pool[kind], min(20, len(pool[kind]))) if w.lower() not in held]
+        if not fresh:
+            continue
+        swaps = {False: fresh[0], True: fresh[0][0].upper() + fresh[0][1:]}  # by the occurrence's case
+        passage = re.sub(rf"\b{re.escape(word)}\b", lambda m, swaps=swaps: swaps[m.group()[0].isupper()],
+                         example.passage, flags=re.IGNORECASE)
+        if asked_word and word_stems & stems(passage):
+            continue  # another form of it is still there ("marry" after "married" went)
+        return YesNoExample(example.question, passage, example.yes and not asked_word, example.asked)
+    return None
+
+
+def edited_examples(examples: Sequence[YesNoExample], share: float, rng: random.Random) -> list[YesNoExample]:
+    """For a ``share`` of the examples answered yes, the passage edited to answer no; for a ``share`` of
+    all, the passage edited leaving the answer (``edited``)."""
+    pool = swap_pool(sorted({row.passage for row in examples}))
+    made = [edited(row, pool, rng, asked_word=True) for row in examples if row.yes and rng.random() < share]
+    made += [edited(row, pool, rng, asked_word=False) for row in examples if rng.random() < share]
+    return [row for row in made if row is not None]
 
 
 def read_boolq(path: Path) -> list[YesNoExample]:
@@ -75,7 +167,8 @@ def read_boolq(path: Path) -> list[YesNoExample]:
         if not isinstance(answer, bool) or not str(question or "").strip() or not str(passage or "").strip():
             collector.refuse(number, "'answer' must be true or false, and question and passage non-empty")
             continue
-        collector.add(YesNoExample(str(question).strip().rstrip("?") + "?", str(passage), answer))
+        asked = str(question).strip().rstrip("?") + "?"
+        collector.add(YesNoExample(asked, str(passage), answer, asked))
     if collector.result.bad_rows:
         raise DataFormatError("; ".join(map(str, collector.result.bad_rows)))
     return collector.result.rows
@@ -99,7 +192,8 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
                     question = reader_question(turn["question"], earlier)
                     words = content_words(question)
                     closest = max(range(len(chunks)), key=lambda i: len(words & keys[i]))
-                    examples.append(YesNoExample(question, chunks[closest], answer == "yes"))
+                    examples.append(YesNoExample(question, chunks[closest], answer == "yes",
+                                                 turn["question"]))
                 earlier += [{"role": "user", "content": turn["question"]},
                             {"role": "assistant", "content": turn["answers"][0] if turn["answers"] else ""}]
     return examples
@@ -108,7 +202,8 @@ def coqa_yes_no(path: Path, groups: set[str], chunk_words: int) -> list[YesNoExa
 def dev_scores(reader: ExtractiveReader, examples: Sequence[YesNoExample]) -> dict[str, float]:
     """Accuracy of the classifier on ``examples`` over all of them (no gate) and, with the served gate
     (``YES_NO_MIN_MARGIN``), the share it answers and its accuracy on those; a constant "yes" beside."""
-    ungated = [reader.yes_or_no(row.question, row.passage, min_margin=0.0) for row in examples]
+    ungated = [reader.yes_or_no(row.question, row.passage, asked=row.asked, min_margin=0.0)
+               for row in examples]
     right = [answer is not None and (answer.text == "Yes") == row.yes
              for answer, row in zip(ungated, examples, strict=True)]
     gated = [r for answer, r in zip(ungated, right, strict=True)
@@ -142,6 +237,10 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
     train += read_boolq(boolq) if boolq is not None else []
     if not train:
         raise DataFormatError("No yes/no examples to train on: give BoolQ rows or CoQA yes/no turns.")
+    edits = edited_examples(train, config.edit_share, rng)
+    logger.info("Yes/no: %d edited passages, %d of them answered no by the edit.", len(edits),
+                sum(not row.yes for row in edits))
+    train += edits
     reader = ExtractiveReader.load(reader_dir)
     classifier = YesNoClassifier(copy.deepcopy(reader.model.bert))
     low_rank = add_low_rank(classifier, config.rank, config.alpha, head=classifier.head)
@@ -160,6 +259,7 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
         save_file(tensors, str(staging / YES_NO_FILE))
         record = json.loads((staging / CONFIG_FILE).read_text(encoding="utf-8"))
         record["yes_no"] = {"rank": config.rank, "alpha": config.alpha, "train_examples": len(train),
+                            "edited": len(edits),
                             "steps": steps, "train_seconds": round(time.monotonic() - started),
                             "config": {k: v for k, v in asdict(config).items() if k != "build"}}
         write_record(staging, record)

@@ -80,7 +80,7 @@ def test_without_a_short_answer_the_answer_is_the_models_own():
     assert (whole.text, whole.short) == ("Friction slows a block [1].", None)
 
 
-def test_a_yes_or_no_question_gets_the_classifiers_yes_or_no_never_a_span():
+def test_a_yes_or_no_question_gets_the_classifiers_yes_never_a_span_nor_its_no():
     reader = FakeReader(ShortAnswer("Friction", 1, 3.0), yes_no=ShortAnswer("Yes", 1, 2.0))
     runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
     whole = generate_answer(runtime, prepared("Does friction slow a block?", reader=reader))
@@ -88,6 +88,10 @@ def test_a_yes_or_no_question_gets_the_classifiers_yes_or_no_never_a_span():
     assert reader.read_calls == [("Does friction slow a block?", [HITS[0].text])]  # the first chunk only
     either = generate_answer(runtime, prepared("Is it friction or inertia?", reader=reader))
     assert either.short == reader.short
+    # Its "No" is not said: the answer is the model's own, and no span stands in.
+    says_no = FakeReader(ShortAnswer("Friction", 1, 3.0), yes_no=ShortAnswer("No", 1, 2.0))
+    denied = generate_answer(runtime, prepared("Does friction slow a block?", reader=says_no))
+    assert (denied.text.startswith("Friction slows"), denied.short) == (True, None)
     # Without a classifier (yes_or_no gives None) the answer is the model's own: no span stands in.
     spans_only = FakeReader(ShortAnswer("Friction", 1, 3.0))
     alone = generate_answer(runtime, prepared("Does friction slow a block?", reader=spans_only))

@@ -3,6 +3,7 @@ reader on real notes, and a tiny training run end to end."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -12,12 +13,15 @@ from engine.reader import (
     ANSWER_WORDS,
     SHIPPED_READER,
     YES_NO_FILE,
+    YES_NO_MIN_MARGIN,
     ExtractiveReader,
     best_span,
     heading_bounds,
     load_head,
     load_span_model,
     merge_adapter,
+    names_and_numbers,
+    names_held,
     reader_question,
     section_labels,
     token_stretches,
@@ -279,3 +283,43 @@ def test_a_heading_line_s_number_is_a_label_but_a_number_opening_a_wrapped_sente
     assert labels("Pure water has a pH of\n7. This value is called neutral, and a lower one acidic, as the "
                   "table shows") == []
     assert labels("It was stated in\n1687. The book sold well") == []
+
+
+def test_the_names_and_numbers_of_a_question_are_its_numbers_and_capitalised_words_not_opening_it():
+    named = names_and_numbers("Was the Treaty of Versailles signed in 1,919?")
+    assert named == ["Treaty", "Versailles", "1,919"]
+    assert names_and_numbers("Is mercury a metal?") == []
+
+
+def test_a_question_naming_what_the_note_lacks_is_not_held_by_it():
+    note = "Tom was married to Anna in 1990. They moved to Boston two years later."
+    assert names_held("Was Tom married to Anna?", note)
+    assert names_held("did they move?", note)  # nothing named: nothing to lack
+    assert not names_held("Was Tom married to Maria?", note)
+    assert not names_held("Did they marry in 1995?", note)
+
+
+class SaysYes(torch.nn.Module):
+    """A yes/no classifier whose scores are always (no 0, yes 3)."""
+
+    def forward(self, **encoded):
+        return torch.tensor([[0.0, 3.0]])
+
+
+def test_a_yes_needs_the_names_and_numbers_the_student_asked_about_in_the_note(shipped_reader):
+    reader = copy.copy(shipped_reader)
+    reader.yes_no = SaysYes()
+    note = "The Treaty of Versailles was signed in 1919."
+    assert reader.yes_or_no("Was the Treaty of Versailles signed in 1919?", note).text == "Yes"
+    assert reader.yes_or_no("Was the Treaty of Versailles signed in 1925?", note) is None
+    # A follow-up is read after the last exchange; only the student's own question must be held.
+    follow_up = "When was the Treaty of Paris signed? 1783 Was the Treaty of Versailles signed in 1919?"
+    assert reader.yes_or_no(follow_up, note, asked="Was it signed in 1919?").text == "Yes"
+
+
+def test_the_shipped_classifier_says_yes_to_what_its_note_states_and_not_to_a_place_it_lacks(shipped_reader):
+    note = "Insulin is a hormone made by the pancreas. The Amazon mostly lies in Brazil."
+    said = shipped_reader.yes_or_no("Is insulin made by the pancreas?", note)
+    assert said is not None and said.text == "Yes" and said.margin >= YES_NO_MIN_MARGIN
+    mexico = shipped_reader.yes_or_no("Does most of the Amazon lie in Mexico?", note)
+    assert mexico is None or mexico.text == "No"  # a "Yes" needs the place in the note

@@ -21,7 +21,7 @@ from engine.runtime.models import default_embedder_path
 from training.data.grounded import BuildConfig
 from training.errors import DataFormatError
 from training.reader import add_low_rank
-from training.yes_no import YesNoConfig, read_boolq, train_yes_no
+from training.yes_no import YesNoConfig, YesNoExample, edited, read_boolq, swap_pool, train_yes_no
 
 
 def test_the_classifier_merged_at_load_scores_as_the_one_trained():
@@ -76,7 +76,8 @@ def test_a_tiny_run_adds_a_classifier_that_the_reader_loads_and_answers_with(tmp
     scores = train_yes_no(reader_dir, squad=None, coqa=coqa, boolq=boolq, config=config)
     assert scores["coqa yes/no turns"] == 2 and 0.0 <= scores["coqa accuracy when answered"] <= 1.0
     record = json.loads((reader_dir / "reader.json").read_text(encoding="utf-8"))
-    assert record["yes_no"]["steps"] == 2 and record["yes_no"]["train_examples"] == 6 + 6
+    assert record["yes_no"]["steps"] == 2
+    assert record["yes_no"]["train_examples"] == 6 + 6 + record["yes_no"]["edited"]
     assert record["yes_no"]["dev"] == scores and record["dev"]  # the reader's own record is kept
     assert (reader_dir / "reader.safetensors").read_bytes() == spans  # the span reader is untouched
     reader = ExtractiveReader.load(reader_dir)
@@ -87,3 +88,27 @@ def test_a_tiny_run_adds_a_classifier_that_the_reader_loads_and_answers_with(tmp
     assert gated == (answer if answer.margin >= YES_NO_MIN_MARGIN else None)
     assert reader.yes_or_no("Is Tom grey?", "Tom is a grey cat.", min_margin=answer.margin + 0.01) is None
     assert (reader_dir / YES_NO_FILE).is_file() and not (tmp_path / "reader.partial").exists()
+
+
+def test_an_edit_of_the_word_asked_about_answers_no_and_an_edit_of_another_word_keeps_the_answer():
+    import random
+
+    asked = "Was Tom married to Anna?"
+    example = YesNoExample(asked, "Tom was married to Anna in 1990. Anna taught chemistry.", True, asked)
+    pool = swap_pool(["Maria lived in Oslo in 1975 and studied biology."])
+    rng = random.Random(0)
+    for _ in range(20):
+        asked = edited(example, pool, rng, asked_word=True)
+        kept = edited(example, pool, rng, asked_word=False)
+        assert asked is not None and not asked.yes and asked.question == example.question
+        assert "anna" not in asked.passage.lower() or "married" not in asked.passage.lower()
+        assert kept is not None and kept.yes
+        assert all(word in kept.passage for word in ("Tom", "married", "Anna"))
+        assert kept.passage != example.passage
+
+
+def test_no_edit_when_the_passage_holds_none_of_the_question_words():
+    import random
+
+    example = YesNoExample("Is it grey?", "A cat sat on the mat.", True, "Is it grey?")
+    assert edited(example, swap_pool(["Oslo is cold."]), random.Random(0), asked_word=True) is None

@@ -128,6 +128,6 @@ class FakeReader:
         self.read_calls.append((question, list(notes), rank_penalty, asked, key_sentence_bonus))
         return self.short
 
-    def yes_or_no(self, question: str, note: str) -> ShortAnswer | None:
+    def yes_or_no(self, question: str, note: str, *, asked: str = "") -> ShortAnswer | None:
         self.read_calls.append((question, [note]))
         return self.yes_no
