@@ -5,9 +5,9 @@ head does: all-MiniLM-L6-v2 (the packaged embedder's weights) plus a low-rank ad
 trained by ``tutor train reader`` on the grounded train split. It reads the chunks the prompt numbers,
 in one batch, and returns the span that beats its chunk's "no answer" position ([CLS]) by the most,
 and the chunk's number; no span holds a section label ("Section 207") or cuts a number in two
-("1,438" of "1,438,159"). A question asked for yes or no gets "Yes" or "No" instead, when the reader
-folder holds a yes/no classifier (``tutor train yes-no``): the reader's encoder with an adapter of its
-own and a two-way head, reading the best-ranked chunk.
+("1,438" of "1,438,159"). A question asked for yes or no is read instead by the yes/no classifier the
+reader folder holds (``tutor train yes-no``): the reader's encoder with an adapter of its own and a
+two-way head, reading the best-ranked chunk; the tutor says only its "Yes" (``engine.grounded``).
 """
 
 from __future__ import annotations

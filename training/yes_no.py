@@ -116,6 +116,7 @@ def swap_pool(passages: Sequence[str]) -> dict[str, list[str]]:
 
 
 def stems(text: str) -> set[str]:
+    """The words of ``text`` as the lexical index compares them (stemmed, stop words dropped)."""
     [words] = tokenize([text], LexicalSettings())
     return set(words)
 
