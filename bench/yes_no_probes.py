@@ -3,9 +3,12 @@ ways: a classifier that answers from the question's form alone says "Yes" to bot
 
     python -m bench.yes_no_probes runs/reader-yn [--min-margin 1.0]
     python -m bench.yes_no_probes --generator [--calibrated]   # the tutor's model, by log-likelihood
+    python -m bench.yes_no_probes runs/reader-yn --questions runs/sciriff.jsonl   # rows of a yes/no set
 
-Prints, at the served gate, how many questions it answers, how many of those right, and every wrong
-answer it lets through; then the same without the gate. ``--generator`` asks the served model instead
+Prints, at the served gate, how many questions it answers, how many of those right, how many "Yes" and
+"No" it says and how many of each are right, and the wrong answers it lets through (the first 20); then
+the same without the gate. A "Yes" needs the question's names and numbers in the note, as served.
+``--generator`` asks the served model instead
 (``TUTOR_MODEL``): " Yes" against " No" after the note and the question, their log-likelihood gap the
 margin; ``--calibrated`` takes off the gap it gives the same question after an unrelated note, so that
 only what the note changes counts. Written as course notes are (science,
@@ -15,9 +18,11 @@ history, computing, economics, literature), not drawn from BoolQ or CoQA, and no
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.reader import YES_NO_MIN_MARGIN, ExtractiveReader, ShortAnswer
 
@@ -103,6 +108,7 @@ def tally(said: Said, gate: float) -> tuple[dict[str, Tally], list[str]]:
     return tallies, wrong
 
 
+WRONG_SHOWN = 20  # wrong answers listed per gate
 # The note the calibrated generator's baseline reads: it says nothing any probe asks about.
 UNRELATED_NOTE = "The library opens at nine in the morning and closes at six in the evening on weekdays."
 
@@ -130,29 +136,40 @@ def main() -> None:
                         help="With --generator: less the gap after an unrelated note.")
     parser.add_argument("--min-margin", type=float, default=YES_NO_MIN_MARGIN,
                         help="The gate (default: the served one).")
+    parser.add_argument("--questions", type=Path,
+                        help="Ask these rows {question, passage, answer: true|false} "
+                        "(`python -m scripts.extract_boolq --set sciriff-yesno`) instead of the probes.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.generator == bool(args.reader) or (args.calibrated and not args.generator):
         parser.error("Name a reader folder, or ask the served model with --generator [--calibrated].")
+    asked = PROBES if args.questions is None else [
+        (row["passage"], [(row["question"], row["answer"])])
+        for row in map(json.loads, args.questions.read_text(encoding="utf-8").splitlines())]
     if args.generator:
         from app.resources import open_runtime
         from app.settings import get_settings
 
         runtime = open_runtime(get_settings())
         said = [(question, yes, generator_says(runtime, question, note, args.calibrated))
-                for note, questions in PROBES for question, yes in questions]
+                for note, questions in asked for question, yes in questions]
     else:
         reader = ExtractiveReader.load(args.reader)
         if reader.yes_no is None:
             raise SystemExit(f"{args.reader} holds no yes/no classifier: run tutor train yes-no on it.")
         said = [(question, yes, reader.yes_or_no(question, note, min_margin=0.0))
-                for note, questions in PROBES for question, yes in questions]
+                for note, questions in asked for question, yes in questions]
     for gate in (args.min_margin, 0.0):
         tallies, wrong = tally(said, gate)
         for name, counts in tallies.items():
             logger.info("gate %.1f, asked for %s: %d of %d answered, %d right", gate, name, counts.answered,
                         counts.asked, counts.right)
-        for line in wrong:
+        for answer in ("Yes", "No"):
+            given = [yes for _, yes, said_ in said if said_ is not None and said_.text == answer
+                     and said_.margin >= gate]
+            logger.info("gate %.1f, said %s: %d, right %d", gate, answer, len(given),
+                        sum(yes == (answer == "Yes") for yes in given))
+        for line in wrong[:WRONG_SHOWN]:
             logger.info("  wrong: %s", line)
 
 
