@@ -130,8 +130,9 @@ def edited(example: YesNoExample, pool: dict[str, list[str]], rng: random.Random
     and the answer is kept. None when no word can be swapped so."""
     asked = example.asked or example.question
     asked_stems, question_stems = stems(asked), stems(example.question)
-    held = {word.lower() for word, _ in swappable(example.passage)} | set(example.question.lower().split())
-    candidates = list(dict.fromkeys((word.lower(), kind) for word, kind in swappable(example.passage)))
+    passage_words = swappable(example.passage)
+    held = {word.lower() for word, _ in passage_words} | set(example.question.lower().split())
+    candidates = list(dict.fromkeys((word.lower(), kind) for word, kind in passage_words))
     rng.shuffle(candidates)
     for word, kind in candidates:
         word_stems = stems(word)
