@@ -25,6 +25,7 @@ from engine.reader import (
 )
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
+from engine.support import stems, supported_sentences
 from retrieval import NO_CONTEXT_ANSWER, Hit, RetrievalMode, Retriever, build_grounded_prompt
 from retrieval.history import FollowUpSettings, last_exchanges, search_conversation
 from retrieval.prompt import ECHO_STOPS
@@ -47,6 +48,9 @@ class AnswerOptions:
     quote_notes: bool = True
     # Reads the notes for a short answer that leads the answer (TUTOR_SHORT_ANSWERS); None: no lead.
     reader: ExtractiveReader | None = None
+    # The model's sentences using words of neither notes, question nor conversation are dropped
+    # (TUTOR_ONLY_SUPPORTED; ``engine.support``). Only where a note is quoted (``quote_notes``).
+    only_supported: bool = True
 
 
 @dataclass
@@ -55,7 +59,8 @@ class PreparedAnswer:
 
     ``sources`` are the retrieved chunks in the order the prompt numbers them [1]..[n]; ``notes`` each
     one's key sentences as the model was shown them but chosen without headings, from which the server
-    quotes and cites (none when that is off).
+    quotes and cites (none when that is off); ``known`` the stems of the sources, the question and the
+    conversation, which the model's sentences must keep to (empty: any sentence stands).
     """
 
     generation: GenerationRequest | None
@@ -64,6 +69,7 @@ class PreparedAnswer:
     question: str = ""
     notes: list[str] = field(default_factory=list)
     short: ShortAnswer | None = None
+    known: frozenset[str] = frozenset()
 
     @property
     def lead(self) -> str:
@@ -73,11 +79,21 @@ class PreparedAnswer:
     def cleaned(self, pieces: Iterable[str]) -> Iterable[str]:
         """The model's pieces without citations of no source (``valid_citations``) and, when a note would
         be quoted in its place, without an opening that says nothing ("The answer is [1].",
-        ``without_filler_opening``); a plain chat, which has no sources, as the model wrote it."""
+        ``without_filler_opening``) and without the sentences the notes do not support
+        (``supported_sentences``); a plain chat, which has no sources, as the model wrote it."""
         if not self.sources:
             return pieces
         cited = valid_citations(pieces, len(self.sources))
-        return without_filler_opening(cited) if self.notes else cited
+        if not self.notes:
+            return cited
+        opened = without_filler_opening(cited)
+        return supported_sentences(opened, self.known, self.asked_words) if self.known else opened
+
+    @property
+    def asked_words(self) -> set[str]:
+        """The question's stems, to which a sentence of the model must add one; none for a yes/no
+        question: "Friction slows a block." adds no word to "Does friction slow a block?" but answers it."""
+        return set() if asks_yes_or_no(self.question) else stems(self.question)
 
     def addition(self, written: str) -> str:
         """What the server appends to the model's cleaned text: the best note quoted, or its ``[1]`` ("":
@@ -169,9 +185,11 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                     [hit.text for hit in prompt.sources[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY, asked=question,
                                     key_sentence_bonus=KEY_SENTENCE_BONUS)
+    known = frozenset(stems(" ".join([question, *(turn["content"] for turn in conversation),
+                                      *(hit.text for hit in prompt.sources)])))
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.quotable if options.quote_notes else [],
-                          short=short)
+                          short=short, known=known if options.only_supported else frozenset())
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:

@@ -41,7 +41,7 @@ def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -
     defaults = {"top_k": settings.top_k, "min_score": settings.min_score,
                 "max_new_tokens": settings.max_new_tokens, "retrieval": settings.retrieval,
                 "source_sentences": settings.source_sentences, "quote_notes": settings.quote_notes,
-                "reader": open_reader(settings)}
+                "only_supported": settings.only_supported, "reader": open_reader(settings)}
     given = {name: value for name, value in (asked or {}).items()
              if name in OPTION_NAMES and value is not None}
     return AnswerOptions(**{**defaults, **given})

@@ -37,7 +37,7 @@ def test_ask_returns_answer_with_numbered_citations_above_min_score(client, fake
     response = client.post("/v1/ask", json={"course": COURSE, "question": "What is inertia?"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["answer"] == "Inertia keeps an object at rest unless a force acts on it [1]."
+    assert body["answer"] == "Inertia: an object stays at rest unless a force acts on it [1]."
     assert body["model"] == "fake-model"
     cited = [(c["n"], c["page"], c["source"]) for c in body["citations"]]
     assert cited == [(1, 2, "notes.pdf"), (2, 3, "notes.pdf")]

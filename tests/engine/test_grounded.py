@@ -113,3 +113,20 @@ def test_the_model_reads_the_exchanges_the_search_draws_on_not_the_whole_convers
     doubled = [*conversation, {"role": "user", "content": "user 4"}]
     messages = prepare_answer(retriever, "physics", "And then?", conversation=doubled).generation.messages
     assert [m["content"] for m in messages[1:-1]] == ["user 3", "assistant 3", "user 4"]
+
+
+def test_a_sentence_the_notes_do_not_support_is_dropped_whole_and_streamed_unless_turned_off():
+    answer = "Inertia keeps it moving [2]. Newton called it the Mars effect."
+    quote = ' The notes say: "Friction slows a sliding block." [1]'
+    runtime = StreamingFakeRuntime(answer=answer)
+    whole = generate_answer(runtime, prepared())
+    assert whole.text == "Inertia keeps it moving [2]." + quote
+    assert "".join(stream_answer(runtime, prepared())) == whole.text
+    assert generate_answer(runtime, prepared(only_supported=False)).text == answer + quote
+    # A word of the conversation is supported: the student said it.
+    earlier = [{"role": "user", "content": "Who was Newton?"},
+               {"role": "assistant", "content": "A physicist."}]
+    retriever = FakeRetriever(FakeStore({"physics": []}), HITS)
+    followed = prepare_answer(retriever, "physics", "What keeps a body moving?", conversation=earlier)
+    assert generate_answer(StreamingFakeRuntime(answer="Newton's inertia does."), followed).text.startswith(
+        "Newton's inertia does.")

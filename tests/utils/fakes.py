@@ -30,7 +30,7 @@ class FakeRuntime:
     to hold a generation in flight; ``released_in_time`` says whether it was set in time.
     """
 
-    answer: str = "Inertia keeps an object at rest unless a force acts on it [1]."
+    answer: str = "Inertia: an object stays at rest unless a force acts on it [1]."
     model_name: str = "fake-model"
     release: threading.Event | None = None
     wait_s: float = 5.0
