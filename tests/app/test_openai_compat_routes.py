@@ -180,7 +180,7 @@ def test_ask_stream_falls_back_to_generate_for_a_runtime_that_cannot_stream(tmp_
     store = FakeStore({COURSE: []})
     runtime = FakeRuntime(answer="Whole answer about inertia, text [1].")
     client = fake_client(Settings(data_dir=tmp_path, short_answers=False), runtime, store,
-                         FakeRetriever(store, [make_hit("The whole answer about inertia is this text.", score=0.9)]))
+                         FakeRetriever(store, [make_hit("The whole answer about inertia: text.", score=0.9)]))
     response = client.post("/v1/ask/stream", json={"course": COURSE, "question": "Inertia?"})
     events = server_events(response.text)
     assert [e["type"] for e in events] == ["citations", "delta", "done"]

@@ -61,7 +61,8 @@ def fake_server() -> Iterator[tuple[str, StreamingFakeRuntime]]:
     app = build_app(Settings(min_score=0.3, short_answers=False))
     app.dependency_overrides[get_runtime] = lambda: runtime
     app.dependency_overrides[get_store] = lambda: store
-    app.dependency_overrides[get_retriever] = lambda: FakeRetriever(store, [make_hit("Inertia keeps a body at rest.", page=4)])
+    hits = [make_hit("Inertia keeps a body at rest.", page=4)]  # the notes the fake answer keeps to
+    app.dependency_overrides[get_retriever] = lambda: FakeRetriever(store, hits)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
