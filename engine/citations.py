@@ -34,6 +34,8 @@ _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention
 # How an answer that does not say the best-ranked note's key sentence is ended: with it, quoted.
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
+# How a whole sentence ends: its punctuation, perhaps inside a closing quote or bracket.
+SENTENCE_CLOSE = re.compile(r"[.!?…][\"'”’)\]]*$")
 # An answer "says" the quote when it holds this share of the words the quote adds to the question. Half
 # was chosen while headings ("Section 154") counted among those words; without them, half dropped a right
 # answer on sciq-dev and two thirds kept them all (README, "What the server adds to an answer").
@@ -202,7 +204,10 @@ def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
     if not notes or is_refusal(answer):
         return ""
     words = one_line(key_sentences(question, [notes[0]], 1)).split()
-    quote = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
+    # Cut short, or cut off by the end of its chunk ("tuples can be used as dictionary keys" of "... keys
+    # while lists cannot."): the student sees that more follows.
+    cut = len(words) > QUOTE_WORDS or not SENTENCE_CLOSE.search(words[-1] if words else ".")
+    quote = " ".join(words[:QUOTE_WORDS]) + (" …" if cut else "")
     answer_words, question_words, quote_words = tokenize([answer, question, quote], LexicalSettings())
     news = set(quote_words) - set(question_words) - _prompt_words()  # what the quote says beyond the question
     # An answer without a word of its own (nothing, or only a dropped filler opening) says nothing either.

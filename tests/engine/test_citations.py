@@ -57,6 +57,14 @@ def test_a_quote_is_one_line_cut_short_and_holds_no_citation():
     assert ending.endswith(' …" [1]') and len(ending.split()) == 3 + 40 + 2 and "[12]" not in ending
 
 
+def test_a_sentence_cut_off_by_the_end_of_its_chunk_is_quoted_with_a_mark_that_more_follows():
+    note = "Tuples are immutable. Because they are immutable, tuples can be used as dictionary keys"
+    ending = answer_ending("Yes.", "Can a tuple be a dictionary key?", [note])
+    assert ending.endswith('"Because they are immutable, tuples can be used as dictionary keys …" [1]')
+    whole = answer_ending("Yes.", "Can a tuple be a dictionary key?", [note + " (in Python)."])
+    assert whole.endswith('dictionary keys (in Python)." [1]')
+
+
 def test_an_answer_saying_less_than_two_thirds_of_what_the_quote_adds_gets_the_quote():
     # The quote adds "dry", "get", "littl", "rain": two of four is not enough, three is.
     notes = ["Deserts are dry and get little rain.", "Wetlands are wet."]
