@@ -234,9 +234,6 @@ def train_yes_no(
     edit_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of the examples that come again with "
                                      "a word of the passage swapped: one the question asks about (answered "
                                      "no) and another (answer kept)."),
-    swap_share: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of the examples that come again "
-                                     "with two words of the passage trading places: one the question asks "
-                                     "about and another (answered no), or two others (answer kept)."),
     max_steps: int | None = typer.Option(None, help="Stop after this many updates (smoke runs)."),
     seed: int = typer.Option(0, help="Seed of the split (as the reader's), the order and the init."),
 ) -> None:
@@ -256,8 +253,8 @@ def train_yes_no(
     for path, hint in ((boolq, "--boolq"), (squad, "--squad"), (coqa, "--coqa")):
         if path is not None and not path.is_file():
             raise typer.BadParameter(f"{path} does not exist.", param_hint=hint)
-    config = YesNoConfig(epochs=epochs, edit_share=edit_share, swap_share=swap_share, max_steps=max_steps,
-                         seed=seed, build=BuildConfig(seed=seed))
+    config = YesNoConfig(epochs=epochs, edit_share=edit_share, max_steps=max_steps, seed=seed,
+                         build=BuildConfig(seed=seed))
     try:
         with progress_bar("Training the yes/no classifier") as update:
             scores = run(reader, squad=squad, coqa=coqa, boolq=boolq, config=config, progress=update)

@@ -70,9 +70,6 @@ class YesNoConfig:
     # Share of the examples that come again with a word of the passage the question asks about swapped
     # (answered no, when they were answered yes), and with another word swapped (answer kept): ``edited``.
     edit_share: float = 0.5
-    # Share that come again with two words of the passage trading places: one the question asks about
-    # (answered no, when answered yes), or two others (answer kept): ``role_swapped``.
-    swap_share: float = 0.0
     build: BuildConfig = field(default_factory=BuildConfig)  # chunks and the split, as the reader's
 
 
@@ -153,49 +150,12 @@ def edited(example: YesNoExample, pool: dict[str, list[str]], rng: random.Random
     return None
 
 
-def traded(passage: str, first: str, second: str) -> str:
-    """``passage`` with every occurrence of the words ``first`` and ``second`` (lower case) in the
-    other's place, each taking the case of the occurrence it replaces."""
-    def other(match: re.Match) -> str:
-        word = second if match.group().lower() == first else first
-        return word[0].upper() + word[1:] if match.group()[0].isupper() else word
-    return re.sub(rf"\b({re.escape(first)}|{re.escape(second)})\b", other, passage, flags=re.IGNORECASE)
-
-
-def role_swapped(example: YesNoExample, rng: random.Random, *, asked_word: bool) -> YesNoExample | None:
-    """``example`` with two words of one kind of its passage trading places everywhere (``traded``).
-    ``asked_word``: one of them a word of the question (``asked``) and the other not, and the answer is no
-    ("Tuples can be keys, lists cannot." -> "Lists can be keys, tuples cannot." for "Can a tuple be a
-    key?"); else neither is a word of the question, and the answer is kept. Unlike ``edited``, every word
-    stays in the passage: only which role it has tells the edits apart. None when no pair can be swapped
-    so."""
-    asked_stems, question_stems = stems(example.asked or example.question), stems(example.question)
-    words = list(dict.fromkeys((word.lower(), kind) for word, kind in swappable(example.passage)))
-    others = [(word, kind) for word, kind in words if not stems(word) & question_stems]
-    firsts = ([(word, kind) for word, kind in words if stems(word) & asked_stems] if asked_word
-              else list(others))
-    rng.shuffle(firsts)
-    for word, kind in firsts:
-        partners = [other for other, other_kind in others
-                    if other_kind == kind and other != word and stems(other) != stems(word)]
-        if partners:
-            passage = traded(example.passage, word, rng.choice(partners))
-            return YesNoExample(example.question, passage, example.yes and not asked_word, example.asked)
-    return None
-
-
-def edited_examples(examples: Sequence[YesNoExample], share: float, rng: random.Random,
-                    swap_share: float = 0.0) -> list[YesNoExample]:
+def edited_examples(examples: Sequence[YesNoExample], share: float, rng: random.Random) -> list[YesNoExample]:
     """For a ``share`` of the examples answered yes, the passage edited to answer no; for a ``share`` of
-    all, the passage edited leaving the answer (``edited``); the same with ``swap_share`` and two words
-    trading places (``role_swapped``)."""
+    all, the passage edited leaving the answer (``edited``)."""
     pool = swap_pool(sorted({row.passage for row in examples}))
     made = [edited(row, pool, rng, asked_word=True) for row in examples if row.yes and rng.random() < share]
     made += [edited(row, pool, rng, asked_word=False) for row in examples if rng.random() < share]
-    if swap_share > 0:  # else no draws, so the order of training stays as before swaps existed
-        yes = [row for row in examples if row.yes]
-        made += [role_swapped(row, rng, asked_word=True) for row in yes if rng.random() < swap_share]
-        made += [role_swapped(row, rng, asked_word=False) for row in examples if rng.random() < swap_share]
     return [row for row in made if row is not None]
 
 
@@ -279,7 +239,7 @@ def train_yes_no(reader_dir: Path, *, squad: Path | None, coqa: Path, boolq: Pat
     train += read_boolq(boolq) if boolq is not None else []
     if not train:
         raise DataFormatError("No yes/no examples to train on: give BoolQ rows or CoQA yes/no turns.")
-    edits = edited_examples(train, config.edit_share, rng, config.swap_share)
+    edits = edited_examples(train, config.edit_share, rng)
     logger.info("Yes/no: %d edited passages, %d of them answered no by the edit.", len(edits),
                 sum(not row.yes for row in edits))
     train += edits

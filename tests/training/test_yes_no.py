@@ -21,16 +21,7 @@ from engine.runtime.models import default_embedder_path
 from training.data.grounded import BuildConfig
 from training.errors import DataFormatError
 from training.reader import add_low_rank
-from training.yes_no import (
-    YesNoConfig,
-    YesNoExample,
-    edited,
-    read_boolq,
-    role_swapped,
-    swap_pool,
-    traded,
-    train_yes_no,
-)
+from training.yes_no import YesNoConfig, YesNoExample, edited, read_boolq, swap_pool, train_yes_no
 
 
 def test_the_classifier_merged_at_load_scores_as_the_one_trained():
@@ -121,31 +112,3 @@ def test_no_edit_when_the_passage_holds_none_of_the_question_words():
 
     example = YesNoExample("Is it grey?", "A cat sat on the mat.", True, "Is it grey?")
     assert edited(example, swap_pool(["Oslo is cold."]), random.Random(0), asked_word=True) is None
-
-
-def test_a_swap_moving_the_word_asked_about_answers_no_and_a_swap_of_two_others_keeps_the_answer():
-    import random
-    import re
-
-    asked = "Can a tuple be a dictionary key?"
-    passage = "Tuples can be dictionary keys while lists cannot. Lists change in place, Python says."
-    example = YesNoExample(asked, passage, True, asked)
-    rng = random.Random(0)
-    for _ in range(20):
-        moved = role_swapped(example, rng, asked_word=True)
-        kept = role_swapped(example, rng, asked_word=False)
-        assert moved is not None and not moved.yes and moved.question == asked
-        # The same words, one of the question's in another's place: "Lists can be dictionary keys while
-        # tuples cannot." (or "tuples" trading with "change").
-        words = set(re.findall(r"[a-z]+", passage.lower()))
-        assert set(re.findall(r"[a-z]+", moved.passage.lower())) == words
-        assert moved.passage != passage
-        assert kept is not None and kept.yes and kept.passage.startswith("Tuples can be dictionary keys")
-    assert traded("Lists, not tuples; lists.", "lists", "tuples") == "Tuples, not lists; tuples."
-
-
-def test_no_swap_without_a_second_word_of_the_same_kind():
-    import random
-
-    example = YesNoExample("Is Oslo cold?", "Oslo is cold.", True, "Is Oslo cold?")
-    assert role_swapped(example, random.Random(0), asked_word=True) is None
