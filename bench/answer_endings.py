@@ -78,9 +78,10 @@ def main() -> None:
             scored[name].append((states_answer(CITATION.sub(" ", text), item.references, item.distractors),
                                  score_citations(text, sources, item.gold).precision, QUOTE_LEAD in text,
                                  len(text.split())))
+        asked = prepared.asked_words
         for sentence in sentences(written) if prepared.known else []:
             if sentence.strip():
-                tally = by_support[supported(sentence, prepared.known, prepared.asked_words)]
+                tally = by_support[supported(sentence, prepared.known, asked)]
                 tally[0] += 1
                 tally[1] += states_answer(CITATION.sub(" ", sentence), item.references, item.distractors)
         if served != row["answer"]:

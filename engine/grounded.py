@@ -185,11 +185,13 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                     [hit.text for hit in prompt.sources[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY, asked=question,
                                     key_sentence_bonus=KEY_SENTENCE_BONUS)
-    known = frozenset(stems(" ".join([question, *(turn["content"] for turn in conversation),
-                                      *(hit.text for hit in prompt.sources)])))
+    known: frozenset[str] = frozenset()
+    if options.only_supported:  # the words the model's sentences must keep to (``PreparedAnswer.cleaned``)
+        known = frozenset(stems(" ".join([question, *(turn["content"] for turn in conversation),
+                                          *(hit.text for hit in prompt.sources)])))
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.quotable if options.quote_notes else [],
-                          short=short, known=known if options.only_supported else frozenset())
+                          short=short, known=known)
 
 
 def generate_answer(runtime: Runtime, prepared: PreparedAnswer) -> GroundedAnswer:
