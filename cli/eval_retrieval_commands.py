@@ -150,7 +150,13 @@ def eval_retrieval(
 
     from cli.ingest_commands import build_settings, open_embedder, open_store
     from retrieval import HybridSettings, Retriever
-    from retrieval.evaluate import evaluate_coverage, evaluate_follow_up_coverage, evaluate_mode, load_gold
+    from retrieval.evaluate import (
+        GoldFileError,
+        evaluate_coverage,
+        evaluate_follow_up_coverage,
+        evaluate_mode,
+        load_gold,
+    )
     from retrieval.search import UnknownRetrievalModeError, check_mode
 
     try:
@@ -162,8 +168,11 @@ def eval_retrieval(
     settings = build_settings(chroma_url=chroma_url, min_score=min_score)
     overrides = {"fusion": fusion, "weight": weight, "candidates": candidates}
     hybrid = replace(HybridSettings(), **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        items = load_gold(file)[:limit]
+    except GoldFileError as error:
+        raise typer.BadParameter(str(error), param_hint="FILE") from None
     retriever = Retriever(open_store(settings), open_embedder(settings), hybrid)
-    items = load_gold(file)[:limit]
     logger.info("Hybrid fusion: %s.", hybrid)
     strategies = follow_up_settings(items, follow_up, history_turns, history_decay, standalone_score,
                                     continues_margin)

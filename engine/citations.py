@@ -21,6 +21,7 @@ from retrieval.prompt import (
     ANSWER_INSTRUCTION,
     NOTES_HEADING,
     QUESTION_LABEL,
+    SENTENCE_CLOSE,
     SYSTEM_PROMPT,
     key_sentences,
     one_line,
@@ -34,8 +35,6 @@ _REFUSAL = re.compile(r"\b(does not|doesn't|do not|don't) (cover|contain|mention
 # How an answer that does not say the best-ranked note's key sentence is ended: with it, quoted.
 QUOTE_LEAD = "The notes say:"
 QUOTE_WORDS = 40
-# How a whole sentence ends: its punctuation, perhaps inside a closing quote or bracket.
-SENTENCE_CLOSE = re.compile(r"[.!?…][\"'”’)\]]*$")
 # An answer "says" the quote when it holds this share of the words the quote adds to the question. Half
 # was chosen while headings ("Section 154") counted among those words; without them, half dropped a right
 # answer on sciq-dev and two thirds kept them all (README, "What the server adds to an answer").
@@ -192,22 +191,37 @@ def _prompt_words() -> frozenset[str]:
     return frozenset(words)
 
 
+def quoted(words: list[str], question: str) -> str:
+    """A sentence's ``words`` as quoted: whole, or the ``QUOTE_WORDS`` of them around those it shares with
+    ``question`` (the part the question asks about; the opening when it shares none), "…" marking where
+    it was cut, and where the sentence itself was cut off (a chunk at a file's end)."""
+    start = 0
+    if len(words) > QUOTE_WORDS:
+        wanted = set(tokenize([question], LexicalSettings())[0])
+        shared = [bool(wanted.intersection(stemmed)) for stemmed in tokenize(words, LexicalSettings())]
+        places = [n for n, hit in enumerate(shared) if hit]
+        middle = sum(places) / len(places) if places else 0.0
+        windows = range(len(words) - QUOTE_WORDS + 1)
+        start = max(windows, key=lambda n: (sum(shared[n:n + QUOTE_WORDS]),
+                                            -abs(n + QUOTE_WORDS / 2 - middle)))
+    end = min(len(words), start + QUOTE_WORDS)
+    opening = "… " if start > 0 else ""
+    closing = " …" if end < len(words) or not SENTENCE_CLOSE.search(words[-1] if words else ".") else ""
+    return opening + " ".join(words[start:end]) + closing
+
+
 def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:
     """What to append to ``answer`` so that a student can check it against the notes ("": nothing).
 
     Nothing for a refusal. An answer that does not say what the best-ranked note's key sentence (the
     one sharing the most words with the question) adds to the question, ``SAYS_SHARE`` of its words or
-    more, gets that sentence quoted and cited: `` The notes say: "<sentence>" [1]`` (at most ``QUOTE_WORDS``).
+    more, gets that sentence quoted and cited: `` The notes say: "<sentence>" [1]`` (``quoted``).
     An answer that says it but cites no note gets `` [1]``. Chosen on the saved answers of three dev
     sets (README, "What the server adds to an answer").
     """
     if not notes or is_refusal(answer):
         return ""
-    words = one_line(key_sentences(question, [notes[0]], 1)).split()
-    # Cut short, or cut off by the end of its chunk ("tuples can be used as dictionary keys" of "... keys
-    # while lists cannot."): the student sees that more follows.
-    cut = len(words) > QUOTE_WORDS or not SENTENCE_CLOSE.search(words[-1] if words else ".")
-    quote = " ".join(words[:QUOTE_WORDS]) + (" …" if cut else "")
+    quote = quoted(one_line(key_sentences(question, [notes[0]], 1)).split(), question)
     answer_words, question_words, quote_words = tokenize([answer, question, quote], LexicalSettings())
     news = set(quote_words) - set(question_words) - _prompt_words()  # what the quote says beyond the question
     # An answer without a word of its own (nothing, or only a dropped filler opening) says nothing either.

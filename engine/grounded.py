@@ -157,7 +157,10 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     # Key sentences are picked with the student's words: this question and the earlier ones.
     earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
     asked = " ".join([*earlier, question])
-    prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked)
+    # A quote starts and ends with its sentence, which a chunk may cut: its neighbours hold the rest.
+    around = retriever.widen(course, hits, 1) if options.quote_notes else None
+    prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked,
+                                   around=around)
     # The model reads the last ``follow_up.turns`` exchanges, the most the search draws on, not the
     # whole conversation: every earlier answer would lengthen the prompt it reads before its first token
     # (README, "Follow-up questions"). The window opens with a student's message, as chats do.

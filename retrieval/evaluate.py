@@ -66,7 +66,10 @@ class GoldItem:
 
 
 def load_gold(path: Path) -> list[GoldItem]:
-    """The gold items of a JSONL file; raises GoldFileError naming the first bad line."""
+    """The gold items of a JSONL file; raises GoldFileError naming the file when it is missing, or the
+    first bad line."""
+    if not Path(path).is_file():
+        raise GoldFileError(f"Gold file {path} does not exist; check the path.")
     items = []
     with Path(path).open() as handle:
         for number, line in enumerate(handle, start=1):

@@ -115,6 +115,37 @@ def without_headings(text: str) -> str:
     return "\n".join(kept)
 
 
+# How far into its neighbours a chunk may grow to start and end with whole sentences (characters).
+MAX_SENTENCE_REST = 400
+# How a whole sentence ends: its punctuation, perhaps inside a closing quote or bracket.
+SENTENCE_CLOSE = re.compile(r"[.!?…][\"'”’)\]]*$")
+# Where a sentence ends inside a text: the same, before a space or the text's end.
+SENTENCE_STOP = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
+
+
+def whole_sentences(part: str, around: str) -> str:
+    """``part`` (a chunk) grown to the start of its first sentence and the end of its last from ``around``
+    (the chunk with its neighbours, ``Retriever.widen``), by at most ``MAX_SENTENCE_REST`` characters each
+    way; a side whose sentence bound lies further, or out of ``around``, stays as it was. A heading or page
+    number at either end ("Section 3", "- 1 -") bounds the text there: a section starts after it, and the
+    sentence before it is whole."""
+    start = around.find(part)
+    if start < 0:
+        return part
+    end = start + len(part)
+    text = without_headings(part)
+    before = around[max(0, start - MAX_SENTENCE_REST):start]
+    # Sentences start after a sentence's end, and at the text's start when it opens with a capital.
+    starts = [0] if len(before) == start and before[:1].isupper() else []
+    starts += [match.end() for match in SENTENCE_END.finditer(before)]
+    if starts and before.strip() and text.startswith(part.split("\n", 1)[0]):
+        start -= len(before) - starts[-1]
+    if not SENTENCE_CLOSE.search(text.rstrip() or "."):
+        closing = SENTENCE_STOP.search(around, end, min(len(around), end + MAX_SENTENCE_REST))
+        end = closing.end() if closing else end
+    return around[start:end]
+
+
 def shared_words(question: str, sentences: list[str]) -> list[int]:
     """How many distinct words of ``question`` each sentence holds, compared as the lexical index compares
     them (stemmed, stop words dropped): what ``key_sentences`` and ``key_sentence_span`` rank by."""
@@ -154,11 +185,14 @@ def key_sentence_span(question: str, text: str) -> tuple[int, int]:
 
 
 def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0, asked: str = "",
+                          around: list[Hit] | None = None,
                           system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.
 
     ``sentences``: each note shows only that many key sentences of its chunk (chosen with the words of
-    ``asked``, default the question); 0 shows whole chunks. The sources stay the whole hits, so the
+    ``asked``, default the question); 0 shows whole chunks. ``around``: each hit with its neighbours
+    (``Retriever.widen``), from which what the server quotes is made of whole sentences
+    (``whole_sentences``); the model reads the chunks as found. The sources stay the whole hits, so the
     citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
     ``NO_CONTEXT_ANSWER`` instead.
     """
@@ -167,7 +201,9 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
 
     notes = [note(hit.text) for hit in hits]
     # What the server quotes from: the same, its headings left out (one would open the sentence after it).
-    quotable = [note(without_headings(hit.text)) or shown for hit, shown in zip(hits, notes, strict=True)]
+    whole = ([whole_sentences(hit.text, wide.text) for hit, wide in zip(hits, around, strict=True)] if around
+             else [hit.text for hit in hits])
+    quotable = [note(without_headings(text)) or shown for text, shown in zip(whole, notes, strict=True)]
     user = (
         f"{NOTES_HEADING}\n{format_notes(notes)}\n\n"
         f"{QUESTION_LABEL} {question.strip()}\n"

@@ -61,3 +61,15 @@ def test_eval_answers_names_a_bad_questions_file(tmp_path):
                                 env={"COLUMNS": "400"})  # no wrapped message
     assert result.exit_code != 0
     assert "questions.jsonl:1: each row needs a non-empty 'question' string" in result.output
+
+
+@pytest.mark.parametrize(("written", "named"), [(None, "does not exist; check the path"),
+                                                ('{"question": "q?"}\n', "line 1: missing source, page")])
+def test_eval_retrieval_names_a_missing_or_bad_gold_file(tmp_path, written, named):
+    gold = tmp_path / "gold.jsonl"
+    if written is not None:
+        gold.write_text(written)
+    result = CliRunner().invoke(app, ["eval", "retrieval", str(gold), "--course", "sample-course"],
+                                env={"COLUMNS": "400", "TUTOR_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from engine.citations import answer_ending, cited_numbers, is_refusal, valid_citations, without_filler_opening
+from engine.citations import (
+    answer_ending,
+    cited_numbers,
+    is_refusal,
+    quoted,
+    valid_citations,
+    without_filler_opening,
+)
 from retrieval import NO_CONTEXT_ANSWER
 
 NOTES = [
@@ -124,3 +131,13 @@ def test_an_answer_with_no_word_of_its_own_gets_the_quote_even_when_the_quote_ad
     # empty one (a filler opening dropped) must not end as a bare "[1]".
     assert answer_ending("", "What is friction?", ["Friction."]) == ' The notes say: "Friction." [1]'
     assert answer_ending("Friction.", "What is friction?", ["Friction."]) == " [1]"
+
+
+def test_a_long_sentence_is_quoted_around_the_words_the_question_asks_about():
+    words = [f"w{n}" for n in range(30)] + "provinces are named after their principal town".split()
+    sentence = " ".join([*words, *(f"v{n}" for n in range(30))]) + "."
+    quote = quoted(sentence.split(), "What are the provinces named after?")
+    assert quote.startswith("… ") and quote.endswith(" …") and len(quote.split()) == 40 + 2
+    assert "provinces are named after their principal town" in quote
+    assert quoted(sentence.split(), "Nothing shared?").startswith("w0 w1")  # none shared: the opening
+    assert quoted("Tuples are immutable.".split(), "Are tuples immutable?") == "Tuples are immutable."

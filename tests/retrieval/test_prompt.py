@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retrieval import NO_CONTEXT_ANSWER, Hit, build_grounded_prompt
-from retrieval.prompt import SYSTEM_PROMPT, key_sentence_span
+from retrieval.prompt import MAX_SENTENCE_REST, SYSTEM_PROMPT, key_sentence_span, whole_sentences
 
 
 def hit(text: str, source: str = "notes.pdf", page: int = 1, page_end: int | None = None) -> Hit:
@@ -103,3 +103,39 @@ def test_the_key_sentence_span_is_the_sentence_sharing_most_words_ties_to_the_ea
     first, last = key_sentence_span("Tell me about lions.", text)  # no shared word: the first sentence
     assert text[first:last] == "Friction slows a block."
     assert key_sentence_span("Anything?", "One sentence only") == (0, 17)
+
+
+def test_whole_sentences_grows_a_chunk_to_the_start_and_end_of_the_sentences_it_cuts():
+    around = ("Lists are mutable. Because they are immutable, tuples can be used as dictionary\nkeys while "
+              "lists cannot. Sets hold each value once.")
+    part = "they are immutable, tuples can be used as dictionary\nkeys"
+    assert whole_sentences(part, around) == (
+        "Because they are immutable, tuples can be used as dictionary\nkeys while lists cannot.")
+    whole = "Because they are immutable, tuples can be used as dictionary\nkeys while lists cannot."
+    assert whole_sentences(whole, around) == whole  # already whole: nothing added
+    assert whole_sentences("not in the text", around) == "not in the text"
+
+
+def test_whole_sentences_stops_at_headings_and_leaves_a_side_whose_bound_is_too_far():
+    around = "Ice melts. Heat flows from hot to cold.\nSection 3\nEntropy grows. It never falls"
+    # A section starts after its heading, and the sentence before a trailing heading is whole.
+    assert whole_sentences("Section 3\nEntropy grows.", around) == "Section 3\nEntropy grows."
+    assert whole_sentences("to cold.\nSection 3", around) == "Heat flows from hot to cold.\nSection 3"
+    assert whole_sentences("It never", around) == "It never"  # the text ends before the sentence does
+    part = "from hot to cold, always."
+    assert whole_sentences(part, f"heat flows {part}") == part  # where the text starts, no sentence may
+    assert whole_sentences(part, f"Heat flows {part}") == f"Heat flows {part}"  # it looks as if one does
+    long_before = "A sentence ends here. " + "word " * 100 + "and goes on"
+    assert whole_sentences("goes on", long_before) == "goes on"  # its start is further than allowed
+    assert MAX_SENTENCE_REST < len("word " * 100)
+
+
+def test_the_server_quotes_whole_sentences_from_around_the_hits_while_the_model_reads_them_as_found():
+    found = hit("immutable, tuples can be used as dictionary keys")
+    around = hit("A tuple is immutable. Because it is immutable, tuples can be used as dictionary keys while "
+                 "lists cannot. A set is not ordered.")
+    prompt = build_grounded_prompt("Can a list be a dictionary key?", [found], sentences=1, around=[around])
+    assert prompt.quotable == [
+        "Because it is immutable, tuples can be used as dictionary keys while lists cannot."]
+    assert prompt.notes == ["immutable, tuples can be used as dictionary keys"]
+    assert prompt.sources == [found]

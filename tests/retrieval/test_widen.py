@@ -52,3 +52,18 @@ def test_a_hit_no_longer_live_is_kept_as_found(tmp_path):
     store.replace_source(COURSE, "mirrors.pdf", [other], HashingEmbedder().embed([other.text]), pages=1)
     store.remove_source(COURSE, "light.pdf")
     assert retriever.widen(COURSE, [hit], neighbours=1) == [hit]
+
+
+def test_the_answer_quotes_a_hit_cut_mid_sentence_whole_from_its_neighbours(tmp_path):
+    from engine.grounded import AnswerOptions, prepare_answer
+
+    store = store_with_pieces(tmp_path / "chroma")
+    retriever = Retriever(store, HashingEmbedder())
+    options = AnswerOptions(top_k=1, retrieval="lexical", source_sentences=0)
+    prepared = prepare_answer(retriever, COURSE, "Where does light bend?", options=options)
+    [hit] = prepared.sources
+    assert hit.chunk_index == 1 and hit.text.startswith("a uniform medium.")  # found as it was cut
+    assert prepared.notes == [
+        "Light travels in straight lines through a uniform medium. At a boundary it bends: refraction."]
+    prompt = prepared.generation.messages[-1]["content"]
+    assert "[1] a uniform medium. At a boundary it bends: refraction.\n" in prompt  # the chunk as found
