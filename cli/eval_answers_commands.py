@@ -82,6 +82,9 @@ def eval_answers(
     follow_up: str | None = typer.Option(None, help="How a question with history is searched: none (the "
                                          "question alone), gate, concat or decay (default: the tutor's, "
                                          "gate)."),
+    own_history: bool = typer.Option(False, "--own-history", help="Ask a follow-up after the tutor's own "
+                                     "earlier answers of this run, as a student's conversation sends them, "
+                                     "instead of the file's reference answers."),
 ) -> None:
     """Answer FILE's questions exactly as /v1/ask does and score correctness, citations and abstention."""
     from dataclasses import replace
@@ -111,7 +114,7 @@ def eval_answers(
                 summaries.append(evaluate_answers(
                     items, retriever, runtime, course, out=target,
                     options=replace(answer_options(settings), follow_up=searched),
-                    progress=lambda done: update(done, len(items))))
+                    progress=lambda done: update(done, len(items)), own_history=own_history))
         except CourseNotFoundError as error:
             raise typer.BadParameter(str(error), param_hint="--course") from None
         logger.info("Per-item results of %s written to %s.", runtime.model_name, target)

@@ -6,8 +6,10 @@ text is the reference and the other options are distractors, the question asked 
 pages) for the citation scores. A conversation file (``scripts/make_coqa_course.py``) adds ``turn``
 and ``history``, the earlier turns as ``[{"role": "user"|"assistant", "content": ...}, ...]``: the
 question is asked after them (they join the search and the model reads them, as in a chat), and
-the summary is split into first turns (no history) and later turns. Model loading stays out of
-here: callers pass a retriever and a runtime, as the server holds them.
+the summary is split into first turns (no history) and later turns. With ``own_history`` the earlier
+turns' answers are the tutor's own from the same run, as a student's conversation sends them back, in
+place of the file's reference answers. Model loading stays out of here: callers pass a retriever and a
+runtime, as the server holds them.
 """
 
 from __future__ import annotations
@@ -218,20 +220,45 @@ def result_row(item: AnswerItem, answer: GroundedAnswer, scores: dict) -> dict:
             "sources": sources, **scores}
 
 
+def asked_so_far(conversation: Sequence[dict[str, str]], question: str) -> tuple[str, ...]:
+    """The student's questions up to and including ``question``: what names a turn of a conversation."""
+    return (*(turn["content"] for turn in conversation if turn["role"] == "user"), question)
+
+
+def with_own_answers(conversation: Sequence[dict[str, str]], answered: dict[tuple[str, ...], str]
+                     ) -> list[dict[str, str]]:
+    """``conversation`` with each assistant turn replaced by the tutor's own answer to the question before
+    it (``answered``, by ``asked_so_far``); a turn the run did not ask keeps the file's answer."""
+    own, asked = [], []
+    for turn in conversation:
+        if turn["role"] == "assistant" and asked:
+            turn = {"role": "assistant", "content": answered.get(tuple(asked), turn["content"])}
+        elif turn["role"] == "user":
+            asked.append(turn["content"])
+        own.append(turn)
+    return own
+
+
 def evaluate_answers(items: Sequence[AnswerItem], retriever: Retriever, runtime: Runtime, course: str, *,
                      options: AnswerOptions = AnswerOptions(), out: Path | None = None,
-                     progress: Callable[[int], None] | None = None) -> AnswerSummary:
+                     progress: Callable[[int], None] | None = None, own_history: bool = False
+                     ) -> AnswerSummary:
     """Answer each item as ``/v1/ask`` does, write per-item rows to ``out``, and summarise.
 
-    Rows are written as they come, so an interrupted run on a slow machine keeps what it answered.
+    ``own_history``: a follow-up is asked after the tutor's own earlier answers of this run (items in
+    the order of their conversations), not the file's. Rows are written as they come, so an interrupted
+    run on a slow machine keeps what it answered.
     """
     rows = []
+    answered: dict[tuple[str, ...], str] = {}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
     with (out.open("w", encoding="utf-8") if out is not None else nullcontext()) as handle:
         for done, item in enumerate(items, start=1):
+            conversation = with_own_answers(item.conversation, answered) if own_history else item.conversation
             answer = answer_question(retriever, runtime, course, item.question,
-                                     conversation=item.conversation, options=options)
+                                     conversation=conversation, options=options)
+            answered[asked_so_far(item.conversation, item.question)] = answer.text
             rows.append(result_row(item, answer, score_answer(item, answer)))
             if handle is not None:
                 handle.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from engine.evaluation.answers import AnswerFileError, GivenPassages, evaluate_answers, read_answer_items
+from engine.evaluation.answers import (
+    AnswerFileError,
+    GivenPassages,
+    asked_so_far,
+    evaluate_answers,
+    read_answer_items,
+    with_own_answers,
+)
 from engine.grounded import AnswerOptions
 from engine.reader import ShortAnswer
 from retrieval import NO_CONTEXT_ANSWER
@@ -145,3 +152,26 @@ def test_a_later_turn_is_asked_after_its_history_and_summarised_apart(tmp_path):
     assert any("Who was the actor?" in s["question"] for s in retriever.searches[1:])
     plain = evaluate_answers(items[:1], retriever, runtime, "coqa")
     assert plain.by_turn == []
+
+
+def test_with_own_history_a_later_turn_is_asked_after_the_tutors_own_earlier_answer(tmp_path):
+    store = FakeStore({"coqa": []})
+    retriever = FakeRetriever(store, [make_hit("Dennis Farina died in Scottsdale.", source="coqa.pdf")])
+    runtime = FakeRuntime(answer="In Scottsdale [1].")
+    items = read_answer_items(write_rows(tmp_path / "c.jsonl", [FIRST_TURN, LATER_TURN]))
+    evaluate_answers(items, retriever, runtime, "coqa", options=AnswerOptions(quote_notes=False),
+                     own_history=True)
+    assert runtime.requests[1].messages[2] == {"role": "assistant", "content": "In Scottsdale [1]."}
+    given = FakeRuntime(answer="In Scottsdale [1].")
+    evaluate_answers(items, retriever, given, "coqa", options=AnswerOptions(quote_notes=False))
+    assert given.requests[1].messages[2] == {"role": "assistant", "content": "Dennis Farina"}
+
+
+def test_own_answers_replace_only_the_turns_the_run_asked():
+    conversation = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Ann"},
+                    {"role": "user", "content": "Where?"}, {"role": "assistant", "content": "Rome"}]
+    answered = {("Who?",): "Ann Lee [1]."}
+    assert [turn["content"] for turn in with_own_answers(conversation, answered)] == [
+        "Who?", "Ann Lee [1].", "Where?", "Rome"]
+    assert with_own_answers(conversation, {}) == conversation
+    assert asked_so_far(conversation, "When?") == ("Who?", "Where?", "When?")
