@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.prompt import (
     ANSWER_INSTRUCTION,
+    NO_CONTEXT_ANSWER,
     NOTES_HEADING,
     QUESTION_LABEL,
     SENTENCE_CLOSE,
@@ -208,6 +209,18 @@ def quoted(words: list[str], question: str) -> str:
     opening = "… " if start > 0 else ""
     closing = " …" if end < len(words) or not SENTENCE_CLOSE.search(words[-1] if words else ".") else ""
     return opening + " ".join(words[start:end]) + closing
+
+
+def what_was_answered(answer: str) -> str:
+    """An earlier answer of the tutor as a follow-up reads it: its first line (the short answer, when it
+    opens with one), without the note it quoted and without citations, whose numbers named that turn's
+    notes; the "not covered" answer as it is. Read whole, the earlier answers' quotes were read back by
+    the model into every later answer, pulled the search to the earlier page and doubled the prompt
+    (README, "Follow-up questions")."""
+    if answer.strip() == NO_CONTEXT_ANSWER:
+        return answer
+    first = answer.strip().split("\n", 1)[0].split(QUOTE_LEAD, 1)[0]
+    return " ".join(re.sub(r"\s*" + CITATION.pattern, "", first).split()) or answer
 
 
 def answer_ending(answer: str, question: str, notes: Sequence[str]) -> str:

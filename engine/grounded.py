@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from engine.citations import answer_ending, valid_citations, without_filler_opening
+from engine.citations import answer_ending, valid_citations, what_was_answered, without_filler_opening
 from engine.reader import (
     KEY_SENTENCE_BONUS,
     RANK_PENALTY,
@@ -161,11 +161,13 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     around = retriever.widen(course, hits, 1) if options.quote_notes else None
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked,
                                    around=around)
-    # The model reads the last ``follow_up.turns`` exchanges, the most the search draws on, not the
-    # whole conversation: every earlier answer would lengthen the prompt it reads before its first token
-    # (README, "Follow-up questions"). The window opens with a student's message, as chats do.
-    history = [{"role": turn["role"], "content": turn["content"]}
-               for turn in last_exchanges(conversation, options.follow_up.turns)]
+    # The model reads the earlier answers as the tutor answered them, not the notes they quoted (which
+    # the search keeps: they name the page the conversation is on), and only the last ``follow_up.turns``
+    # exchanges, the most the search draws on: every earlier answer would lengthen the prompt it reads
+    # before its first token (README, "Follow-up questions"). The window opens with a student's message.
+    answered = [{"role": turn["role"], "content": what_was_answered(turn["content"])
+                 if turn["role"] == "assistant" else turn["content"]} for turn in conversation]
+    history = last_exchanges(answered, options.follow_up.turns)
     if history and history[0]["role"] == "assistant":
         history = history[1:]
     messages = [prompt.messages[0], *history, *prompt.messages[1:]]
@@ -190,7 +192,7 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                     key_sentence_bonus=KEY_SENTENCE_BONUS)
     known: frozenset[str] = frozenset()
     if options.only_supported:  # the words the model's sentences must keep to (``PreparedAnswer.cleaned``)
-        known = frozenset(stems(" ".join([question, *(turn["content"] for turn in conversation),
+        known = frozenset(stems(" ".join([question, *(turn["content"] for turn in answered),
                                           *(hit.text for hit in prompt.sources)])))
     return PreparedAnswer(generation, sources=prompt.sources, retrieval_s=time.perf_counter() - started,
                           question=question, notes=prompt.quotable if options.quote_notes else [],

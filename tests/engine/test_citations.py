@@ -8,6 +8,7 @@ from engine.citations import (
     is_refusal,
     quoted,
     valid_citations,
+    what_was_answered,
     without_filler_opening,
 )
 from retrieval import NO_CONTEXT_ANSWER
@@ -141,3 +142,12 @@ def test_a_long_sentence_is_quoted_around_the_words_the_question_asks_about():
     assert "provinces are named after their principal town" in quote
     assert quoted(sentence.split(), "Nothing shared?").startswith("w0 w1")  # none shared: the opening
     assert quoted("Tuples are immutable.".split(), "Are tuples immutable?") == "Tuples are immutable."
+
+
+def test_an_earlier_answer_is_read_as_its_short_answer_without_the_quote_or_citations():
+    answer = 'Naples [1].\n\nThe French lost it. The notes say: "The French lost Naples easily." [1]'
+    assert what_was_answered(answer) == "Naples."
+    assert what_was_answered('They lost Naples [2]. The notes say: "The French lost Naples." [1]') == (
+        "They lost Naples.")
+    assert what_was_answered(NO_CONTEXT_ANSWER) == NO_CONTEXT_ANSWER
+    assert what_was_answered("Dennis Farina") == "Dennis Farina"  # a reference answer, as files give them

@@ -115,6 +115,17 @@ def test_the_model_reads_the_exchanges_the_search_draws_on_not_the_whole_convers
     assert [m["content"] for m in messages[1:-1]] == ["user 3", "assistant 3", "user 4"]
 
 
+def test_the_model_reads_the_earlier_answers_as_their_short_answers_and_the_search_reads_them_whole():
+    retriever = FakeRetriever(FakeStore({"physics": []}), HITS)
+    earlier = 'Inertia [2].\n\nThe notes say: "Inertia keeps a moving body moving." [2]'
+    conversation = [{"role": "user", "content": "What keeps a body moving?"},
+                    {"role": "assistant", "content": earlier}]
+    prepared = prepare_answer(retriever, "physics", "Who named it?", conversation=conversation)
+    assert prepared.generation.messages[2] == {"role": "assistant", "content": "Inertia."}
+    # The quoted note names the page the conversation is on: the search keeps it.
+    assert any("keeps a moving body moving" in search["question"] for search in retriever.searches)
+
+
 def test_a_sentence_the_notes_do_not_support_is_dropped_whole_and_streamed_unless_turned_off():
     answer = "Inertia keeps it moving [2]. Newton called it the Mars effect."
     quote = ' The notes say: "Friction slows a sliding block." [1]'
