@@ -161,7 +161,7 @@ def test_with_own_history_a_later_turn_is_asked_after_the_tutors_own_earlier_ans
     items = read_answer_items(write_rows(tmp_path / "c.jsonl", [FIRST_TURN, LATER_TURN]))
     evaluate_answers(items, retriever, runtime, "coqa", options=AnswerOptions(quote_notes=False),
                      own_history=True)
-    assert runtime.requests[1].messages[2] == {"role": "assistant", "content": "In Scottsdale [1]."}
+    assert runtime.requests[1].messages[2] == {"role": "assistant", "content": "In Scottsdale."}
     given = FakeRuntime(answer="In Scottsdale [1].")
     evaluate_answers(items, retriever, given, "coqa", options=AnswerOptions(quote_notes=False))
     assert given.requests[1].messages[2] == {"role": "assistant", "content": "Dennis Farina"}
