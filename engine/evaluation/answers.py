@@ -258,7 +258,8 @@ def evaluate_answers(items: Sequence[AnswerItem], retriever: Retriever, runtime:
             conversation = with_own_answers(item.conversation, answered) if own_history else item.conversation
             answer = answer_question(retriever, runtime, course, item.question,
                                      conversation=conversation, options=options)
-            answered[asked_so_far(item.conversation, item.question)] = answer.text
+            if own_history:
+                answered[asked_so_far(item.conversation, item.question)] = answer.text
             rows.append(result_row(item, answer, score_answer(item, answer)))
             if handle is not None:
                 handle.write(json.dumps(rows[-1], ensure_ascii=False) + "\n")
