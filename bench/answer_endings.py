@@ -57,7 +57,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = get_settings()
     retriever, options = open_retriever(settings, open_store(settings)), answer_options(settings)
-    rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").split("\n") if line.strip()]
     items = {item.id: item for item in read_answer_items(args.file)}
     scored: dict[str, list[tuple[bool, float | None, bool, int]]] = {
         "saved": [], "as served now": [], "without the model's text": []}

@@ -106,9 +106,20 @@ def print_coverage(coverage: CoverageResult, mode: str) -> None:
 
 
 def read_off_topic(path: Path, subjects: list[str]) -> list[str]:
-    """The ``question`` of each JSONL row, only of ``subjects`` (a row's ``subject``) when given."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row["question"] for row in rows if not subjects or row.get("subject") in subjects]
+    """The ``question`` of each JSONL row, only of ``subjects`` (a row's ``subject``) when given.
+
+    Raises GoldFileError naming the file, or the line without a question.
+    """
+    from engine.evaluation.questions_file import read_questions
+    from retrieval.evaluate import GoldFileError
+
+    def parse(row: dict, where: str) -> tuple[str, object]:
+        if not isinstance(row.get("question"), str):
+            raise GoldFileError(f"{where}: an off-topic row needs a 'question' string.")
+        return row["question"], row.get("subject")
+
+    rows = read_questions(path, parse, error=GoldFileError)
+    return [question for question, subject in rows if not subjects or subject in subjects]
 
 
 def eval_retrieval(
@@ -134,6 +145,8 @@ def eval_retrieval(
                                         "default: none and the tutor's default)."),
     history_turns: int | None = typer.Option(None, min=0, help="Earlier exchanges a follow-up search "
                                              "draws on."),
+    leaning_turns: int | None = typer.Option(None, min=0, help="Earlier exchanges the search draws on for a "
+                                             "follow-up that names nothing of its own ('How many?')."),
     history_decay: float | None = typer.Option(None, min=0, max=1, help="Weight of each further exchange "
                                                "in the decay strategy."),
     standalone_score: float | None = typer.Option(None, help="In the gate strategy, the dense score at "
@@ -172,10 +185,14 @@ def eval_retrieval(
         items = load_gold(file)[:limit]
     except GoldFileError as error:
         raise typer.BadParameter(str(error), param_hint="FILE") from None
+    try:
+        questions = read_off_topic(off_topic, off_topic_subject) if off_topic is not None else []
+    except GoldFileError as error:
+        raise typer.BadParameter(str(error), param_hint="--off-topic") from None
     retriever = Retriever(open_store(settings), open_embedder(settings), hybrid)
     logger.info("Hybrid fusion: %s.", hybrid)
     strategies = follow_up_settings(items, follow_up, history_turns, history_decay, standalone_score,
-                                    continues_margin)
+                                    continues_margin, leaning_turns)
     results = [evaluate_mode(retriever, course, items, m, with_choices=with_choices, follow_up=s)
                for m in modes for s in strategies or [None]]
     print_table(results, course, len(items), conversations=bool(strategies))
@@ -186,7 +203,6 @@ def eval_retrieval(
             for result in results:
                 handle.writelines(json.dumps(record) + "\n" for record in result.items)
     if off_topic is not None:
-        questions = read_off_topic(off_topic, off_topic_subject)
         for m in modes:
             print_coverage(evaluate_coverage(retriever, course, [i.question for i in items], questions,
                                              settings.min_score, m), m)
@@ -199,7 +215,8 @@ def eval_retrieval(
 
 def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | None, decay: float | None,
                        standalone_score: float | None = None,
-                       continues_margin: float | None = None) -> list[FollowUpSettings]:
+                       continues_margin: float | None = None,
+                       leaning_turns: int | None = None) -> list[FollowUpSettings]:
     """The strategies to compare: none for a file without history, else those named (none and the default)."""
     from dataclasses import replace
 
@@ -208,7 +225,8 @@ def follow_up_settings(items: list[GoldItem], names: list[str], turns: int | Non
     if not any(item.history for item in items):
         return []
     given = {k: v for k, v in {"turns": turns, "decay": decay, "standalone_score": standalone_score,
-                               "continues_margin": continues_margin}.items() if v is not None}
+                               "continues_margin": continues_margin, "leaning_turns": leaning_turns}.items()
+             if v is not None}
     try:
         base = replace(FollowUpSettings(), **given)
         return [replace(base, strategy=name) for name in names or dict.fromkeys(["none", base.strategy])]

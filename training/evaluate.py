@@ -75,7 +75,7 @@ def read_texts(path: str | Path, min_chars: int = 40) -> list[str]:
         raise EvaluationError(f"Text file {path} does not exist; give a UTF-8 text file or a course name.")
     raw = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        texts = [str(json.loads(line).get("text", "")) for line in raw.splitlines() if line.strip()]
+        texts = [str(json.loads(line).get("text", "")) for line in raw.split("\n") if line.strip()]
     else:
         texts = [" ".join(block.split()) for block in raw.split("\n\n")]
     return [text for text in texts if len(text) >= min_chars]
@@ -178,7 +178,7 @@ def reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[flo
 def read_references(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
     """{"prompt", "reference"} rows of a JSONL file ("question"/"answer" and "chosen" are accepted too)."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         row = json.loads(line)

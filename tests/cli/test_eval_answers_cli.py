@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from cli.eval_retrieval_commands import read_off_topic
 from cli.main import app
 from tests.conftest import SAMPLE_COURSE
 
@@ -73,3 +74,26 @@ def test_eval_retrieval_names_a_missing_or_bad_gold_file(tmp_path, written, name
                                 env={"COLUMNS": "400", "TUTOR_DATA_DIR": str(tmp_path / "data")})
     assert result.exit_code == 2, result.output
     assert named in result.output and "Traceback" not in result.output
+
+
+def test_off_topic_questions_keep_a_next_line_character_inside_a_row(tmp_path):
+    # MMLU's validation split holds a U+0085 inside a question: str.splitlines() cut the row in two.
+    off_topic = tmp_path / "mmlu.jsonl"
+    rows = [{"question": "Which clause\x85 applies?", "subject": "law"},
+            {"question": "Who wrote it?", "subject": "history"}]
+    written = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    off_topic.write_text(written, encoding="utf-8")
+    assert read_off_topic(off_topic, []) == ["Which clause\x85 applies?", "Who wrote it?"]
+    assert read_off_topic(off_topic, ["history"]) == ["Who wrote it?"]
+
+
+def test_eval_retrieval_names_a_bad_off_topic_file(tmp_path):
+    gold, off_topic = tmp_path / "gold.jsonl", tmp_path / "off.jsonl"
+    gold.write_text('{"question": "q?", "source": "a.pdf", "page": 1}\n')
+    off_topic.write_text('{"question": "fine?"}\n{"prompt": "no question"}\n')
+    result = CliRunner().invoke(app, ["eval", "retrieval", str(gold), "--course", "sample-course",
+                                      "--off-topic", str(off_topic)],
+                                env={"COLUMNS": "400", "TUTOR_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 2, result.output
+    assert "off.jsonl:2: an off-topic row needs a 'question' string" in result.output
+    assert "Traceback" not in result.output

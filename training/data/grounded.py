@@ -120,13 +120,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataFormatError(f"Data file {path} does not exist; check the path (see shared/data/README.md).")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise DataFormatError(f"{path}:{number}: not valid JSON ({error.msg}); fix the row.") \
-                    from error
+    with path.open(encoding="utf-8") as lines:  # not str.splitlines(), which also cuts at U+0085 in a string
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise DataFormatError(f"{path}:{number}: not valid JSON ({error.msg}); fix the row.") \
+                        from error
     return rows
 
 
