@@ -10,7 +10,9 @@ through ``search_conversation``. The answer still cites only what this search re
   alone's ranking weighted ``alone_weight`` ("What did he do?"): the conversation picks the page, and
   the chunk of that page that ``decay`` with equal weights ranks highest leads. A student who changes
   subject without starting over asks a question of the first kind. A question that names nothing
-  (``leans_on_conversation``: "Where was she headed?") never decides alone, whatever its match.
+  (``leans_on_conversation``: "Where was she headed?") never decides alone, whatever its match, and
+  draws on the last ``leaning_turns`` exchanges rather than ``turns``: it cannot change the subject, and
+  the last two exchanges ("Was he walking fast?" "No.") may not name the page.
 - ``concat``: one search for the question followed by the last ``turns`` exchanges (the student's
   messages and the tutor's answers), most recent first: the question leads, so a long earlier
   answer cut off by the embedder's token limit never cuts the question off.
@@ -26,8 +28,10 @@ covers the question (``covers``): the question alone reaches it, or the question
 or two exchanges does and stays on their subject. The question alone is not enough ("Whom?" matches
 nothing), and the conversation alone is too much (any question after a covered one would pass): a
 question continues the conversation when adding it to the last two exchanges lowers their best match
-by less than ``continues_margin``, where a question on another subject dilutes them. Measured on two
-CoQA courses in the README ("Follow-up questions").
+by less than ``continues_margin``, where a question on another subject dilutes them. A question that
+names nothing of its own ("How many?") after a turn the tutor answered is covered whatever its match
+(``follows_an_answer``): it cannot change the subject. Measured on two CoQA courses in the README
+("Follow-up questions").
 """
 
 from __future__ import annotations
@@ -87,6 +91,9 @@ class FollowUpSettings:
         strategy: "none", "gate", "concat" or "decay" (see the module docstring).
         turns: earlier exchanges (a student message and the tutor's answer) the search draws on, and
             the most the model reads (``engine.grounded.prepare_answer``).
+        leaning_turns: the exchanges the search draws on for a question that names nothing of its own
+            (``leans_on_conversation``: "How many?"), which cannot change the subject: the more of the
+            conversation, the surer its page.
         decay: the weight of each further exchange's ranking in "decay" (the question alone weighs 1).
         candidates: chunks taken from each ranking before fusing in "decay" (at least k).
         standalone_score: in "gate", the dense cosine at which the question alone decides the search
@@ -100,6 +107,9 @@ class FollowUpSettings:
     # before it, gate ranked the story's page first for more later turns and more changes of subject.
     strategy: FollowUpStrategy = "gate"
     turns: int = 2
+    # Chosen on two CoQA courses (README, "Follow-up questions"): later turns' first hit on the story's page
+    # rose with the window up to 6 exchanges, and a change of subject names something, so is not searched so.
+    leaning_turns: int = 6
     decay: float = 1.0
     candidates: int = 30
     standalone_score: float = 0.45
@@ -111,10 +121,10 @@ class FollowUpSettings:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise UnknownFollowUpStrategyError(self.strategy)
-        if self.turns < 0 or not 0 < self.decay <= 1 or self.candidates < 1:
-            raise ValueError(f"Follow-up settings turns={self.turns}, decay={self.decay}, candidates="
-                             f"{self.candidates} are out of range; use turns >= 0, 0 < decay <= 1 and "
-                             "candidates >= 1.")
+        if self.turns < 0 or self.leaning_turns < 0 or not 0 < self.decay <= 1 or self.candidates < 1:
+            raise ValueError(f"Follow-up settings turns={self.turns}, leaning_turns={self.leaning_turns}, "
+                             f"decay={self.decay}, candidates={self.candidates} are out of range; use turns "
+                             ">= 0, leaning_turns >= 0, 0 < decay <= 1 and candidates >= 1.")
 
 
 def last_exchanges(conversation: Sequence[dict[str, str]], turns: int) -> list[dict[str, str]]:
@@ -139,19 +149,22 @@ def follow_up_queries(question: str, conversation: Sequence[dict[str, str]], set
                       alone_score: float | None = None) -> list[tuple[str, float]]:
     """The (query, weight) searches for ``question``: the question alone when there is nothing earlier.
 
-    ``alone_score`` is the best dense match of the question alone, which "gate" decides by.
+    ``alone_score`` is the best dense match of the question alone, which "gate" decides by. A question that
+    names nothing of its own draws on ``settings.leaning_turns`` exchanges instead of ``settings.turns``.
     """
-    earlier = earlier_messages(conversation, settings.turns)
+    leans = leans_on_conversation(question)
+    most = settings.leaning_turns if leans else settings.turns
+    earlier = earlier_messages(conversation, most)
     if settings.strategy == "none" or not earlier:
         return [(question, 1.0)]
     if (settings.strategy == "gate" and alone_score is not None and alone_score >= settings.standalone_score
-            and not leans_on_conversation(question)):
+            and not leans):
         return [(question, 1.0)]
     if settings.strategy == "concat":
         return [(" ".join([question, *earlier]), 1.0)]
     alone_weight = settings.alone_weight if settings.strategy == "gate" else 1.0
     queries, previous = [(question, alone_weight)], [question]
-    for turns in range(1, settings.turns + 1):
+    for turns in range(1, most + 1):
         window = [question, *earlier_messages(conversation, turns)]
         if window != previous:  # an exchange that adds nothing (only a refusal) adds no search
             queries.append((" ".join(window), settings.decay ** turns))
@@ -193,6 +206,16 @@ def covers(best: Sequence[float], min_score: float, continues_margin: float) -> 
         return False
     with_last, with_two, exchanges = best[1:4]
     return max(with_last, with_two) >= min_score and with_two > exchanges - continues_margin
+
+
+def follows_an_answer(question: str, conversation: Sequence[dict[str, str]]) -> bool:
+    """Whether ``question`` names nothing of its own (``leans_on_conversation``: "How many?", "What is it
+    called?") and the tutor answered the last turn: it asks more about a subject the course covers, and
+    cannot change it. Its words match no page ("and?": 0.18 on the CoQA dev course) and a short exchange
+    may match its page little better ("How many?" after "Are there other categories?" and "Yes": 0.26),
+    so ``covers`` alone would refuse it."""
+    answers = [turn["content"] for turn in conversation if turn.get("role") == "assistant"]
+    return bool(answers) and answers[-1] != NO_CONTEXT_ANSWER and leans_on_conversation(question)
 
 
 def fuse_weighted(rankings: Sequence[tuple[float, Sequence[Hit]]]) -> list[Hit]:
@@ -244,7 +267,8 @@ def search_conversation(retriever: Searcher, course: str, question: str,
     # The dense scores decide "covered" and, under "gate", whether the question is searched alone.
     scored = min_score is not None or settings.strategy == "gate"
     best = best_dense_scores(retriever, course, coverage_queries(question, conversation)) if scored else []
-    if min_score is not None and not covers(best, min_score, settings.continues_margin):
+    if (min_score is not None and not covers(best, min_score, settings.continues_margin)
+            and not follows_an_answer(question, conversation)):
         return []
     queries = follow_up_queries(question, conversation, settings, alone_score=best[0] if best else None)
     if len(queries) == 1:
@@ -252,8 +276,9 @@ def search_conversation(retriever: Searcher, course: str, question: str,
     found = retriever.search_many(course, [text for text, _ in queries], k=max(k, settings.candidates),
                                   mode=mode)
     fused = fuse_weighted([(weight, hits) for (_, weight), hits in zip(queries, found, strict=True)])
-    if settings.strategy == "gate":  # page by the conversation, chunk with the question
-        fused = lead_with_chunk_of_first_page(fused, fuse_weighted([(1.0, hits) for hits in found]))
+    if settings.strategy == "gate":  # page by the conversation, chunk by the question and the last exchanges
+        nearest = found[:settings.turns + 1]
+        fused = lead_with_chunk_of_first_page(fused, fuse_weighted([(1.0, hits) for hits in nearest]))
     return fused[:k]
 
 

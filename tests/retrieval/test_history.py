@@ -15,6 +15,7 @@ from retrieval.history import (
     coverage_queries,
     covers,
     follow_up_queries,
+    follows_an_answer,
     fuse_weighted,
     lead_with_chunk_of_first_page,
     leans_on_conversation,
@@ -48,8 +49,21 @@ def test_concat_puts_the_question_first_then_the_latest_turns_without_citations_
     [(query, weight)] = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("concat", turns=2))
     assert query == "Where did he die? Where was he a police officer? Dennis Farina . Who was the actor?"
     assert weight == 1.0
-    [(query, _)] = follow_up_queries("Where did he die?", HISTORY, FollowUpSettings("concat", turns=1))
-    assert query == "Where did he die? Where was he a police officer?"
+    [(query, _)] = follow_up_queries("Where did Farina die?", HISTORY, FollowUpSettings("concat", turns=1))
+    assert query == "Where did Farina die? Where was he a police officer?"
+
+
+def test_a_question_that_names_nothing_draws_on_more_of_the_conversation():
+    history = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+               {"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"},
+               {"role": "user", "content": "q3"}, {"role": "assistant", "content": "a3"}]
+    settings = FollowUpSettings("gate", turns=1, leaning_turns=3)
+    assert leans_on_conversation("How many?") and not leans_on_conversation("How many moons has Mars?")
+    assert follow_up_queries("How many?", history, settings) == [
+        ("How many?", 0.2), ("How many? a3 q3", 1.0), ("How many? a3 q3 a2 q2", 1.0),
+        ("How many? a3 q3 a2 q2 a1 q1", 1.0)]
+    assert follow_up_queries("How many moons has Mars?", history, settings) == [
+        ("How many moons has Mars?", 0.2), ("How many moons has Mars? a3 q3", 1.0)]
 
 
 def test_gate_searches_a_question_that_finds_a_page_alone_by_itself_and_any_other_with_its_turns():
@@ -225,3 +239,43 @@ def test_gate_leads_with_the_chunk_of_its_first_page_that_the_question_ranks_hig
         hit(2, 0.9, page=5), hit(1, 0.9, page=5), hit(7, 0.8, page=2)]
     assert lead_with_chunk_of_first_page(ranking, [hit(7, 1.0, page=2), hit(1, 0.9, page=5)]) == ranking
     assert lead_with_chunk_of_first_page([], ranking) == []
+
+
+def test_a_question_that_names_nothing_is_covered_after_an_answered_turn_whatever_its_match(coqa_like):
+    retriever, items = coqa_like
+    [follow_up] = [i for i in items if i.question == "Where did he die?"]
+    assert follows_an_answer(follow_up.question, follow_up.history)
+    hits = search_conversation(retriever, COURSE, follow_up.question, follow_up.history, k=1, min_score=0.99,
+                               mode="hybrid")
+    assert first_relevant_rank(hits, follow_up) == 1  # "Where did he die?" cannot change the subject
+    refused = [*follow_up.history[:-1], {"role": "assistant", "content": NO_CONTEXT_ANSWER}]
+    assert not follows_an_answer(follow_up.question, refused)
+    assert search_conversation(retriever, COURSE, follow_up.question, refused, k=1, min_score=0.99,
+                               mode="hybrid") == []  # after "not covered", its match decides as before
+    assert not follows_an_answer("Where did Farina die?", follow_up.history)  # it names its subject
+    assert not follows_an_answer("Where did he die?", follow_up.history[:1])  # no answer yet
+
+
+class RankingsBySearch:
+    """A searcher returning a fixed ranking for each query, by how many exchanges the query holds."""
+
+    def __init__(self, rankings: list[list[Hit]]):
+        self.rankings = rankings
+
+    def search_many(self, course, questions, *, k=4, min_score=None, mode="dense"):
+        last = len(self.rankings) - 1
+        return [self.rankings[min(question.count(" a"), last)][:k] for question in questions]
+
+    def search(self, course, question, *, k=4, min_score=None, mode="dense"):
+        return self.search_many(course, [question], k=k, mode=mode)[0]
+
+
+def test_a_long_window_picks_the_page_and_the_nearest_windows_its_chunk():
+    history = [message for n in (1, 2, 3) for message in ({"role": "user", "content": f"q{n}"},
+                                                            {"role": "assistant", "content": f"a{n}"})]
+    near = [hit(2, 0.9, page=5), hit(7, 0.85, page=2), hit(1, 0.5, page=5)]  # the question, the last exchange
+    far = [hit(1, 0.9, page=5), hit(2, 0.3, page=5)]  # the windows reaching further back
+    searcher = RankingsBySearch([near, near, far, far])
+    settings = FollowUpSettings("gate", turns=1, leaning_turns=3)
+    hits = search_conversation(searcher, COURSE, "How many?", history, k=2, settings=settings)
+    assert [(h.page, h.chunk_index) for h in hits] == [(5, 2), (5, 1)]  # page 5 by all, chunk 2 by the near
