@@ -57,7 +57,7 @@ def ends_in_loop(text: str, repeats: int = 3, shortest: int = 8) -> bool:
     took 22-37 s so. The piece is at least 8 characters so that a 3-column table rule ("| --- | ---
     | --- |") or a number such as 1,000,000,000 is no loop. A mark's number does not count: a model
     listing one note back under new numbers ("[1] The Assembly is ... [2] The Assembly is ...") went
-    on to the cap as well (4 of 324 CoQA dev turns, 19 to 24 s each).
+    on to the cap as well (3 of 324 CoQA dev turns, 21 to 23 s each).
 
     >>> ends_in_loop("It is the taker of the taker of the taker of the"), ends_in_loop("Ha ha ha ha")
     (True, False)
