@@ -177,16 +177,16 @@ def reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[flo
 
 def read_references(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
     """{"prompt", "reference"} rows of a JSONL file ("question"/"answer" and "chosen" are accepted too)."""
-    rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    from engine.evaluation.questions_file import read_questions
+
+    def parse(row: dict, where: str) -> dict[str, str]:
         prompt = row.get("prompt") or row.get("question")
         reference = row.get("reference") or row.get("answer") or row.get("chosen")
         if not isinstance(prompt, str) or not isinstance(reference, str):
-            raise EvaluationError(f"{path}:{number}: each row needs a 'prompt' and a 'reference' string.")
-        rows.append({"prompt": prompt, "reference": reference})
+            raise EvaluationError(f"{where}: each row needs a 'prompt' and a 'reference' string.")
+        return {"prompt": prompt, "reference": reference}
+
+    rows = read_questions(Path(path), parse, error=EvaluationError)
     if not rows:
         raise EvaluationError(f"{path} holds no prompt/reference rows.")
     return rows[:limit] if limit else rows

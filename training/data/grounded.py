@@ -25,6 +25,7 @@ from typing import Any
 from engine.citations import CITATION, cited_numbers, is_refusal
 from engine.evaluation.answer_metrics import contains, find_phrase, normalize_answer, states_answer
 from engine.evaluation.answers import GivenPassages
+from engine.evaluation.questions_file import read_questions
 from engine.grounded import AnswerOptions, prepare_answer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
@@ -119,16 +120,7 @@ class GroundedQuestion:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataFormatError(f"Data file {path} does not exist; check the path (see shared/data/README.md).")
-    rows = []
-    with path.open(encoding="utf-8") as lines:  # not str.splitlines(), which also cuts at U+0085 in a string
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise DataFormatError(f"{path}:{number}: not valid JSON ({error.msg}); fix the row.") \
-                        from error
-    return rows
+    return read_questions(path, lambda row, _where: row, error=DataFormatError)
 
 
 def load_squad(path: Path, chunk_words: int) -> tuple[list[GroundedQuestion], int]:
