@@ -38,6 +38,8 @@ def grounded(
                                   "become rejected ones (dpo_on_policy_train.jsonl), right ones cited SFT "
                                   "targets (sft_self_train.jsonl). Slow on a CPU."),
     model: str | None = typer.Option(None, help="The model answering --on-policy prompts (TUTOR_MODEL)."),
+    short_in_prompt: bool = typer.Option(False, help="Show the reference answer as the reader's short answer "
+                                         "in each prompt, for a model served with TUTOR_SHORT_IN_PROMPT."),
 ) -> None:
     """Grounded SFT examples and DPO pairs in the prompt format serving sends, cleaned and split."""
     from cli.ingest_commands import build_settings
@@ -51,7 +53,8 @@ def grounded(
         runtime = open_runtime(build_settings(model=model))  # on-policy answers: what the server generates
     try:
         config = BuildConfig(passages=passages, dev_fraction=dev_fraction, abstention_share=abstention_share,
-                             source_sentences=source_sentences, answer_style=answer_style, seed=seed)
+                             source_sentences=source_sentences, answer_style=answer_style,
+                             short_in_prompt=short_in_prompt, seed=seed)
         squad, coqa = grounded_sets(squad, coqa)
         report = build_grounded_data(out, squad=squad, coqa=coqa, config=config, runtime=runtime,
                                      on_policy=on_policy)

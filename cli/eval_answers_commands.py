@@ -77,7 +77,7 @@ def eval_answers(
     off_topic: bool = typer.Option(False, "--off-topic", help="The course does not cover these questions: "
                                    "measure how often the answer is 'not covered'."),
     max_new_tokens: int | None = typer.Option(None, min=1, help="Longest answer in tokens "
-                                              "(TUTOR_MAX_NEW_TOKENS, as the server)."),
+                                              "(TUTOR_ANSWER_TOKENS, as the server)."),
     out_dir: Path = typer.Option(Path("."), help="Folder for the per-item results, one JSONL per model."),
     follow_up: str | None = typer.Option(None, help="How a question with history is searched: none (the "
                                          "question alone), gate, concat or decay (default: the tutor's, "
@@ -106,7 +106,7 @@ def eval_answers(
         raise typer.BadParameter(str(error), param_hint="--follow-up") from None
     summaries = []
     for name in model or [None]:
-        settings = build_settings(model=name, max_new_tokens=max_new_tokens)
+        settings = build_settings(model=name, answer_tokens=max_new_tokens, max_new_tokens=max_new_tokens)
         retriever, runtime = build_resources(settings)
         target = results_path(out_dir, file, name)
         try:

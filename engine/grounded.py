@@ -51,6 +51,8 @@ class AnswerOptions:
     # The model's sentences using words of neither notes, question nor conversation are dropped
     # (TUTOR_ONLY_SUPPORTED; ``engine.support``). Only where a note is quoted (``quote_notes``).
     only_supported: bool = True
+    # The reader's short answer is shown to the model after the question ("Short answer: X [n]").
+    short_in_prompt: bool = False
 
 
 @dataclass
@@ -157,10 +159,27 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     # Key sentences are picked with the student's words: this question and the earlier ones.
     earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
     asked = " ".join([*earlier, question])
+    short = None
+    if options.reader is not None and asks_yes_or_no(question):
+        # "Yes" from the best-ranked chunk, when the reader has a classifier (else nothing: a span would be
+        # a phrase, not the answer). Its "No" is not said: a note lacking what the question asks about is
+        # more often the wrong note than a no (README, "Short answers": right on 8 of 14 CoQA dev turns).
+        said = options.reader.yes_or_no(reader_question(question, conversation), hits[0].text,
+                                        asked=question)
+        short = said if said is not None and said.text == "Yes" else None
+    elif options.reader is not None:
+        # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
+        # names the gold page more often than the reader's free choice among all four (README, "Short
+        # answers"); a key sentence may miss the answer.
+        short = options.reader.read(reader_question(question, conversation),
+                                    [hit.text for hit in hits[:READ_NOTES]],
+                                    rank_penalty=RANK_PENALTY, asked=question,
+                                    key_sentence_bonus=KEY_SENTENCE_BONUS)
     # A quote starts and ends with its sentence, which a chunk may cut: its neighbours hold the rest.
     around = retriever.widen(course, hits, 1) if options.quote_notes else None
+    shown = (short.text, short.note) if short is not None and options.short_in_prompt else None
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked,
-                                   around=around)
+                                   around=around, short_answer=shown)
     # The model reads the earlier answers as the tutor answered them, not the notes they quoted (which
     # the search keeps: they name the page the conversation is on), and only the last ``follow_up.turns``
     # exchanges, the most the search draws on: every earlier answer would lengthen the prompt it reads
@@ -174,22 +193,6 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     generation = GenerationRequest(messages=messages, max_new_tokens=options.max_new_tokens,
                                    temperature=options.temperature,
                                    stop=list(dict.fromkeys([*options.stop, *ECHO_STOPS])), stop_loops=True)
-    short = None
-    if options.reader is not None and asks_yes_or_no(question):
-        # "Yes" from the best-ranked chunk, when the reader has a classifier (else nothing: a span would be
-        # a phrase, not the answer). Its "No" is not said: a note lacking what the question asks about is
-        # more often the wrong note than a no (README, "Short answers": right on 8 of 14 CoQA dev turns).
-        said = options.reader.yes_or_no(reader_question(question, conversation), prompt.sources[0].text,
-                                        asked=question)
-        short = said if said is not None and said.text == "Yes" else None
-    elif options.reader is not None:
-        # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
-        # names the gold page more often than the reader's free choice among all four (README, "Short
-        # answers"); a key sentence may miss the answer.
-        short = options.reader.read(reader_question(question, conversation),
-                                    [hit.text for hit in prompt.sources[:READ_NOTES]],
-                                    rank_penalty=RANK_PENALTY, asked=question,
-                                    key_sentence_bonus=KEY_SENTENCE_BONUS)
     known: frozenset[str] = frozenset()
     if options.only_supported:  # the words the model's sentences must keep to (``PreparedAnswer.cleaned``)
         known = frozenset(stems(" ".join([question, *(turn["content"] for turn in answered),

@@ -28,9 +28,11 @@ SYSTEM_PROMPT = (
 ANSWER_INSTRUCTION = "Answer in one sentence from the notes and cite the note you used, like [1]."
 NOTES_HEADING = "Course notes:"
 QUESTION_LABEL = "Question:"
+# The line that gives the model the reader's short answer and its note, when the server has one.
+SHORT_ANSWER_LABEL = "Short answer:"
 # Where an answer that starts to read the prompt back ends: a new line opening a note or the question.
 # The stock model did so for 13 of 100 CoQA turns, 16 to 27 s each (README, "What the server adds").
-ECHO_STOPS = ("\n[", f"\n{QUESTION_LABEL}")
+ECHO_STOPS = ("\n[", f"\n{QUESTION_LABEL}", f"\n{SHORT_ANSWER_LABEL}")
 
 
 @dataclass
@@ -185,7 +187,7 @@ def key_sentence_span(question: str, text: str) -> tuple[int, int]:
 
 
 def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0, asked: str = "",
-                          around: list[Hit] | None = None,
+                          around: list[Hit] | None = None, short_answer: tuple[str, int] | None = None,
                           system_prompt: str = SYSTEM_PROMPT) -> GroundedPrompt:
     """Number the hits [1]..[n] and ask the model to answer from them and cite.
 
@@ -193,8 +195,9 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
     ``asked``, default the question); 0 shows whole chunks. ``around``: each hit with its neighbours
     (``Retriever.widen``), from which what the server quotes is made of whole sentences
     (``whole_sentences``); the model reads the chunks as found. The sources stay the whole hits, so the
-    citations' excerpts do not change. Callers check for an empty ``hits`` first and answer
-    ``NO_CONTEXT_ANSWER`` instead.
+    citations' excerpts do not change. ``short_answer``: a span of note n found by the server's reader,
+    shown after the question as ``Short answer: span [n]``. Callers check for an empty ``hits`` first
+    and answer ``NO_CONTEXT_ANSWER`` instead.
     """
     def note(text: str) -> str:
         return key_sentences(asked or question, [text], sentences) if sentences else text
@@ -207,7 +210,8 @@ def build_grounded_prompt(question: str, hits: list[Hit], *, sentences: int = 0,
     user = (
         f"{NOTES_HEADING}\n{format_notes(notes)}\n\n"
         f"{QUESTION_LABEL} {question.strip()}\n"
-        f"{ANSWER_INSTRUCTION}"
+        + (f"{SHORT_ANSWER_LABEL} {one_line(short_answer[0])} [{short_answer[1]}]\n" if short_answer else "")
+        + f"{ANSWER_INSTRUCTION}"
     )
     return GroundedPrompt(
         messages=[{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],

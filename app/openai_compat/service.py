@@ -64,10 +64,12 @@ def last_user_text(request: ChatCompletionRequest) -> str:
     return texts[-1]
 
 
-def chat_options(request: ChatCompletionRequest, settings: Settings) -> AnswerOptions:
-    """Token budget (capped by TUTOR_MAX_NEW_TOKENS, not refused: OpenAI clients send large ones),
-    temperature and stop strings, over the server's retrieval defaults."""
-    wanted = request.max_completion_tokens or request.max_tokens or settings.max_new_tokens
+def chat_options(request: ChatCompletionRequest, settings: Settings, *, grounded: bool) -> AnswerOptions:
+    """Token budget (capped by TUTOR_MAX_NEW_TOKENS, not refused: OpenAI clients send large ones; by default
+    TUTOR_ANSWER_TOKENS for a course's answer), temperature and stop strings, over the server's retrieval
+    defaults."""
+    default = min(settings.answer_tokens, settings.max_new_tokens) if grounded else settings.max_new_tokens
+    wanted = request.max_completion_tokens or request.max_tokens or default
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     return answer_options(settings, {"max_new_tokens": min(wanted, settings.max_new_tokens),
                                      "temperature": request.temperature or 0.0, "stop": tuple(stop)})
@@ -78,8 +80,8 @@ def prepare_chat(request: ChatCompletionRequest, *, retriever: Retriever, runtim
     """The grounded answer to the last user message (earlier turns kept), or the bare model's plain chat."""
     check_conversation([m.text() for m in request.messages], settings)
     question = last_user_text(request)
-    options = chat_options(request, settings)
     course = course_of(request.model, runtime)
+    options = chat_options(request, settings, grounded=course is not None)
     if course is None:
         # A plain chat's last message is a whole prompt (another tutor sends its sources in it), not
         # a student's question: only the conversation limit applies.

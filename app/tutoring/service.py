@@ -38,10 +38,11 @@ def answer_options(settings: Settings, asked: Mapping[str, Any] | None = None) -
 
     A new option (a field of AnswerOptions and of the request schema) passes through without changes here.
     """
-    defaults = {"top_k": settings.top_k, "min_score": settings.min_score,
-                "max_new_tokens": settings.max_new_tokens, "retrieval": settings.retrieval,
+    defaults = {"top_k": settings.top_k, "min_score": settings.min_score, "retrieval": settings.retrieval,
+                "max_new_tokens": min(settings.answer_tokens, settings.max_new_tokens),
                 "source_sentences": settings.source_sentences, "quote_notes": settings.quote_notes,
-                "only_supported": settings.only_supported, "reader": open_reader(settings)}
+                "only_supported": settings.only_supported, "short_in_prompt": settings.short_in_prompt,
+                "reader": open_reader(settings)}
     given = {name: value for name, value in (asked or {}).items()
              if name in OPTION_NAMES and value is not None}
     return AnswerOptions(**{**defaults, **given})

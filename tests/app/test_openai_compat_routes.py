@@ -26,7 +26,7 @@ def fakes():
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, short_answers=False,
-                    max_new_tokens=64, top_k=3, min_score=0.3, max_question_chars=200)
+                    max_new_tokens=64, answer_tokens=24, top_k=3, min_score=0.3, max_question_chars=200)
 
 
 def server_events(text: str) -> list:
@@ -81,6 +81,9 @@ def test_bare_model_generates_from_the_messages_without_retrieval(client, fakes)
     assert response.json()["citations"] == []
     assert runtime.requests[0].messages == messages
     assert retriever.searches == []
+    # a plain chat's budget is TUTOR_MAX_NEW_TOKENS; a course's answer's, TUTOR_ANSWER_TOKENS (one sentence)
+    client.post("/v1/chat/completions", json={"model": f"tutor/{COURSE}", "messages": messages})
+    assert [r.max_new_tokens for r in runtime.requests] == [64, 24]
 
 
 def test_a_long_prompt_is_a_question_limit_for_a_course_but_not_for_the_bare_model(client, fakes):

@@ -21,7 +21,7 @@ COURSE = "physics-101"
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, short_answers=False,
-                    max_question_chars=100, max_new_tokens=64, top_k=3, min_score=0.3)
+                    max_question_chars=100, max_new_tokens=64, answer_tokens=24, top_k=3, min_score=0.3)
 
 
 @pytest.fixture
@@ -49,10 +49,11 @@ def test_ask_uses_settings_defaults_and_request_options(client, fakes):
     runtime, _, retriever = fakes
     client.post("/v1/ask", json={"course": COURSE, "question": "What is inertia?"})
     client.post("/v1/ask", json={"course": COURSE, "question": "What is force?", "top_k": 2,
-                                 "max_new_tokens": 10, "temperature": 0.7})
+                                 "max_new_tokens": 60, "temperature": 0.7})
     assert [s["k"] for s in retriever.searches] == [3, 2]
     assert {s["min_score"] for s in retriever.searches} == {0.3}
-    assert [(r.max_new_tokens, r.temperature) for r in runtime.requests] == [(64, 0.0), (10, 0.7)]
+    # TUTOR_ANSWER_TOKENS by default; a request may ask for more, up to TUTOR_MAX_NEW_TOKENS
+    assert [(r.max_new_tokens, r.temperature) for r in runtime.requests] == [(24, 0.0), (60, 0.7)]
     assert "What is force?" in runtime.requests[1].messages[-1]["content"]
 
 

@@ -38,7 +38,7 @@ def test_an_answer_saying_the_best_note_is_cited_unless_it_cites_and_the_setting
 def test_generation_stops_where_the_answer_would_read_the_prompt_back():
     runtime = StreamingFakeRuntime(answer="Inertia does [1].")
     generate_answer(runtime, prepared(stop=("</s>",)))
-    assert runtime.requests[-1].stop == ["</s>", "\n[", "\nQuestion:"]
+    assert runtime.requests[-1].stop == ["</s>", "\n[", "\nQuestion:", "\nShort answer:"]
 
 
 def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_first():

@@ -139,3 +139,13 @@ def test_the_server_quotes_whole_sentences_from_around_the_hits_while_the_model_
         "Because it is immutable, tuples can be used as dictionary keys while lists cannot."]
     assert prompt.notes == ["immutable, tuples can be used as dictionary keys"]
     assert prompt.sources == [found]
+
+
+def test_the_readers_short_answer_follows_the_question_on_one_line_of_its_own():
+    prompt = build_grounded_prompt("Where was it played?", [hit("It was played at Levi's Stadium.")],
+                                   short_answer=("Levi's\nStadium [3]", 1))
+    user = prompt.messages[1]["content"]
+    # a span cannot start a line of its own or pass for a citation: it is quoted as a note is
+    assert user.endswith("\n\nQuestion: Where was it played?\nShort answer: Levi's Stadium (3) [1]\n"
+                         "Answer in one sentence from the notes and cite the note you used, like [1].")
+    assert "Short answer:" not in build_grounded_prompt("q", [hit("x")]).messages[1]["content"]

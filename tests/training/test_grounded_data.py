@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from engine.grounded import prepare_answer
+from engine.grounded import AnswerOptions, prepare_answer
+from engine.reader import ShortAnswer
 from retrieval import NO_CONTEXT_ANSWER
-from tests.utils.fakes import FakeRetriever, FakeRuntime, FakeStore, make_hit
+from tests.utils.fakes import FakeReader, FakeRetriever, FakeRuntime, FakeStore, make_hit
 from tests.utils.grounded_rows import QUESTIONS, write_grounded_rows
 from training.cleaning import CleaningConfig
 from training.data.grounded import BuildConfig, build_grounded_data, chunk_story, cited_answer, stated_answer
@@ -17,6 +18,7 @@ from training.data.readers import read_preference_pairs, read_sft
 from training.errors import RecipeError
 
 NOTE = r"^\[(\d+)\] (.*)$"  # one source of a prompt: its number and text (re.M)
+SHORT_LINE = r"^Short answer: (.*) \[(\d+)\]$"  # the reader's short answer in a prompt (re.M)
 
 
 @pytest.fixture
@@ -88,6 +90,15 @@ def test_rejected_kinds_and_abstention_examples_are_present(tmp_path, data_files
     by_kind = {p["kind"]: p for p in pairs}
     assert re.fullmatch(r".+ \[\d\]\.", by_kind["wrong_source"]["rejected"])
     assert "[" not in by_kind["uncited"]["rejected"]
+    # notes of several sentences: the right note cited, but another of its sentences
+    longer = build(tmp_path / "longer", data_files, chunk_words=40)
+    wrong_sentences = [p for p in rows_of(longer, "dpo_train") + rows_of(longer, "dpo_dev")
+                       if p["kind"] == "wrong_sentence"]
+    assert wrong_sentences
+    for pair in wrong_sentences:
+        _, n, notes = cited_note({"completion": pair["chosen"], "prompt": pair["prompt"]})
+        rejected, cited = re.fullmatch(r"(.*) \[(\d+)\]\.", pair["rejected"], re.S).groups()
+        assert cited == n and rejected.rstrip(".").lower() in notes[n].lower() and rejected != pair["chosen"]
 
 
 def test_the_prompt_is_the_one_serving_builds_with_coqa_turns_as_the_conversation(tmp_path, data_files):
@@ -225,3 +236,25 @@ def test_the_calibration_texts_are_the_dev_passages_quoted_as_sources(tmp_path, 
     assert texts and len(set(texts)) == len(texts)
     # each is one source (numbered 1) of a dev passage, as a dev prompt shows it under some number
     assert all(t.startswith("[1] ") and t.removeprefix("[1] ") in dev_sources for t in texts)
+
+
+def test_short_in_prompt_shows_the_reference_as_the_short_answer_of_the_cited_note(tmp_path, data_files):
+    report = build(tmp_path, data_files, short_in_prompt=True, abstention_share=0.0)
+    answered = [row for row in rows_of(report, "sft_train") + rows_of(report, "sft_dev")
+                if row["kind"] == "answer"]
+    assert answered
+    for row in answered:
+        _, n, notes = cited_note(row)
+        short, shown_n = re.search(SHORT_LINE, row["prompt"][-1]["content"], re.M).groups()
+        assert shown_n == n and short.lower() in notes[n].lower()
+    # serving, its reader finding that span, builds the very same messages
+    [row] = [r for r in answered if r["id"] == "story1:2"]
+    short, shown_n = re.search(SHORT_LINE, row["prompt"][-1]["content"], re.M).groups()
+    hits = [make_hit(text, page=int(n)) for n, text in re.findall(NOTE, row["prompt"][-1]["content"], re.M)]
+    reader = FakeReader(ShortAnswer(short, int(shown_n), 1.0))
+    served = prepare_answer(FakeRetriever(FakeStore({"bees": []}), hits), "bees", "Who builds the hives?",
+                            conversation=row["prompt"][1:5], options=AnswerOptions(reader=reader,
+                                                                                  short_in_prompt=True))
+    assert served.generation.messages == row["prompt"]
+    plain = build(tmp_path / "plain", data_files, abstention_share=0.0)
+    assert "Short answer:" not in json.dumps(rows_of(plain, "sft_train"))

@@ -5,10 +5,12 @@ the passages standing in for the course's search hits): the gold passage among r
 distractors (the passages lexically closest to the question, its own article's first) at a
 shuffled position, CoQA's earlier turns as the conversation. The target states the reference
 answer and cites the gold source ``[n]``. Preference pairs reject a distractor's answer with its
-citation, the right answer citing a wrong source, the right answer uncited and, optionally, the
-current model's own answer. Some questions also get an abstention example: only unrelated
-passages, answered with the fixed "not covered" text. Splits are whole articles (SQuAD ``title``)
-or stories (CoQA ``id``), and distractors come from the same split only.
+citation, the right answer citing a wrong source, the right answer uncited, another sentence of the
+gold source cited and, optionally, the current model's own answer. Some questions also get an
+abstention example: only unrelated passages, answered with the fixed "not covered" text. Splits are
+whole articles (SQuAD ``title``) or stories (CoQA ``id``), and distractors come from the same split
+only. With ``short_in_prompt`` each answerable prompt also shows the reference answer as the server's
+reader would show its short answer (``TUTOR_SHORT_IN_PROMPT``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engine.evaluation.answer_metrics import contains, find_phrase, normalize_an
 from engine.evaluation.answers import GivenPassages
 from engine.evaluation.questions_file import read_questions
 from engine.grounded import AnswerOptions, prepare_answer
+from engine.reader import ShortAnswer
 from engine.runtime.base import GenerationRequest, Runtime
 from retrieval import NO_CONTEXT_ANSWER, Hit
 from retrieval.history import FUNCTION_WORDS, FollowUpSettings
@@ -40,7 +43,8 @@ logger = logging.getLogger(__name__)
 # CoQA answers that any passage "contains": they cannot locate the gold passage.
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
 CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
-REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "refusal", "on_policy", "abstention")
+REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "wrong_sentence", "refusal", "on_policy",
+                  "abstention")
 ANSWER_STYLES = ("sentence", "span")
 CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 SENTENCE_WORDS = 25  # a stated sentence longer than this keeps only its clauses around the answer
@@ -67,6 +71,9 @@ class BuildConfig:
     answer_style: str = field(default="sentence", metadata={"help": "The target answer: 'sentence' (the "
                               "gold note's sentence that states the answer, cut to its clauses around "
                               "the answer when long) or 'span' (the reference answer alone); cited."})
+    short_in_prompt: bool = field(default=False, metadata={"help": "Show the reference answer and its note "
+                                  "as the reader's short answer in each answerable prompt, as a server with "
+                                  "TUTOR_SHORT_IN_PROMPT shows the reader's."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the distractor ties and positions."})
 
     def __post_init__(self) -> None:
@@ -270,11 +277,30 @@ def closest(question: GroundedQuestion, pool: Sequence[Passage], count: int, rng
     return chosen
 
 
-def grounded_messages(question: GroundedQuestion, hits: list[Hit], sentences: int) -> list[Message]:
-    """The chat messages serving sends for this question with these sources, built by serving's code."""
+@dataclass(frozen=True)
+class GivenShortAnswer:
+    """A reader that "finds" a given span of a given note, standing in for the server's reader as
+    ``GivenPassages`` stands in for its search: the prompt then shows the reference answer as the short
+    answer (``TUTOR_SHORT_IN_PROMPT``), and the model learns to state what that line names."""
+
+    text: str
+    note: int
+
+    def read(self, question: str, notes: Sequence[str], **_: Any) -> ShortAnswer:
+        return ShortAnswer(self.text, self.note, margin=float("inf"))
+
+    def yes_or_no(self, question: str, note: str, **_: Any) -> ShortAnswer | None:
+        return ShortAnswer("Yes", 1, margin=float("inf")) if normalize_answer(self.text) == "yes" else None
+
+
+def grounded_messages(question: GroundedQuestion, hits: list[Hit], sentences: int,
+                      short: GivenShortAnswer | None = None) -> list[Message]:
+    """The chat messages serving sends for this question with these sources, built by serving's code;
+    with ``short``, that span shown as the reader's short answer."""
     passages = GivenPassages({question.question: hits})
     # the passages are given for the question, in their order: the history must not re-rank them
-    options = AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none"), source_sentences=sentences)
+    options = AnswerOptions(top_k=len(hits), follow_up=FollowUpSettings("none"), source_sentences=sentences,
+                            reader=short, short_in_prompt=short is not None)  # type: ignore[arg-type]
     prepared = prepare_answer(passages, "", question.question, conversation=question.history,
                               options=options)
     assert prepared.generation is not None  # hits are never empty here
@@ -313,9 +339,10 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     passages = list(distractors)
     gold_at = rng.randrange(len(passages) + 1)
     passages.insert(gold_at, question.gold)
-    prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)],
-                               config.source_sentences)
     answer, n = question.answers[0], gold_at + 1
+    prompt = grounded_messages(question, [p.hit(1.0 - i / 100) for i, p in enumerate(passages)],
+                               config.source_sentences,
+                               GivenShortAnswer(answer, n) if config.short_in_prompt else None)
     if contains(question.gold.text, answer) and not contains(shown_note(prompt, n), answer):
         rows.answer_not_shown += 1  # the passage states it, the key sentences shown do not
         return
@@ -333,6 +360,11 @@ def answered_rows(question: GroundedQuestion, pool: Sequence[Passage], config: B
     rows.add_pair(prompt, chosen, cited_answer(stated, rng.choice(wrong)[0]), "wrong_source",
                   group=question.group, origin=question.id)
     rows.add_pair(prompt, chosen, short_answer(stated), "uncited", group=question.group, origin=question.id)
+    # the right note, cited, but another of its sentences: what a model shown the short answer still wrote
+    others = [s for s in SENTENCE_END.split(shown_note(prompt, n)) if s.strip() and not contains(s, answer)]
+    if others:
+        rows.add_pair(prompt, chosen, cited_answer(rng.choice(others), n), "wrong_sentence",
+                      group=question.group, origin=question.id)
     # SFT models refused a quarter of answerable sciq-dev questions; DPO on these pairs: none
     rows.add_pair(prompt, chosen, NO_CONTEXT_ANSWER, "refusal", group=question.group, origin=question.id)
 
