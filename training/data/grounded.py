@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 # CoQA answers that any passage "contains": they cannot locate the gold passage.
 UNLOCATABLE = frozenset({"yes", "no", "unknown"})
 CALIBRATION_FILE = "calibration.jsonl"  # the shipped model's GPTQ calibration (training/shipped.py)
-REJECTED_KINDS = ("distractor", "wrong_source", "uncited", "wrong_sentence", "refusal", "on_policy",
-                  "abstention")
 ANSWER_STYLES = ("sentence", "span")
 CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 SENTENCE_WORDS = 25  # a stated sentence longer than this keeps only its clauses around the answer
