@@ -17,7 +17,6 @@ that lost a right answer first::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from app.tutoring.service import answer_options
 from engine.citations import CITATION, QUOTE_LEAD
 from engine.evaluation.answer_metrics import PageSpan, mean, score_citations, states_answer
 from engine.evaluation.answers import read_answer_items
+from engine.evaluation.questions_file import read_questions
 from engine.grounded import prepare_answer
 from engine.support import sentences, supported
 
@@ -57,7 +57,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = get_settings()
     retriever, options = open_retriever(settings, open_store(settings)), answer_options(settings)
-    rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = read_questions(args.answers, lambda row, _: row, error=ValueError)
     items = {item.id: item for item in read_answer_items(args.file)}
     scored: dict[str, list[tuple[bool, float | None, bool, int]]] = {
         "saved": [], "as served now": [], "without the model's text": []}

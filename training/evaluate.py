@@ -11,7 +11,6 @@ puts two folders side by side: size on disk, load time, generation speed and the
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -73,11 +72,13 @@ def read_texts(path: str | Path, min_chars: int = 40) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"Text file {path} does not exist; give a UTF-8 text file or a course name.")
-    raw = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        texts = [str(json.loads(line).get("text", "")) for line in raw.split("\n") if line.strip()]
+        from engine.evaluation.questions_file import read_questions
+
+        texts = [str(row.get("text", "")) for row in read_questions(path, lambda row, _: row,
+                                                                     error=EvaluationError)]
     else:
-        texts = [" ".join(block.split()) for block in raw.split("\n\n")]
+        texts = [" ".join(block.split()) for block in path.read_text(encoding="utf-8").split("\n\n")]
     return [text for text in texts if len(text) >= min_chars]
 
 

@@ -68,11 +68,13 @@ def chat_options(request: ChatCompletionRequest, settings: Settings, *, grounded
     """Token budget (capped by TUTOR_MAX_NEW_TOKENS, not refused: OpenAI clients send large ones; by default
     TUTOR_ANSWER_TOKENS for a course's answer), temperature and stop strings, over the server's retrieval
     defaults."""
-    default = min(settings.answer_tokens, settings.max_new_tokens) if grounded else settings.max_new_tokens
+    # None leaves answer_options' default: TUTOR_ANSWER_TOKENS within TUTOR_MAX_NEW_TOKENS
+    default = None if grounded else settings.max_new_tokens
     wanted = request.max_completion_tokens or request.max_tokens or default
+    budget = min(wanted, settings.max_new_tokens) if wanted else None
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    return answer_options(settings, {"max_new_tokens": min(wanted, settings.max_new_tokens),
-                                     "temperature": request.temperature or 0.0, "stop": tuple(stop)})
+    return answer_options(settings, {"max_new_tokens": budget, "temperature": request.temperature or 0.0,
+                                     "stop": tuple(stop)})
 
 
 def prepare_chat(request: ChatCompletionRequest, *, retriever: Retriever, runtime: Runtime,
