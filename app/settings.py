@@ -36,10 +36,14 @@ class Settings(BaseSettings):
                                    "store.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the LLM runs.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="LLM weight precision.")
-    generation_precision: Literal["auto", "weights", "bfloat16"] = Field(
-        "auto", description="Generation precision: the loaded weights, a bfloat16 copy of them, or auto (the "
-        "copy where the hardware multiplies bf16 natively and the weights are float32). Scoring (MCQ "
-        "log-likelihoods) always uses the loaded weights.")
+    generation_precision: Literal["auto", "weights", "bfloat16", "int8"] = Field(
+        "auto", description="Generation precision: the loaded weights, a bfloat16 copy of them, that copy "
+        "decoding on int8 weights on a CPU (the prompt's pass stays bfloat16), or auto (the copy where the "
+        "hardware multiplies bf16 natively and the weights are float32, with int8 decoding on a CPU). "
+        "Scoring (MCQ log-likelihoods) always uses the loaded weights.")
+    decode_threads: int = Field(1, ge=0, description="CPU threads for each generated token's forward pass "
+                                "(0: as many as the prompt's). One beats two under OMP_WAIT_POLICY=PASSIVE, "
+                                "which `tutor serve` sets.")
     load_in_bits: int | None = Field(None, description="Quantise the LLM's weights to 4 or 8 bits "
                                                "with bitsandbytes while loading; unset keeps them as saved.")
     host: str = Field("127.0.0.1", description="Address `tutor serve` binds.")

@@ -15,6 +15,7 @@ machine), and the server is stopped at the end.
     .venv/bin/python -m bench.load --clients 1 8 --endpoints ask --max-new-tokens 16
     .venv/bin/python -m bench.load --max-batch 1         # batching off, for comparison
     .venv/bin/python -m bench.load --generation-precision weights   # generate with the float32 weights
+    .venv/bin/python -m bench.load --generation-precision bfloat16 --decode-threads 0   # before int8 decoding
     .venv/bin/python -m bench.load --generation-url http://127.0.0.1:8088   # on llama-server (README)
 """
 
@@ -152,7 +153,8 @@ def live_server(index: Path, args: argparse.Namespace, workdir: Path) -> Iterato
     env.update(PYTHONPATH=str(REPO_ROOT), OMP_WAIT_POLICY="PASSIVE", TUTOR_DATA_DIR=str(data_dir),
                TUTOR_MODEL=str(resolve_llm_folder(None, data_dir)), TUTOR_CHROMA_PATH=str(index),
                TUTOR_DEVICE="cpu", TUTOR_MAX_BATCH=str(args.max_batch), TUTOR_MAX_QUEUE=str(args.max_queue),
-               TUTOR_DTYPE=args.dtype, TUTOR_GENERATION_PRECISION=args.generation_precision)
+               TUTOR_DTYPE=args.dtype, TUTOR_GENERATION_PRECISION=args.generation_precision,
+               TUTOR_DECODE_THREADS=str(args.decode_threads))
     if args.generation_url:
         env["TUTOR_GENERATION_URL"] = args.generation_url
     port = free_port()
@@ -200,6 +202,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-queue", type=int, default=64, help="TUTOR_MAX_QUEUE.")
     parser.add_argument("--dtype", default="float32", help="TUTOR_DTYPE: the weights' precision.")
     parser.add_argument("--generation-precision", default="auto", help="TUTOR_GENERATION_PRECISION.")
+    parser.add_argument("--decode-threads", type=int, default=1, help="TUTOR_DECODE_THREADS (0: all).")
     parser.add_argument("--generation-url", help="TUTOR_GENERATION_URL: generate on this OpenAI-compatible "
                         "server (e.g. llama-server) instead of in-process.")
     parser.add_argument("--time-limit", type=float, default=600, help="No request starts after this.")

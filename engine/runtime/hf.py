@@ -40,6 +40,9 @@ class HFRuntime:
         generation_dtype: "bfloat16" to generate with a second copy of the weights in that precision
             (scoring keeps ``dtype``: log-likelihoods stay comparable with lm-eval's float32 ones);
             None generates with the loaded weights.
+        int8_decoding: on a CPU, the bfloat16 copy's decoding steps (a few tokens per pass) read int8
+            weights (``engine.runtime.decoding``); the prompt's pass keeps the bfloat16 ones.
+        decode_threads: threads for a decoding step on a CPU (None: as many as for the prompt).
     """
 
     def __init__(
@@ -52,6 +55,8 @@ class HFRuntime:
         batch_size: int = 16,
         load_in_bits: int | None = None,
         generation_dtype: str | None = None,
+        int8_decoding: bool = False,
+        decode_threads: int | None = None,
     ):
         import torch
 
@@ -70,11 +75,39 @@ class HFRuntime:
             # On a CPU with AMX a bf16 copy prefills about 3x and decodes a batch of 8 about 3.5x
             # faster than float32; it costs the weights' memory once more (half of float32's).
             self.generation_model = copy.deepcopy(self.model).to(getattr(torch, generation_dtype))
+        self.decoding_threads = self._set_up_decoding(int8_decoding, decode_threads)
         self.batch_size = batch_size
         # One forward pass at a time: the model is shared by the server's worker threads.
         self.lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
+
+    def _set_up_decoding(self, int8_decoding: bool, threads: int | None):
+        """On a CPU: int8 weights for the generation copy's decoding steps, and their own thread count
+        (returned, to restore the prompt's after each generation; None when unchanged)."""
+        if self.device.type != "cpu":
+            return None
+        from engine.runtime.decoding import DecodingThreads, pack_int8_for_decoding
+
+        if int8_decoding and self.generation_model is self.model:  # scoring must keep the loaded weights
+            logger.info("Decoding on the loaded weights: int8 decoding packs a bf16 copy of float32 ones.")
+        elif int8_decoding:
+            wrapped = pack_int8_for_decoding(self.generation_model)
+            logger.info("Decoding on int8 copies of %d linear layers' weights.", wrapped)
+        return None if threads is None else DecodingThreads(self.generation_model, threads)
+
+    @contextmanager
+    def _generating(self) -> Iterator[None]:
+        """The model lock and inference mode around one ``generate`` call, and the prompt's thread count
+        back afterwards when decoding steps run on fewer."""
+        import torch
+
+        with self.lock, torch.inference_mode():
+            if self.decoding_threads is None:
+                yield
+            else:
+                with self.decoding_threads.generating():
+                    yield
 
     def _tokenizer_folder(self) -> Path:
         """An adapter's own tokenizer when it saved one (training may add tokens), else the base's."""
@@ -128,8 +161,6 @@ class HFRuntime:
         return results
 
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
-        import torch
-
         prompts = [self.format_chat(r.messages) for r in batch]
         self.tokenizer.padding_side = "left"
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -141,7 +172,7 @@ class HFRuntime:
         if any(r.stop or r.stop_loops for r in batch):
             prompt_length = encoded["input_ids"].shape[1]
             options["stopping_criteria"] = [_StopInAnswer(batch, prompt_length, self.tokenizer)]
-        with self.lock, torch.inference_mode():
+        with self._generating():
             output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
                                                     **options)
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
@@ -187,10 +218,8 @@ class HFRuntime:
             criteria.append(_StopInAnswer([request], encoded["input_ids"].shape[1], self.tokenizer))
 
         def run() -> None:
-            import torch
-
             try:
-                with self.lock, torch.inference_mode():
+                with self._generating():
                     self.generation_model.generate(
                         **encoded, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
                         stopping_criteria=criteria, **options,

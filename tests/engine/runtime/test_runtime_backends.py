@@ -52,36 +52,27 @@ def test_hf_runtime_loads_the_default_model_in_bitsandbytes_bits(models_data_dir
     assert result.completion_tokens > 0 and result.text
 
 
-@pytest.mark.integration
-def test_hf_runtime_generates_with_a_bf16_copy_and_scores_with_the_float32_weights(models_data_dir, runtime):
-    import torch
-
-    from engine.runtime import GenerationRequest, LoglikelihoodRequest
-
-    copied = load_runtime(None, data_dir=models_data_dir, device="cpu", generation_dtype="bfloat16")
-    assert copied.model.dtype == torch.float32 and copied.generation_model.dtype == torch.bfloat16
-    [answer] = copied.generate(
-        [GenerationRequest(messages=[{"role": "user", "content": "What is a force?"}], max_new_tokens=12)]
-    )
-    assert answer.completion_tokens > 0 and answer.text
-    scored = [LoglikelihoodRequest(context="The unit of force is the", continuation=" newton")]
-    assert copied.loglikelihood(scored) == runtime.loglikelihood(scored)  # the float32 weights, unchanged
-
-
-@pytest.mark.parametrize(("precision", "dtype", "bits", "native", "expected"), [
-    ("auto", "float32", None, True, "bfloat16"), ("auto", "float32", None, False, None),
-    ("auto", "bfloat16", None, True, None), ("auto", "float32", 4, True, None),
-    ("weights", "float32", None, True, None), ("bfloat16", "float32", None, False, "bfloat16"),
+@pytest.mark.parametrize(("precision", "dtype", "bits", "native", "device", "expected", "int8"), [
+    ("auto", "float32", None, True, "cpu", "bfloat16", True),
+    ("auto", "float32", None, False, "cpu", None, False),
+    ("auto", "float32", None, True, "cuda", "bfloat16", False),
+    ("auto", "bfloat16", None, True, "cpu", None, False),
+    ("auto", "float32", 4, True, "cpu", None, False),
+    ("weights", "float32", None, True, "cpu", None, False),
+    ("bfloat16", "float32", None, False, "cpu", "bfloat16", False),
+    ("int8", "float32", None, False, "cpu", "bfloat16", True),
+    ("int8", "float32", None, True, "cuda", "bfloat16", False),
 ])
-def test_generation_dtype_follows_the_setting_and_the_hardware(monkeypatch, precision, dtype, bits, native,
-                                                               expected):
+def test_generation_precision_follows_the_setting_and_the_hardware(monkeypatch, precision, dtype, bits,
+                                                                   native, device, expected, int8):
     import retrieval.embedder
-    from app.resources import generation_dtype
+    from app.resources import generation_dtype, int8_decoding
     from app.settings import Settings
 
     monkeypatch.setattr(retrieval.embedder, "native_bf16", lambda device: native)
     settings = Settings(generation_precision=precision, dtype=dtype, load_in_bits=bits)
-    assert generation_dtype(settings, "cpu") == expected
+    assert generation_dtype(settings, device) == expected
+    assert int8_decoding(settings, device) is int8
 
 
 @pytest.mark.parametrize("score_locally", [True, False])
