@@ -72,21 +72,32 @@ def pack_int8_for_decoding(model: torch.nn.Module) -> int:
 
 class DecodingThreads:
     """Runs ``model``'s decoding steps of up to ``FEWER_THREADS_TOKENS`` tokens on ``threads`` threads and its
-    other forward passes on all those torch had when this was made (``torch.set_num_threads`` sets the
-    calling thread's OpenMP count).
+    other forward passes on all those torch had when this was made.
 
     The count is set as the token ids enter the input embeddings: every forward pass of a causal LM starts
-    there, also one wrapped by a LoRA adapter, whose ``generate`` calls the inner model.
+    there, also one wrapped by a LoRA adapter, whose ``generate`` calls the inner model. It is set through
+    OpenMP in the generating thread alone: ``torch.set_num_threads`` would also store it for every thread
+    that starts meanwhile (a server's worker, which would then run the reader on one thread for good).
     """
 
     def __init__(self, model: torch.nn.Module, threads: int):
+        from threadpoolctl import ThreadpoolController
+
         self.threads, self.all_threads = threads, torch.get_num_threads()
+        self.openmp = ThreadpoolController().select(user_api="openmp").lib_controllers
+        if not self.openmp:
+            logger.info("No OpenMP library found: decoding steps run on all %d threads.", self.all_threads)
+            return
         model.get_input_embeddings().register_forward_pre_hook(self._before_forward)
+
+    def _set_threads(self, count: int) -> None:
+        for library in self.openmp:
+            library.set_num_threads(count)
 
     def _before_forward(self, module, args) -> None:
         wanted = self.threads if args[0].numel() <= FEWER_THREADS_TOKENS else self.all_threads
         if torch.get_num_threads() != wanted:  # only on a change: resizing the thread team each step costs
-            torch.set_num_threads(wanted)
+            self._set_threads(wanted)
 
     @contextmanager
     def generating(self) -> Iterator[None]:
@@ -95,4 +106,4 @@ class DecodingThreads:
         try:
             yield
         finally:
-            torch.set_num_threads(self.all_threads)
+            self._set_threads(self.all_threads)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -57,6 +59,14 @@ class ThreadsSeen(torch.nn.Module):
         return hidden
 
 
+def threads_of_a_new_thread() -> int:
+    seen = []
+    started = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    started.start()
+    started.join()
+    return seen[0]
+
+
 def test_decoding_steps_run_on_their_own_thread_count_and_the_rest_on_all():
     all_threads = torch.get_num_threads()
     if all_threads < 2:
@@ -66,6 +76,8 @@ def test_decoding_steps_run_on_their_own_thread_count_and_the_rest_on_all():
     with decoding.generating():
         model(torch.zeros(1, DECODING_TOKENS + 1, dtype=torch.long))  # the prompt
         model(torch.zeros(1, 1, dtype=torch.long))  # a step
+        # A thread started meanwhile (a server's worker) has all the threads for its own work.
+        assert torch.get_num_threads() == 1 and threads_of_a_new_thread() == all_threads
         model(torch.zeros(FEWER_THREADS_TOKENS, 1, dtype=torch.long))  # a step of a small batch
         model(torch.zeros(FEWER_THREADS_TOKENS + 1, 1, dtype=torch.long))  # of a larger batch
     assert model.seen == [all_threads, 1, 1, all_threads]
