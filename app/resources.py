@@ -57,16 +57,16 @@ def generation_dtype(settings: Settings, device: str) -> str | None:
     """The dtype of the LLM's generation copy, or None to generate with the loaded weights."""
     from retrieval.embedder import native_bf16
 
-    if settings.generation_precision in ("bfloat16", "int8"):
+    if settings.generation_precision in ("bfloat16", "packed"):
         return "bfloat16"
     auto = settings.generation_precision == "auto" and settings.load_in_bits is None
     return "bfloat16" if auto and settings.dtype == "float32" and native_bf16(device) else None
 
 
-def int8_decoding(settings: Settings, device: str) -> bool:
-    """Whether the bfloat16 generation copy decodes on int8 weights (``engine.runtime.decoding``): on a CPU,
-    asked for or auto."""
-    return (device == "cpu" and settings.generation_precision in ("auto", "int8")
+def packed_decoding(settings: Settings, device: str) -> bool:
+    """Whether the bfloat16 generation copy decodes on packed weights (``engine.runtime.decoding``): on a
+    CPU, asked for or auto."""
+    return (device == "cpu" and settings.generation_precision in ("auto", "packed")
             and generation_dtype(settings, device) == "bfloat16")
 
 
@@ -107,7 +107,7 @@ def open_runtime(settings: Settings) -> Runtime:
     local = load_runtime(str(llm_folder), data_dir=settings.data_dir, device=device, dtype=settings.dtype,
                          load_in_bits=settings.load_in_bits,
                          generation_dtype=None if remote else generation_dtype(settings, device),
-                         int8_decoding=remote is None and int8_decoding(settings, device),
+                         packed_decoding=remote is None and packed_decoding(settings, device),
                          decode_threads=settings.decode_threads or None)
     if remote is None:
         return local

@@ -36,11 +36,12 @@ class Settings(BaseSettings):
                                    "store.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the LLM runs.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="LLM weight precision.")
-    generation_precision: Literal["auto", "weights", "bfloat16", "int8"] = Field(
+    generation_precision: Literal["auto", "weights", "bfloat16", "packed"] = Field(
         "auto", description="Generation precision: the loaded weights, a bfloat16 copy of them, that copy "
-        "decoding on int8 weights on a CPU (the prompt's pass stays bfloat16), or auto (the copy where the "
-        "hardware multiplies bf16 natively and the weights are float32, with int8 decoding on a CPU). "
-        "Scoring (MCQ log-likelihoods) always uses the loaded weights.")
+        "decoding on packed weights on a CPU (their own 4-bit codes where they are 4-bit, as a Q4_1 GGUF "
+        "file's are, else int8; the prompt's pass stays bfloat16), or auto (the copy where the hardware "
+        "multiplies bf16 natively and the weights are float32, decoding packed on a CPU). Scoring (MCQ "
+        "log-likelihoods) always uses the loaded weights.")
     decode_threads: int = Field(1, ge=0, description="CPU threads for each generated token's forward pass "
                                 "(0: as many as the prompt's). One beats two under OMP_WAIT_POLICY=PASSIVE, "
                                 "which `tutor serve` sets.")

@@ -15,7 +15,7 @@ machine), and the server is stopped at the end.
     .venv/bin/python -m bench.load --clients 1 8 --endpoints ask --max-new-tokens 16
     .venv/bin/python -m bench.load --max-batch 1         # batching off, for comparison
     .venv/bin/python -m bench.load --generation-precision weights   # generate with the float32 weights
-    .venv/bin/python -m bench.load --generation-precision bfloat16 --decode-threads 0   # before int8 decoding
+    .venv/bin/python -m bench.load --generation-precision bfloat16 --decode-threads 0   # no packed decoding
     .venv/bin/python -m bench.load --generation-url http://127.0.0.1:8088   # on llama-server (README)
 """
 

@@ -1,13 +1,14 @@
-"""Decoding on a CPU: int8 weights and one thread for the steps that generate token by token.
+"""Decoding on a CPU: packed integer weights and one thread for the steps that generate token by token.
 
 After the prompt's forward pass, each new token is one forward pass over one token per sequence. On a
 CPU that pass is bound by reading the weights and by the overhead of its ~4,000 small operations, not by
 arithmetic: the bfloat16 copy that prefills fast on AMX multiplies one row slower than float32, and
 under ``OMP_WAIT_POLICY=PASSIVE`` (the tutor's default) waking the second thread for each parallel
-operation costs more than it shares. So a step of few tokens reads int8 copies of the linear layers'
-weights (``torch._weight_int8pack_mm``, one scale per output row), on ``decode_threads`` threads for one
-to four sequences, and the prompt's pass keeps the bfloat16 weights and every thread (README, "Generation
-speed on a CPU").
+operation costs more than it shares. So a step of few tokens reads packed copies of the linear layers'
+weights: their own 4-bit codes where they are 4-bit already (a Q4_1 GGUF file's, dequantised:
+``torch._weight_int4pack_mm_for_cpu``, exact), else int8 with one scale per output row
+(``torch._weight_int8pack_mm``); on ``decode_threads`` threads for one to four sequences. The prompt's
+pass keeps the bfloat16 weights and every thread (README, "Generation speed on a CPU").
 """
 
 from __future__ import annotations
@@ -27,47 +28,86 @@ DECODING_TOKENS = 8
 FEWER_THREADS_TOKENS = 4
 # Linear layers smaller than this (a LoRA adapter's A and B) keep their weights: nothing to gain.
 PACKED_MIN_WEIGHTS = 65_536
+# Q4_1's block: 32 weights of a row share a scale and a minimum.
+GROUP = 32
 
 
-class Int8DecodingLinear(torch.nn.Module):
-    """A linear layer that multiplies a decoding step's few rows by int8 weights, the rest by its own.
+def four_bit_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The 4-bit codes of ``weight`` [out, in] and its groups' (scale, zero) as the int4 kernel reads them
+    (w = (code - 8) * scale + zero), when every group of ``GROUP`` weights along a row lies on 16 evenly
+    spaced levels from its minimum to its maximum, as Q4_1's do; else None."""
+    rows, columns = weight.shape
+    if columns % GROUP:
+        return None
+    groups = weight.float().reshape(rows, columns // GROUP, GROUP)
+    low = groups.amin(-1, keepdim=True)
+    step = (groups.amax(-1, keepdim=True) - low) / 15
+    step = torch.where(step > 0, step, torch.ones_like(step))  # a constant group: every code 0
+    codes = ((groups - low) / step).round()
+    if ((low + codes * step - groups).abs() > 1e-3 * step).any():
+        return None
+    scales_and_zeros = torch.stack([step.squeeze(-1), (low + 8 * step).squeeze(-1)], dim=-1)  # [rows, g, 2]
+    return codes.reshape(rows, columns).to(torch.int32), scales_and_zeros.transpose(0, 1).contiguous()
 
-    The int8 weights round each output row to 255 levels of its largest magnitude; ``linear`` stays for
-    the prompt's pass, where bfloat16 matrix units are fast.
+
+class PackedDecodingLinear(torch.nn.Module):
+    """A linear layer that multiplies a decoding step's few rows by packed weights, the rest by its own.
+
+    4-bit weights keep their codes (``four_bit_codes``); others are rounded to int8, 255 levels of each
+    output row's largest magnitude. ``linear`` stays for the prompt's pass, where bfloat16 matrix units
+    are fast.
     """
 
-    def __init__(self, linear: torch.nn.Linear):
+    def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor):
+        """``weight``: the layer's weight before its bfloat16 copy was made (float32), which rounding to
+        bfloat16 would have moved off its 4-bit levels."""
         super().__init__()
         self.linear = linear
-        weight = linear.weight.detach().float()
-        scale = (weight.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
-        self.register_buffer("int8_weight", (weight / scale[:, None]).round().clamp(-127, 127)
-                             .to(torch.int8).contiguous(), persistent=False)
-        self.register_buffer("scale", scale.to(linear.weight.dtype), persistent=False)
+        weight = weight.detach().float()
+        four_bit = four_bit_codes(weight)
+        self.bits = 8 if four_bit is None else 4
+        if four_bit is not None:
+            codes, scales_and_zeros = four_bit
+            packed = torch._convert_weight_to_int4pack_for_cpu(codes, 1)
+            self.register_buffer("packed", packed, persistent=False)
+            self.register_buffer("scales", scales_and_zeros.to(linear.weight.dtype), persistent=False)
+        else:
+            scale = (weight.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
+            self.register_buffer("packed", (weight / scale[:, None]).round().clamp(-127, 127)
+                                 .to(torch.int8).contiguous(), persistent=False)
+            self.register_buffer("scales", scale.to(linear.weight.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
         if rows > DECODING_TOKENS:
             return self.linear(x)
-        out = torch._weight_int8pack_mm(x.reshape(rows, x.shape[-1]), self.int8_weight, self.scale)
+        flat = x.reshape(rows, x.shape[-1])
+        if self.bits == 4:
+            out = torch._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales)
+        else:
+            out = torch._weight_int8pack_mm(flat, self.packed, self.scales)
         out = out.reshape(*x.shape[:-1], out.shape[-1])
         return out if self.linear.bias is None else out + self.linear.bias
 
 
-def pack_int8_for_decoding(model: torch.nn.Module) -> int:
-    """Wrap ``model``'s linear layers (a bfloat16 copy on the CPU) in ``Int8DecodingLinear``, in place; a
-    layer sharing its weight with the embeddings (a tied output head) is wrapped too, the embeddings kept.
-    Returns how many layers were wrapped."""
+def pack_for_decoding(model: torch.nn.Module, source: torch.nn.Module) -> dict[int, int]:
+    """Wrap ``model``'s linear layers (a bfloat16 copy of ``source`` on the CPU) in
+    ``PackedDecodingLinear``, in place, packing ``source``'s weights; a layer sharing its weight with the
+    embeddings (a tied output head) is wrapped too, the embeddings kept. Returns how many layers were
+    packed in 4 and in 8 bits."""
     if next(model.parameters()).dtype != torch.bfloat16:
-        raise ValueError("int8 decoding packs a bfloat16 generation copy; load one with "
+        raise ValueError("Decoding on packed weights packs a bfloat16 generation copy; load one with "
                          "generation_dtype='bfloat16'.")
-    wrapped = 0
-    for parent in list(model.modules()):
+    weights = {name: module.weight for name, module in source.named_modules()
+               if isinstance(module, torch.nn.Linear)}
+    packed = {4: 0, 8: 0}
+    for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, torch.nn.Linear) and child.weight.numel() >= PACKED_MIN_WEIGHTS:
-                setattr(parent, name, Int8DecodingLinear(child))
-                wrapped += 1
-    return wrapped
+                layer = PackedDecodingLinear(child, weights[f"{parent_name}.{name}".lstrip(".")])
+                setattr(parent, name, layer)
+                packed[layer.bits] += 1
+    return packed
 
 
 class DecodingThreads:

@@ -40,8 +40,8 @@ class HFRuntime:
         generation_dtype: "bfloat16" to generate with a second copy of the weights in that precision
             (scoring keeps ``dtype``: log-likelihoods stay comparable with lm-eval's float32 ones);
             None generates with the loaded weights.
-        int8_decoding: on a CPU, the bfloat16 copy's decoding steps (a few tokens per pass) read int8
-            weights (``engine.runtime.decoding``); the prompt's pass keeps the bfloat16 ones.
+        packed_decoding: on a CPU, the bfloat16 copy's decoding steps (a few tokens per pass) read packed
+            4-bit or int8 weights (``engine.runtime.decoding``); the prompt's pass keeps the bfloat16 ones.
         decode_threads: threads for a decoding step on a CPU (None: as many as for the prompt).
     """
 
@@ -55,7 +55,7 @@ class HFRuntime:
         batch_size: int = 16,
         load_in_bits: int | None = None,
         generation_dtype: str | None = None,
-        int8_decoding: bool = False,
+        packed_decoding: bool = False,
         decode_threads: int | None = None,
     ):
         import torch
@@ -75,25 +75,26 @@ class HFRuntime:
             # On a CPU with AMX a bf16 copy prefills about 3x and decodes a batch of 8 about 3.5x
             # faster than float32; it costs the weights' memory once more (half of float32's).
             self.generation_model = copy.deepcopy(self.model).to(getattr(torch, generation_dtype))
-        self.decoding_threads = self._set_up_decoding(int8_decoding, decode_threads)
+        self.decoding_threads = self._set_up_decoding(packed_decoding, decode_threads)
         self.batch_size = batch_size
         # One forward pass at a time: the model is shared by the server's worker threads.
         self.lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
 
-    def _set_up_decoding(self, int8_decoding: bool, threads: int | None):
-        """On a CPU: int8 weights for the generation copy's decoding steps, and their own thread count
+    def _set_up_decoding(self, packed_decoding: bool, threads: int | None):
+        """On a CPU: packed weights for the generation copy's decoding steps, and their own thread count
         (returned, to restore the prompt's after each generation; None when unchanged)."""
         if self.device.type != "cpu":
             return None
-        from engine.runtime.decoding import DecodingThreads, pack_int8_for_decoding
+        from engine.runtime.decoding import DecodingThreads, pack_for_decoding
 
-        if int8_decoding and self.generation_model is self.model:  # scoring must keep the loaded weights
-            logger.info("Decoding on the loaded weights: int8 decoding packs a bf16 copy of float32 ones.")
-        elif int8_decoding:
-            wrapped = pack_int8_for_decoding(self.generation_model)
-            logger.info("Decoding on int8 copies of %d linear layers' weights.", wrapped)
+        if packed_decoding and self.generation_model is self.model:  # scoring must keep the loaded weights
+            logger.info("Decoding on the loaded weights: packing takes a bf16 copy of float32 ones.")
+        elif packed_decoding:
+            packed = pack_for_decoding(self.generation_model, self.model)
+            logger.info("Decoding on packed weights: %d linear layers in 4 bits, %d in 8.",
+                        packed[4], packed[8])
         return None if threads is None else DecodingThreads(self.generation_model, threads)
 
     @contextmanager

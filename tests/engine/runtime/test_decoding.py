@@ -1,7 +1,9 @@
-"""Decoding on a CPU: int8 weights for few-token steps, the bf16 ones for the prompt, and one thread."""
+"""Decoding on a CPU: packed weights (4-bit codes or int8) for few-token steps, the bf16 ones for the prompt,
+and one thread."""
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
@@ -10,9 +12,11 @@ import torch
 from engine.runtime.decoding import (
     DECODING_TOKENS,
     FEWER_THREADS_TOKENS,
+    GROUP,
     DecodingThreads,
-    Int8DecodingLinear,
-    pack_int8_for_decoding,
+    PackedDecodingLinear,
+    four_bit_codes,
+    pack_for_decoding,
 )
 
 
@@ -20,26 +24,53 @@ def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     return float((got.float() - expected.float()).norm() / expected.float().norm())
 
 
-@pytest.mark.parametrize("bias", [False, True])
-def test_a_decoding_step_multiplies_int8_weights_and_the_prompt_the_layers_own(bias):
+def four_bit_weight(rows: int, columns: int) -> torch.Tensor:
+    """Weights as a Q4_1 file holds them, dequantised: per group of 32, a minimum plus 0 to 15 steps, both
+    ends used (Q4_1's minimum and maximum are the group's own)."""
+    codes = torch.randint(0, 16, (rows, columns // GROUP, GROUP))
+    codes[..., 0], codes[..., 1] = 0, 15
+    low = torch.randn(rows, columns // GROUP, 1) * 0.05
+    step = torch.rand(rows, columns // GROUP, 1) * 0.01 + 0.001
+    return (low + codes * step).reshape(rows, columns)
+
+
+@pytest.mark.parametrize(("four_bit", "bias"), [(False, False), (False, True), (True, False)])
+def test_a_decoding_step_multiplies_packed_weights_and_the_prompt_the_layers_own(four_bit, bias):
     torch.manual_seed(0)
-    linear = torch.nn.Linear(576, 1536, bias=bias).to(torch.bfloat16)
-    packed = Int8DecodingLinear(linear)
+    source = torch.nn.Linear(576, 1536, bias=bias)
+    if four_bit:
+        source.weight.data = four_bit_weight(1536, 576)
+    linear = copy.deepcopy(source).to(torch.bfloat16)
+    packed = PackedDecodingLinear(linear, source.weight)
+    assert packed.bits == (4 if four_bit else 8)
     step = torch.randn(2, 1, 576, dtype=torch.bfloat16)  # two sequences, one new token each
     prompt = torch.randn(1, DECODING_TOKENS + 1, 576, dtype=torch.bfloat16)
     assert packed(step).shape == (2, 1, 1536)
-    assert not torch.equal(packed(step), linear(step))  # int8 weights, not the layer's
+    assert not torch.equal(packed(step), linear(step))  # packed weights, not the layer's
     assert relative_error(packed(step), linear(step)) < 0.02
     assert torch.equal(packed(prompt), linear(prompt))
 
 
+def test_four_bit_codes_are_found_only_on_weights_of_sixteen_even_levels_per_group():
+    weight = four_bit_weight(64, 128)
+    codes, scales_and_zeros = four_bit_codes(weight)
+    assert codes.min() == 0 and codes.max() == 15 and scales_and_zeros.shape == (128 // GROUP, 64, 2)
+    scale = scales_and_zeros[..., 0].T.repeat_interleave(GROUP, dim=1)
+    zero = scales_and_zeros[..., 1].T.repeat_interleave(GROUP, dim=1)
+    assert torch.allclose((codes - 8) * scale + zero, weight, atol=1e-6)  # the int4 kernel's reading
+    assert four_bit_codes(torch.randn(64, 128)) is None  # float weights: int8
+    assert four_bit_codes(weight[:, :100]) is None  # rows not in whole groups
+
+
 def test_packing_wraps_the_large_linear_layers_of_a_bf16_model_only():
-    model = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+    source = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
     with pytest.raises(ValueError, match="bfloat16"):
-        pack_int8_for_decoding(model)
-    model = model.to(torch.bfloat16)
-    assert pack_int8_for_decoding(model) == 1
-    assert isinstance(model[0], Int8DecodingLinear) and isinstance(model[2], torch.nn.Linear)
+        pack_for_decoding(copy.deepcopy(source), source)
+    source[0].weight.data = four_bit_weight(256, 512)
+    model = copy.deepcopy(source).to(torch.bfloat16)
+    assert four_bit_codes(model[0].weight) is None  # bfloat16 moved the weights off their levels...
+    assert pack_for_decoding(model, source) == {4: 1, 8: 0}  # ...so the float32 source's are packed
+    assert isinstance(model[0], PackedDecodingLinear) and isinstance(model[2], torch.nn.Linear)
 
 
 class ThreadsSeen(torch.nn.Module):
@@ -85,15 +116,14 @@ def test_decoding_steps_run_on_their_own_thread_count_and_the_rest_on_all():
 
 
 @pytest.mark.integration
-def test_the_packaged_model_generates_with_a_bf16_copy_on_int8_steps_and_scores_with_float32(models_data_dir,
-                                                                                             runtime):
+def test_the_packaged_model_decodes_on_its_4_bit_codes_and_scores_with_float32(models_data_dir, runtime):
     from engine.runtime import GenerationRequest, LoglikelihoodRequest, load_runtime
 
     packed = load_runtime(None, data_dir=models_data_dir, device="cpu", generation_dtype="bfloat16",
-                          int8_decoding=True, decode_threads=1)
+                          packed_decoding=True, decode_threads=1)
     assert packed.model.dtype == torch.float32 and packed.generation_model.dtype == torch.bfloat16
-    layer = packed.generation_model.model.layers[0].mlp.up_proj
-    assert isinstance(layer, Int8DecodingLinear)
+    layer, head = packed.generation_model.model.layers[0].mlp.up_proj, packed.generation_model.lm_head
+    assert layer.bits == 4 and head.bits == 8  # Q4_1 layers keep their codes; the Q8_0 head goes int8
     step = torch.randn(1, 1, layer.linear.in_features, dtype=torch.bfloat16)
     assert relative_error(layer(step), layer.linear(step)) < 0.02
     [answer] = packed.generate(

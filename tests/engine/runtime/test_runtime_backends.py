@@ -60,19 +60,19 @@ def test_hf_runtime_loads_the_default_model_in_bitsandbytes_bits(models_data_dir
     ("auto", "float32", 4, True, "cpu", None, False),
     ("weights", "float32", None, True, "cpu", None, False),
     ("bfloat16", "float32", None, False, "cpu", "bfloat16", False),
-    ("int8", "float32", None, False, "cpu", "bfloat16", True),
-    ("int8", "float32", None, True, "cuda", "bfloat16", False),
+    ("packed", "float32", None, False, "cpu", "bfloat16", True),
+    ("packed", "float32", None, True, "cuda", "bfloat16", False),
 ])
 def test_generation_precision_follows_the_setting_and_the_hardware(monkeypatch, precision, dtype, bits,
                                                                    native, device, expected, int8):
     import retrieval.embedder
-    from app.resources import generation_dtype, int8_decoding
+    from app.resources import generation_dtype, packed_decoding
     from app.settings import Settings
 
     monkeypatch.setattr(retrieval.embedder, "native_bf16", lambda device: native)
     settings = Settings(generation_precision=precision, dtype=dtype, load_in_bits=bits)
     assert generation_dtype(settings, device) == expected
-    assert int8_decoding(settings, device) is int8
+    assert packed_decoding(settings, device) is int8
 
 
 @pytest.mark.parametrize("score_locally", [True, False])
