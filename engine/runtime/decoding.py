@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 # A forward pass over at most this many tokens (a batch of up to 8 sequences decoding) is a decoding step.
 DECODING_TOKENS = 8
-# ... and runs on ``decode_threads`` up to this many: 4 sequences decoded in 66 ms a step on one thread and
-# 71 ms on two, 8 in 100 ms and 81 ms (int8, OMP_WAIT_POLICY=PASSIVE, two cores).
+# ... and runs on ``decode_threads`` up to this many: 4 sequences decoded in 51 ms a step on one thread and
+# 63 ms on two, 8 in 88 ms and 80 ms (the packaged model packed, OMP_WAIT_POLICY=PASSIVE, two cores).
 FEWER_THREADS_TOKENS = 4
 # Linear layers smaller than this (a LoRA adapter's A and B) keep their weights: nothing to gain.
 PACKED_MIN_WEIGHTS = 65_536
