@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.runtime.base import (
     GenerationRequest,
@@ -21,6 +22,9 @@ from engine.runtime.base import (
 from engine.runtime.model_files import bitsandbytes_config, load_plain_config, load_tokenizer, resolve_device
 from engine.runtime.models import resolve_llm
 from engine.runtime.streaming import cut_at_stop, ends_in_loop
+
+if TYPE_CHECKING:
+    from engine.runtime.decoding import DecodingThreads
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ class HFRuntime:
         self.load_seconds = time.perf_counter() - started
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
 
-    def _set_up_decoding(self, packed_decoding: bool, threads: int | None):
+    def _set_up_decoding(self, packed_decoding: bool, threads: int | None) -> DecodingThreads | None:
         """On a CPU: packed weights for the generation copy's decoding steps, and their own thread count
         (returned, to restore the prompt's after each generation; None when unchanged)."""
         if self.device.type != "cpu":
@@ -103,12 +107,9 @@ class HFRuntime:
         back afterwards when decoding steps run on fewer."""
         import torch
 
-        with self.lock, torch.inference_mode():
-            if self.decoding_threads is None:
-                yield
-            else:
-                with self.decoding_threads.generating():
-                    yield
+        threads = nullcontext() if self.decoding_threads is None else self.decoding_threads.generating()
+        with self.lock, torch.inference_mode(), threads:
+            yield
 
     def _tokenizer_folder(self) -> Path:
         """An adapter's own tokenizer when it saved one (training may add tokens), else the base's."""
