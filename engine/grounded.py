@@ -22,6 +22,7 @@ from engine.reader import (
     ShortAnswer,
     asks_yes_or_no,
     reader_question,
+    span_answers,
 )
 from engine.runtime.base import GenerationRequest, Runtime
 from engine.runtime.streaming import stream_text
@@ -167,7 +168,7 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
         said = options.reader.yes_or_no(reader_question(question, conversation), hits[0].text,
                                         asked=question)
         short = said if said is not None and said.text == "Yes" else None
-    elif options.reader is not None:
+    elif options.reader is not None and span_answers(question):
         # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
         # names the gold page more often than the reader's free choice among all four (README, "Short
         # answers"); a key sentence may miss the answer.

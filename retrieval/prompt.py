@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from retrieval.definitions import defined_term, defines
 from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.search import Hit
 
@@ -160,15 +161,19 @@ def key_sentences(question: str, texts: list[str], count: int) -> str:
     """The ``count`` sentences of ``texts`` that share the most words with ``question``, in reading order.
 
     Words are compared as the lexical index compares them (stemmed, stop words dropped); ties keep the
-    earlier sentence, and a sentence repeated by overlapping chunks counts once. A small model scores
-    MCQ options better after these few sentences than after whole chunks (see the README's MCQ context).
+    earlier sentence, and a sentence repeated by overlapping chunks counts once. A question asking what a
+    term means (``defined_term``) ranks the sentences defining it first, then by the term's words. A
+    small model scores MCQ options better after these few sentences than after whole chunks (see the
+    README's MCQ context).
     """
     split = (s.strip() for text in texts for s in SENTENCE_END.split(text))
     sentences = list(dict.fromkeys(s for s in split if s))
     if len(sentences) <= count:
         return " ".join(sentences)
-    shared = shared_words(question, sentences)
-    ranked = sorted(range(len(sentences)), key=lambda n: -shared[n])
+    term = defined_term(question)
+    shared = shared_words(term or question, sentences)  # "What does X mean?": not sentences saying "means"
+    defining = [term is not None and defines(term, sentence) for sentence in sentences]
+    ranked = sorted(range(len(sentences)), key=lambda n: (-defining[n], -shared[n]))
     return " ".join(sentences[n] for n in sorted(ranked[:count]))
 
 

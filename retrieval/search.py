@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from retrieval.definitions import DEFINITION_CANDIDATES, defined_term, definitions_first
 from retrieval.embedder import Embedder
 from retrieval.store import Chunk, CourseStore, CourseView
 
@@ -155,8 +156,8 @@ class Retriever:
         covered = [min_score is None or self._covered(found, min_score) for found in dense]
         lexical = iter(view.lexical_search([q for q, ok in zip(questions, covered, strict=True) if ok],
                                            candidates))
-        return [self._combine(found, next(lexical), k, mode) if ok else []
-                for found, ok in zip(dense, covered, strict=True)]
+        return [self._combine(found, next(lexical), k, mode, question) if ok else []
+                for question, found, ok in zip(questions, dense, covered, strict=True)]
 
     def _dense_side(self, view: CourseView, questions: list[str], mode: RetrievalMode, candidates: int,
                     min_score: float | None) -> list[list[tuple[Chunk, float]]]:
@@ -170,15 +171,21 @@ class Retriever:
         return bool(dense) and dense[0][1] >= min_score
 
     def _combine(self, dense: list[tuple[Chunk, float]], lexical: list[tuple[Chunk, float]], k: int,
-                 mode: RetrievalMode) -> list[Hit]:
-        """Lexical mode's hits, or the ``k`` best of both candidate lists by their fused score."""
+                 mode: RetrievalMode, question: str) -> list[Hit]:
+        """Lexical mode's hits, or the ``k`` best of both candidate lists by their fused score; for a
+        question asking what a term means, those of the best ``DEFINITION_CANDIDATES`` that define it
+        first (``retrieval.definitions``)."""
         if mode == "lexical":
             return [_hit(chunk, score) for chunk, score in lexical]
         chunks = {(c.source, c.index): c for c, _ in [*dense, *lexical]}
         fused = self.fuse([((c.source, c.index), s) for c, s in dense],
                           [((c.source, c.index), s) for c, s in lexical])
-        best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
-        return [_hit(chunks[key], score) for key, score in best]
+        ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
+        term = defined_term(question)
+        if term is None:
+            return [_hit(chunks[key], score) for key, score in ranked[:k]]
+        return definitions_first(term, [_hit(chunks[key], score) for key, score in
+                                        ranked[:max(k, DEFINITION_CANDIDATES)]], k)
 
     def widen(self, course: str, hits: list[Hit], neighbours: int) -> list[Hit]:
         """Each hit joined with up to ``neighbours`` chunks of its file on each side, pages and score kept.
