@@ -88,17 +88,22 @@ def asks_yes_or_no(question: str) -> bool:
     return bool(YES_NO_OPENING.match(question.strip())) and not re.search(r"\bor\b", question, re.IGNORECASE)
 
 
-# "What does Newton's first law say?" asks what a law, rule or text states: a sentence, which no span the
-# reader may pick holds whole (it picked "inertia"). 3 of 7,327 SQuAD, CoQA, ARC, OBQA and MMLU dev
-# questions ask so, 2 of the sample course's 19.
-ASKS_WHAT_IT_SAYS = re.compile(r"^\s*what (?:does|do) .{1,80}? (?:say|state)\b", re.IGNORECASE)
+# Questions answered by a sentence, which no span the reader may pick holds whole: what a law, rule or text
+# states ("What does Newton's first law say?": it picked "inertia"), how things differ or work ("What is
+# the difference between a list and a tuple?": "dictionary keys"; "How does slicing a list work?":
+# "t[1:3]"), or an explanation asked for. 4 of the sample course's 19 questions; 3 of 7,327 SQuAD, CoQA,
+# ARC, OBQA and MMLU dev questions ("What do they say about ...?"), none of the 5,169 open ones otherwise.
+ASKS_FOR_A_SENTENCE = re.compile(r"^\s*(?:what (?:does|do) .{1,80}? (?:say|state)\b"
+                                 r"|what (?:is|are|'s) the differences? between\b"
+                                 r"|how (?:does|do) .{1,80}? (?:work|differ)\b|explain\b|describe\b)",
+                                 re.IGNORECASE)
 
 
 def span_answers(question: str) -> bool:
     """Whether a short span of a note may answer ``question``: not when it asks what a term means
     (``retrieval.definitions.defined_term``: "What is a tuple?", answered by the quoted definition) or
-    what something says (``ASKS_WHAT_IT_SAYS``)."""
-    return defined_term(question) is None and not ASKS_WHAT_IT_SAYS.match(question)
+    asks for a statement or an explanation (``ASKS_FOR_A_SENTENCE``)."""
+    return defined_term(question) is None and not ASKS_FOR_A_SENTENCE.match(question)
 
 
 # A word: a number ("1,438", "3.5") or letters with inner apostrophes and hyphens.

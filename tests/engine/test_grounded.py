@@ -146,7 +146,9 @@ def test_a_sentence_the_notes_do_not_support_is_dropped_whole_and_streamed_unles
 def test_a_question_asking_what_a_term_means_or_what_a_law_says_gets_no_span():
     reader = FakeReader(ShortAnswer("inertia", 1, 3.0))
     runtime = StreamingFakeRuntime(answer="Friction slows a block [1].")
-    for question in ["What is friction?", "What does friction mean?", "What does Newton's first law say?"]:
+    for question in ["What is friction?", "What does friction mean?", "What does Newton's first law say?",
+                     "What is the difference between friction and drag?", "How does friction work?",
+                     "Explain friction."]:
         whole = generate_answer(runtime, prepared(question, reader=reader))
         assert (whole.short, whole.text.startswith("Friction slows")) == (None, True)
     assert reader.read_calls == []

@@ -39,3 +39,10 @@ def test_an_echo_of_the_question_or_a_question_goes_and_a_refusal_stays():
 def test_sentences_end_after_their_citations_and_the_rest_is_what_follows_the_last_end():
     assert sentences("He landed. [1] Then he left! Why") == ["He landed. [1] ", "Then he left! ", "Why"]
     assert sentences("He landed. ") == ["He landed. ", ""]
+
+
+def test_a_last_sentence_the_token_budget_cut_goes_and_one_ending_without_a_stop_stays():
+    for cut in ["Ferdinand sent Cordoba in 1495 with", "Cordoba landed in Calabria,",
+                "Cordoba landed in Calabria [1] and"]:
+        assert kept(f"Cordoba landed in Calabria [1]. {cut}") == "Cordoba landed in Calabria [1]."
+    assert kept("Cordoba landed in Calabria [1]") == "Cordoba landed in Calabria [1]"
