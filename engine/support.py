@@ -62,10 +62,12 @@ def sentences(text: str) -> list[str]:
 
 def unfinished(text: str) -> bool:
     """Whether ``text``, the last piece of an answer, stops mid-sentence: after a comma, semicolon, colon,
-    bracket or dash, or a word that leads on ("... and by July 7 Ferdinand II was", "A list is mutable,"),
-    where the token budget cut it (2 to 5 of each 100 dev answers)."""
+    bracket or dash, on a word that leads on ("... and by July 7 Ferdinand II was", "A list is mutable,"),
+    or inside brackets ("It explains what the function does (without getting"), where the token budget
+    cut it (2 to 5 of each 100 dev answers)."""
     words = CITATION.sub(" ", text).split()
-    return bool(words) and (words[-1][-1] in ",;:([-–—" or words[-1].lower() in LEADS_ON)
+    return bool(words) and (words[-1][-1] in ",;:([-–—" or words[-1].lower() in LEADS_ON
+                            or text.count("(") > text.count(")"))
 
 
 def supported_sentences(pieces: Iterable[str], known: Set[str], asked: Set[str]) -> Iterator[str]:

@@ -43,6 +43,6 @@ def test_sentences_end_after_their_citations_and_the_rest_is_what_follows_the_la
 
 def test_a_last_sentence_the_token_budget_cut_goes_and_one_ending_without_a_stop_stays():
     for cut in ["Ferdinand sent Cordoba in 1495 with", "Cordoba landed in Calabria,",
-                "Cordoba landed in Calabria [1] and"]:
+                "Cordoba landed in Calabria [1] and", "Cordoba landed (with an army [1]"]:
         assert kept(f"Cordoba landed in Calabria [1]. {cut}") == "Cordoba landed in Calabria [1]."
     assert kept("Cordoba landed in Calabria [1]") == "Cordoba landed in Calabria [1]"
