@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # search ranks with this module's help
 
 # The chunks of a wider search that may be moved ahead (the served k are the first of these).
 DEFINITION_CANDIDATES = 20
-_WORD = r"[A-Za-z][\w'-]*"
+_WORD = r"[A-Za-z][\w-]*"  # no apostrophe: "What is Newton's law?" or "the princes' names" name no term
 _TERM = rf"({_WORD}(?:[ -]{_WORD}){{0,3}})"  # one to four words
 _ARTICLE = r"(?:an? |the )?"
 DEFINITION_QUESTION = re.compile(
@@ -55,7 +55,7 @@ def defined_term(question: str) -> str | None:
         return None
     term = next(group for group in match.groups() if group)
     words = term.lower().split()
-    if "'" in term or NOT_A_TERM.intersection(words) or (len(words) > 1 and NAMING_NOUNS.intersection(words)):
+    if NOT_A_TERM.intersection(words) or (len(words) > 1 and NAMING_NOUNS.intersection(words)):
         return None
     return term
 
