@@ -75,6 +75,8 @@ def ingest(
     embedder: Path | None = typer.Option(None, help="A sentence-transformers folder (TUTOR_EMBEDDER)."),
     chroma_url: str | None = typer.Option(None, help="A Chroma server URL instead of the embedded index."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    force: bool = typer.Option(False, "--force", help="Ingest unchanged files again too: after changing the "
+                               "chunk settings, or after an upgrade that reads pages differently."),
 ) -> None:
     """Ingest course PDFs: unchanged files are skipped, changed files replaced, bad files reported."""
     from ingest.chunk import ChunkSettingsError
@@ -90,7 +92,7 @@ def ingest(
     try:
         report = ingest_paths(paths, course, open_store(settings), open_embedder(settings),
                               chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-                              at_headings=settings.chunk_at_headings, progress=progress)
+                              at_headings=settings.chunk_at_headings, progress=progress, force=force)
     except ChunkSettingsError as error:
         raise typer.BadParameter(str(error), param_hint="--chunk-tokens / --chunk-overlap") from None
     except EmbedderMismatchError as error:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.chunk import ChunkSettings, ChunkSplitter, chunk_pages, make_splitter
 from ingest.clean import clean_text
+from ingest.navigation import is_navigation, prose_lines
 from ingest.pdf import NoTextLayerError, PDFError, page_reader_pool, read_pages
 from ingest.progress import IngestProgress
 from retrieval.embedder import Embedder
@@ -103,6 +104,7 @@ class IngestContext:
     splitter: ChunkSplitter
     progress: IngestProgress
     pool: Executor | None
+    force: bool = False  # read, chunk and embed files whose content is already live too
 
 
 def embed_in_batches(context: IngestContext, texts: list[str]) -> list[list[float]]:
@@ -118,13 +120,14 @@ def embed_in_batches(context: IngestContext, texts: list[str]) -> list[list[floa
 
 
 def ingest_file(context: IngestContext, item: CourseFile, report: IngestReport) -> None:
-    """Ingest one file unless its content is already live; raises PDFError for a bad file.
+    """Ingest one file unless its content is already live (and ``context.force`` is off); raises PDFError
+    for a bad file.
 
     An unchanged file ingested before the store kept files gets its file stored, its chunks untouched.
     """
     content = read_course_file(item)
     file_hash = hashlib.sha256(content).hexdigest()
-    if context.store.source_hash(context.course, item.source) == file_hash:
+    if not context.force and context.store.source_hash(context.course, item.source) == file_hash:
         report.unchanged += 1
         if not context.store.keeps_file(context.course, item.source, file_hash):
             context.store.keep_file(context.course, item.source, content)
@@ -132,6 +135,12 @@ def ingest_file(context: IngestContext, item: CourseFile, report: IngestReport) 
         logger.debug("%s is unchanged; skipped.", item.source)
         return
     pages = [clean_text(text) for text in read_pages(item.path, pool=context.pool)]
+    navigation = [number for number, text in enumerate(pages, start=1) if is_navigation(text)]
+    if navigation:
+        logger.info("%s: pages of contents or index left out of search: %s.", item.source,
+                    ", ".join(map(str, navigation)))
+        pages = [prose_lines(text) if number in navigation else text
+                 for number, text in enumerate(pages, start=1)]
     chunks = chunk_pages(pages, source=item.source, file_hash=file_hash, splitter=context.splitter)
     if not chunks:
         raise NoTextLayerError(item.path, "its pages hold no text after clean-up; run OCR on it and ingest "
@@ -169,6 +178,7 @@ def ingest_paths(
     at_headings: bool = False,
     progress: bool = False,
     pool: Executor | None = None,
+    force: bool = False,
 ) -> IngestReport:
     """Ingest PDF files and folders into ``course``; one bad file never stops the others.
 
@@ -179,6 +189,8 @@ def ingest_paths(
         at_headings: no chunk runs across a heading ("Section 12", "3.2 Kinetic energy").
         progress: show a progress bar on the terminal.
         pool: a process pool for reading large PDFs; by default one is started when a file needs it.
+        force: ingest unchanged files again too (after new chunk settings, or a version of the tutor that
+            reads pages differently); each is replaced as a changed file is.
 
     Returns:
         An IngestReport; ``failed`` lists each file that was not ingested, with the reason.
@@ -197,7 +209,7 @@ def ingest_paths(
     try:
         with IngestProgress(len(files), enabled=progress) as bar:
             context = IngestContext(course, store, embedder, make_splitter(settings, embedder.count_tokens),
-                                    bar, pool)
+                                    bar, pool, force)
             ingest_files(context, files, report)
     finally:
         if own_pool and pool is not None:

@@ -58,6 +58,15 @@ def test_second_run_of_unchanged_files_writes_and_embeds_nothing(course_dir, sto
     assert snapshot(store) == before
 
 
+def test_forced_run_ingests_unchanged_files_again_under_new_settings(course_dir, store, fake_embedder):
+    run(course_dir, store, fake_embedder)
+    chunks = store.count(COURSE)
+    report = ingest_paths([course_dir], COURSE, store, fake_embedder, **{**SETTINGS, "chunk_tokens": 16},
+                          force=True)
+    assert (report.unchanged, report.ingested) == (0, 2)
+    assert store.count(COURSE) > chunks and len(store.sources(COURSE)) == 2
+
+
 def test_changed_file_is_replaced_without_stale_or_duplicate_chunks(course_dir, store, fake_embedder):
     run(course_dir, store, fake_embedder)
     old_hash = {i.source: i.file_hash for i in store.sources(COURSE)}["inertia.pdf"]
@@ -184,3 +193,12 @@ def test_embed_in_batches_returns_each_texts_vector_in_input_order(fake_embedder
     texts = [f"text {'long ' * (n % 4)}number {n}" for n in range(10)]
     context = IngestContext("c-1", None, fake_embedder, None, IngestProgress(1, enabled=False), None)
     assert embed_in_batches(context, texts) == HashingEmbedder().embed(texts)
+
+
+def test_contents_pages_are_left_out_and_other_pages_keep_their_numbers(tmp_path, store, fake_embedder):
+    entries = [f"{n} Topic number {n} . . . . . . . . . . . {n * 3}" for n in range(1, 9)]
+    contents = "\n".join(["Contents", *entries])
+    pdf = pdfs.text_pdf(tmp_path / "notes.pdf", [contents, "Entropy of an isolated system never decreases."])
+    ingest_paths([pdf], "physics", store, fake_embedder)
+    chunks = store.chunks("physics")
+    assert [(c.text, c.page_start) for c in chunks] == [("Entropy of an isolated system never decreases.", 2)]
