@@ -160,6 +160,8 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
     # Key sentences are picked with the student's words: this question and the earlier ones.
     earlier = [turn["content"] for turn in conversation if turn["role"] == "user"]
     asked = " ".join([*earlier, question])
+    # A quote starts and ends with its sentence, which a chunk may cut: its neighbours hold the rest.
+    around = retriever.widen(course, hits, 1) if options.quote_notes else None
     short = None
     if options.reader is not None and asks_yes_or_no(question):
         # "Yes" from the best-ranked chunk, when the reader has a classifier (else nothing: a span would be
@@ -168,7 +170,7 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
         said = options.reader.yes_or_no(reader_question(question, conversation), hits[0].text,
                                         asked=question)
         short = said if said is not None and said.text == "Yes" else None
-    elif options.reader is not None and span_answers(question):
+    elif options.reader is not None and span_answers(question, (around or hits)[0].text):
         # The two best-ranked chunks, whole, the second's span needing a lead: retrieval's first rank
         # names the gold page more often than the reader's free choice among all four (README, "Short
         # answers"); a key sentence may miss the answer.
@@ -176,8 +178,6 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
                                     [hit.text for hit in hits[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY, asked=question,
                                     key_sentence_bonus=KEY_SENTENCE_BONUS)
-    # A quote starts and ends with its sentence, which a chunk may cut: its neighbours hold the rest.
-    around = retriever.widen(course, hits, 1) if options.quote_notes else None
     shown = (short.text, short.note) if short is not None and options.short_in_prompt else None
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked,
                                    around=around, short_answer=shown)

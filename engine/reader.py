@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from engine.runtime.models import ModelNotFoundError
-from retrieval.definitions import defined_term
+from retrieval.definitions import defined_term, defines, named_term
 from retrieval.history import CITATION_MARK
 from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.prompt import NO_CONTEXT_ANSWER, is_heading_line, key_sentence_span
@@ -99,11 +99,14 @@ ASKS_FOR_A_SENTENCE = re.compile(r"^\s*(?:what (?:does|do) .{1,80}? (?:say|state
                                  re.IGNORECASE)
 
 
-def span_answers(question: str) -> bool:
+def span_answers(question: str, note: str) -> bool:
     """Whether a short span of a note may answer ``question``: not when it asks what a term means
-    (``retrieval.definitions.defined_term``: "What is a tuple?", answered by the quoted definition) or
-    asks for a statement or an explanation (``ASKS_FOR_A_SENTENCE``)."""
-    return defined_term(question) is None and not ASKS_FOR_A_SENTENCE.match(question)
+    (``retrieval.definitions.defined_term``: "What is a tuple?", answered by the quoted definition; "What is
+    the Hall coefficient?" when ``note``, the best-ranked, defines it) or asks for a statement or an
+    explanation (``ASKS_FOR_A_SENTENCE``)."""
+    named = named_term(question)
+    return (defined_term(question) is None and not (named is not None and defines(named, note))
+            and not ASKS_FOR_A_SENTENCE.match(question))
 
 
 # A word: a number ("1,438", "3.5") or letters with inner apostrophes and hyphens.

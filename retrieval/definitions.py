@@ -34,6 +34,9 @@ DEFINITION_QUESTION = re.compile(
         rf"what is the (?:meaning|definition) of {_ARTICLE}{_TERM}",
         rf"define {_ARTICLE}{_TERM}",
     ]) + r")\s*[?.!]?\s*$", re.IGNORECASE)
+# "What is the X?" asks what X means when the notes define X ("What is the Hall coefficient?"), and for a
+# value or a name when they do not ("What is the population?", "What is the largest city?"): ``named_term``.
+THE_TERM_QUESTION = re.compile(rf"^\s*what(?: is|'s| are) the {_TERM}\s*[?.!]?\s*$", re.IGNORECASE)
 # Words that make "What is X?" ask for something other than X's meaning: what X is called or does ("What
 # are those climates called?", "What is released during ...?"), a preposition tying X to something else
 # ("What is another term for flagella?"), or a word pointing back or at one thing ("What is the
@@ -58,6 +61,23 @@ def defined_term(question: str) -> str | None:
     if NOT_A_TERM.intersection(words) or (len(words) > 1 and NAMING_NOUNS.intersection(words)):
         return None
     return term
+
+
+def named_term(question: str) -> str | None:
+    """The X of "What is the X?" ("What is the Larmor frequency?" → "Larmor frequency"), or None; not X "of"
+    something ("What is the capital of France?"). Such a question asks what X means only when the notes
+    define X (``defines``), which callers check."""
+    match = THE_TERM_QUESTION.match(question)
+    if match is None:
+        return None
+    words = match.group(1).lower().split()
+    return None if NOT_A_TERM.union(["of"]).intersection(words) else match.group(1)
+
+
+def term_asked(question: str) -> str | None:
+    """The term a question may ask the meaning of (``defined_term``, else ``named_term``): the chunks and
+    sentences defining it, if any do, go first."""
+    return defined_term(question) or named_term(question)
 
 
 def _term_pattern(term: str) -> str:

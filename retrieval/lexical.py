@@ -10,6 +10,7 @@ renamed into place, so a process killed at any moment leaves either a whole inde
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -50,6 +51,11 @@ class LexicalSettings:
         return f"{self.stemmer}-{self.stopwords}-{self.k1}-{self.b}"
 
 
+# Words that frame a question rather than say what it is about: "What does integer mean?" is about
+# "integer". Left in, they match every chunk that asks or explains something, which outweighs a lone term.
+QUESTION_WORDS = frozenset("what which who whom whose when where why how do does did can could would should "
+                           "will shall may might must mean means meant".split())
+
 _THREAD = threading.local()
 
 
@@ -71,6 +77,12 @@ def tokenize(texts: list[str], settings: LexicalSettings) -> list[list[str]]:
     stemmer = _stemmer(settings.stemmer) if settings.stemmer else None
     return bm25s.tokenize(texts, stopwords=settings.stopwords, stemmer=stemmer, return_ids=False,
                           show_progress=False)
+
+
+@functools.cache
+def question_terms(settings: LexicalSettings) -> frozenset[str]:
+    """QUESTION_WORDS as terms of an index with ``settings`` (stemmed as its chunks are)."""
+    return frozenset(word for words in tokenize(sorted(QUESTION_WORDS), settings) for word in words)
 
 
 @dataclass
@@ -106,7 +118,9 @@ class LexicalIndex:
         if self.bm25 is None or k < 1 or not queries:
             return [[] for _ in queries]
         vocabulary = self.bm25.vocab_dict
-        terms = tokenize(queries, self.settings)
+        framing = question_terms(self.settings)
+        terms = [[word for word in words if word not in framing]
+                 for words in tokenize(queries, self.settings)]
         # bm25s cannot score a query none of whose terms it knows; such a query finds nothing.
         known = [n for n, words in enumerate(terms) if any(word in vocabulary for word in words)]
         results: list[list[tuple[Chunk, float]]] = [[] for _ in queries]

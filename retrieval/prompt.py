@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval.definitions import defined_term, defines
+from retrieval.definitions import defines, term_asked
 from retrieval.lexical import LexicalSettings, tokenize
 from retrieval.search import Hit
 
@@ -75,7 +75,18 @@ def format_sources(hits: list[Hit]) -> str:
     return format_notes([hit.text for hit in hits])
 
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Where a sentence ends: after . ! or ?, but not after an initial ("U.S.", "V.H. Belvadi") or an
+# abbreviation that a sentence goes on after ("i.e.", "e.g.", "Fig.").
+ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "et al.", "Fig.", "Eq.", "eq.", "Dr.", "Mr.", "Mrs.", "Ms.",
+                 "St.", "No.")
+SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)"
+                          + "".join(rf"(?<!\b{re.escape(a)})" for a in ABBREVIATIONS) + r"\s+")
+# A sentence opening so leans on the one before it ("This is known as the Bohr magneton.", "We call such
+# a line the world line.", "Statements like this are called compound statements."): quoted alone, it does
+# not say what it names.
+LEANS_BACK = re.compile(r"^(?:this|these|those|such|it|they|thus|hence|therefore)\b"
+                        r"|^we call (?:this|these|such|it|them)\b|^\w+(?: \w+)? like (?:this|these|those)\b",
+                        re.IGNORECASE)
 # A heading is a line this short, ending without punctuation ("Section 154", "2.3 Energy").
 HEADING_MAX_WORDS, HEADING_MAX_CHARS = 8, 60
 # A line this short without a letter is a page number ("- 1 -", "12"), not a sentence's part.
@@ -131,7 +142,8 @@ def whole_sentences(part: str, around: str) -> str:
     (the chunk with its neighbours, ``Retriever.widen``), by at most ``MAX_SENTENCE_REST`` characters each
     way; a side whose sentence bound lies further, or out of ``around``, stays as it was. A heading or page
     number at either end ("Section 3", "- 1 -") bounds the text there: a section starts after it, and the
-    sentence before it is whole."""
+    sentence before it is whole. A first sentence leaning on the one before it (``LEANS_BACK``: "This is
+    known as the Bohr magneton.") starts the text with that one."""
     start = around.find(part)
     if start < 0:
         return part
@@ -142,7 +154,9 @@ def whole_sentences(part: str, around: str) -> str:
     starts = [0] if len(before) == start and before[:1].isupper() else []
     starts += [match.end() for match in SENTENCE_END.finditer(before)]
     if starts and before.strip() and text.startswith(part.split("\n", 1)[0]):
-        start -= len(before) - starts[-1]
+        # A first sentence leaning on the one before it ("This is known as ...") starts with that one.
+        leans = len(starts) > 1 and LEANS_BACK.match(before[starts[-1]:] + part)
+        start -= len(before) - starts[-2 if leans else -1]
     if not SENTENCE_CLOSE.search(text.rstrip() or "."):
         closing = SENTENCE_STOP.search(around, end, min(len(around), end + MAX_SENTENCE_REST))
         end = closing.end() if closing else end
@@ -162,19 +176,28 @@ def key_sentences(question: str, texts: list[str], count: int) -> str:
 
     Words are compared as the lexical index compares them (stemmed, stop words dropped); ties keep the
     earlier sentence, and a sentence repeated by overlapping chunks counts once. A question asking what a
-    term means (``defined_term``) ranks the sentences defining it first, then by the term's words. A
-    small model scores MCQ options better after these few sentences than after whole chunks (see the
-    README's MCQ context).
+    term means (``term_asked``) ranks the sentences defining it first, then by the term's words. A chosen
+    sentence that leans on the one before it (``LEANS_BACK``) brings that one along. A small model scores
+    MCQ options better after these few sentences than after whole chunks (see the README's MCQ context).
     """
-    split = (s.strip() for text in texts for s in SENTENCE_END.split(text))
-    sentences = list(dict.fromkeys(s for s in split if s))
+    sentences: dict[str, int] = {}  # each distinct sentence and its number, in reading order
+    before: dict[int, int] = {}  # a sentence's number -> the number of the one before it in its text
+    for text in texts:
+        last = None
+        for sentence in filter(None, (s.strip() for s in SENTENCE_END.split(text))):
+            number = sentences.setdefault(sentence, len(sentences))
+            if last is not None:
+                before.setdefault(number, last)
+            last = number
     if len(sentences) <= count:
         return " ".join(sentences)
-    term = defined_term(question)
-    shared = shared_words(term or question, sentences)  # "What does X mean?": not sentences saying "means"
-    defining = [term is not None and defines(term, sentence) for sentence in sentences]
-    ranked = sorted(range(len(sentences)), key=lambda n: (-defining[n], -shared[n]))
-    return " ".join(sentences[n] for n in sorted(ranked[:count]))
+    listed = list(sentences)
+    term = term_asked(question)
+    shared = shared_words(term or question, listed)  # "What does X mean?": not sentences saying "means"
+    defining = [term is not None and defines(term, sentence) for sentence in listed]
+    chosen = set(sorted(range(len(listed)), key=lambda n: (-defining[n], -shared[n]))[:count])
+    chosen |= {before[n] for n in chosen if n in before and LEANS_BACK.match(listed[n])}
+    return " ".join(listed[n] for n in sorted(chosen))
 
 
 def key_sentence_span(question: str, text: str) -> tuple[int, int]:

@@ -153,3 +153,12 @@ def test_a_question_asking_what_a_term_means_or_what_a_law_says_gets_no_span():
         assert (whole.short, whole.text.startswith("Friction slows")) == (None, True)
     assert reader.read_calls == []
     assert generate_answer(runtime, prepared("What slows a block?", reader=reader)).short == reader.short
+
+
+def test_what_is_the_x_gets_no_span_when_the_best_note_defines_x_and_one_otherwise():
+    from engine.reader import span_answers
+
+    assert not span_answers("What is the Hall coefficient?", "The ratio is called the Hall coefficient.")
+    assert span_answers("What is the Hall coefficient?", "The Hall coefficient was measured at 300 K.")
+    assert span_answers("What is the capital city?", "Canberra is the capital city.")
+    assert span_answers("What is the capital of France?", "The capital of France is a city: Paris.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval import Chunk, CourseStore, Retriever
-from retrieval.definitions import defined_term, defines, definitions_first
+from retrieval.definitions import defined_term, defines, definitions_first, named_term
 from retrieval.prompt import key_sentences
 from tests.utils.embedding import HashingEmbedder
 from tests.utils.fakes import make_hit
@@ -42,6 +42,17 @@ def test_a_question_asking_what_a_term_means_names_the_term(question, term):
 ])
 def test_other_questions_name_no_term(question):
     assert defined_term(question) is None
+
+
+@pytest.mark.parametrize(("question", "term"), [
+    ("What is the Larmor frequency?", "Larmor frequency"),
+    ("What are the effective densities?", "effective densities"),
+    ("What is the capital of France?", None),   # X of something: a fact
+    ("What is the difference between them?", None),
+    ("What is a tuple?", None),                  # no "the": defined_term's
+])
+def test_what_is_the_x_names_x_for_the_notes_to_confirm(question, term):
+    assert named_term(question) == term
 
 
 @pytest.mark.parametrize("text", [

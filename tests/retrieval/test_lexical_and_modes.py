@@ -64,6 +64,15 @@ def test_lexical_search_of_words_the_course_lacks_finds_nothing(store):
     assert store.lexical_query(COURSE, "the of and", 5) == []  # stop words only
 
 
+def test_words_that_frame_a_question_do_not_match_chunks():
+    chunks = [Chunk(text=text, source="notes.pdf", page_start=n + 1, page_end=n + 1, index=n, file_hash="h")
+              for n, text in enumerate(["What does it mean? What does it do, and what does it mean here?",
+                                        "integer: a type that represents whole numbers"])]
+    index = LexicalIndex.build(chunks, "f", LexicalSettings())
+    assert [chunk.index for chunk, _ in index.search("What does integer mean?", 2)] == [1]
+    assert index.search("What does it mean?", 2) == []  # nothing but framing words
+
+
 def test_stemming_matches_word_forms_and_can_be_turned_off(tmp_path, store):
     [(chunk, _)] = store.lexical_query(COURSE, "decreasing", 1)
     assert chunk.text == TEXTS["heat.pdf"][0]

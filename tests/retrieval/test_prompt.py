@@ -55,6 +55,29 @@ def test_key_sentences_keep_the_sentences_sharing_most_words_in_reading_order():
     assert key_sentences(question, [], 3) == ""
 
 
+def test_a_key_sentence_leaning_on_the_one_before_brings_it_along():
+    from retrieval.prompt import key_sentences
+
+    text = ("It retains the units of joule per tesla. This is known as the Bohr magneton. For protons, "
+            "the quantity is smaller.")
+    assert key_sentences("What is the Bohr magneton?", [text], 1) == (
+        "It retains the units of joule per tesla. This is known as the Bohr magneton.")
+    assert key_sentences("What are compound statements?", ["An if has a header and a body. Statements like "
+                                                           "this are called compound statements."], 1) == (
+        "An if has a header and a body. Statements like this are called compound statements.")
+    # Not across texts: the first sentence of a text leans on nothing shown.
+    assert key_sentences("What is the Bohr magneton?", ["Spin is a vector.", "This is the Bohr magneton."],
+                         1) == "This is the Bohr magneton."
+
+
+def test_sentences_do_not_end_at_initials_or_abbreviations():
+    from retrieval.prompt import SENTENCE_END
+
+    text = "The U.S. Army, i.e. the army, was there. Fig. 3 shows it, e.g. here. V.H. Belvadi wrote it. Done."
+    assert SENTENCE_END.split(text) == ["The U.S. Army, i.e. the army, was there.",
+                                        "Fig. 3 shows it, e.g. here.", "V.H. Belvadi wrote it.", "Done."]
+
+
 def test_notes_can_show_only_key_sentences_while_the_sources_stay_whole():
     hits = [hit("Ice melts at zero degrees. Water boils at 100 degrees. The sky is blue."),
             hit("Steam is water as a gas. Clouds are made of droplets.")]
@@ -114,6 +137,15 @@ def test_whole_sentences_grows_a_chunk_to_the_start_and_end_of_the_sentences_it_
     whole = "Because they are immutable, tuples can be used as dictionary\nkeys while lists cannot."
     assert whole_sentences(whole, around) == whole  # already whole: nothing added
     assert whole_sentences("not in the text", around) == "not in the text"
+
+
+def test_whole_sentences_starts_with_the_sentence_a_first_sentence_leans_on():
+    around = ("Spin is a vector. The signs are written (-, +, +, +). This is known as the metric signature. "
+              "It is often denoted (1, 3).")
+    signs = "The signs are written (-, +, +, +)."
+    assert whole_sentences("the metric signature. It is often denoted (1, 3).", around) == (
+        f"{signs} This is known as the metric signature. It is often denoted (1, 3).")
+    assert whole_sentences(signs, around) == signs
 
 
 def test_whole_sentences_stops_at_headings_and_leaves_a_side_whose_bound_is_too_far():

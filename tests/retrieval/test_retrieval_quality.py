@@ -8,6 +8,7 @@ import pytest
 
 from retrieval import Retriever
 from retrieval.embedder import native_bf16
+from scripts.make_physics_questions import QUESTIONS as PHYSICS_DEFINITIONS
 from tests.conftest import sample_course_questions
 from tests.retrieval.physics_questions import PHYSICS_QUESTIONS
 
@@ -66,6 +67,18 @@ def test_physics_questions_find_their_lecture_in_the_top_four(physics_store, emb
         if lecture not in sources:
             logger.warning("%r: expected %s, got %s", question, lecture, sources)
     assert len(PHYSICS_QUESTIONS) >= 10 and sum(found) >= len(PHYSICS_QUESTIONS) - 2
+
+
+def test_physics_definition_questions_mostly_find_the_defining_page_first(physics_store, embedder):
+    """"What is a phonon?" and 37 more (``scripts.make_physics_questions``): 25 found their page first when
+    the contents pages were searched and "what", "does" and "mean" were lexical terms; no hit is a line
+    of a table of contents ("2 Generic Hall effect and Hall coefficient . . . 2")."""
+    retriever = Retriever(physics_store, embedder)
+    hits = [retriever.search("physics", question, k=4) for question, *_ in PHYSICS_DEFINITIONS]
+    first = sum(found[0].source == source and found[0].page <= page <= found[0].page_end
+                for found, (_, source, page, _) in zip(hits, PHYSICS_DEFINITIONS, strict=True))
+    assert first >= 28, f"{first} of {len(PHYSICS_DEFINITIONS)} found their page first"
+    assert not any(". . . . ." in hit.text for found in hits for hit in found)
 
 
 def test_hybrid_search_finds_the_physics_lectures_as_dense_search_does(physics_store, embedder):
