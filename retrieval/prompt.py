@@ -164,8 +164,9 @@ def whole_sentences(part: str, around: str) -> str:
 
 
 def shared_words(question: str, sentences: list[str]) -> list[int]:
-    """How many distinct words of ``question`` each sentence holds, compared as the lexical index compares
-    them (stemmed, stop words dropped): what ``key_sentences`` and ``key_sentence_span`` rank by."""
+    """How many distinct words of ``question`` each sentence holds, tokenized as the lexical index's chunks
+    are (stemmed, stop words dropped; unlike its queries, question words such as "what" still count): what
+    ``key_sentences`` and ``key_sentence_span`` rank by."""
     question_words, *sentence_words = tokenize([question, *sentences], LexicalSettings())
     wanted = set(question_words)
     return [len(wanted.intersection(words)) for words in sentence_words]
