@@ -87,11 +87,14 @@ class HFRuntime:
         logger.info("Loaded %s on %s in %.1f s.", self.folder, self.device, self.load_seconds)
 
     def _set_up_decoding(self, packed_decoding: bool, threads: int | None) -> DecodingThreads | None:
-        """On a CPU: packed weights for the generation copy's decoding steps, and their own thread count
-        (returned, to restore the prompt's after each generation; None when unchanged)."""
+        """On a CPU: attention that groups query heads without torch's slow ``enable_gqa``, packed weights for
+        the generation copy's decoding steps, and their own thread count (returned, to restore the prompt's
+        after each generation; None when unchanged)."""
         if self.device.type != "cpu":
             return None
-        from engine.runtime.decoding import DecodingThreads, pack_for_decoding
+        from engine.runtime.decoding import DecodingThreads, pack_for_decoding, use_cpu_attention
+
+        use_cpu_attention(self.generation_model)
 
         if packed_decoding and self.generation_model is self.model:  # scoring must keep the loaded weights
             logger.info("Decoding on the loaded weights: packing takes a bf16 copy of float32 ones.")
@@ -100,6 +103,14 @@ class HFRuntime:
             logger.info("Decoding on packed weights: %d linear layers in 4 bits, %d in 8.",
                         packed[4], packed[8])
         return None if threads is None else DecodingThreads(self.generation_model, threads)
+
+    def _cache(self) -> dict:
+        """``generate``'s cache: on a CPU, one whose decoding steps write in place (``growing_cache``)."""
+        if self.device.type != "cpu":
+            return {}
+        from engine.runtime.decoding import growing_cache
+
+        return {"cache": growing_cache(self.generation_model.config)}
 
     @contextmanager
     def _generating(self) -> Iterator[None]:
@@ -176,7 +187,7 @@ class HFRuntime:
             options["stopping_criteria"] = [_StopInAnswer(batch, prompt_length, self.tokenizer)]
         with self._generating():
             output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
-                                                    **options)
+                                                    **options, **self._cache())
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return [
             self._result(request, row, int(mask.sum()))
@@ -224,7 +235,7 @@ class HFRuntime:
                 with self._generating():
                     self.generation_model.generate(
                         **encoded, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
-                        stopping_criteria=criteria, **options,
+                        stopping_criteria=criteria, **options, **self._cache(),
                     )
             except BaseException as error:  # re-raised in the consuming thread below
                 failures.append(error)

@@ -270,14 +270,17 @@ def _packed_rows(batch: list[list[ContextGroup]], pad_id: int):
 def attention_mask_for(model: Any, visible: torch.Tensor) -> torch.Tensor:
     """A boolean [rows, 1, queries, keys] mask as ``model``'s attention takes a 4D mask.
 
-    SDPA reads booleans as "may attend". Eager attention adds the mask to the scores, so a boolean
-    mask would mask nothing: it gets 0 where a token may attend and the dtype's minimum elsewhere.
-    Other kernels (flash attention) take no 4D mask, so packed rows cannot run on them.
+    SDPA (and the tutor's CPU variant of it, ``decoding.CPU_ATTENTION``) reads booleans as "may attend".
+    Eager attention adds the mask to the scores, so a boolean mask would mask nothing: it gets 0 where a
+    token may attend and the dtype's minimum elsewhere. Other kernels (flash attention) take no 4D mask,
+    so packed rows cannot run on them.
     """
     import torch
 
+    from engine.runtime.decoding import CPU_ATTENTION
+
     implementation = getattr(model.config, "_attn_implementation", None) or "eager"
-    if implementation == "sdpa":
+    if implementation in ("sdpa", CPU_ATTENTION):
         return visible
     if implementation == "eager":
         scores = torch.zeros(visible.shape, dtype=model.dtype, device=visible.device)

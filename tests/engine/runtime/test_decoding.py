@@ -1,5 +1,5 @@
 """Decoding on a CPU: packed weights (4-bit codes or int8) for few-token steps, the bf16 ones for the prompt,
-and one thread."""
+one thread, grouped-query attention without ``enable_gqa``, and a cache written in place."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ import threading
 
 import pytest
 import torch
+from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from engine.runtime.decoding import (
+    CACHE_ROOM,
+    CPU_ATTENTION,
     DECODING_TOKENS,
     FEWER_THREADS_TOKENS,
     GROUP,
     DecodingThreads,
+    GrowingLayer,
     PackedDecodingLinear,
+    cpu_sdpa_attention,
     four_bit_codes,
+    growing_cache,
     pack_for_decoding,
+    use_cpu_attention,
 )
 
 
@@ -73,6 +81,72 @@ def test_packing_wraps_the_large_linear_layers_of_a_bf16_model_only():
     assert isinstance(model[0], PackedDecodingLinear) and isinstance(model[2], torch.nn.Linear)
 
 
+class GroupedAttention(torch.nn.Module):
+    """What the attention functions read of an attention module: 9 query heads over 3 key/value heads."""
+
+    num_key_value_groups = 3
+    is_causal = True
+
+
+@pytest.mark.parametrize(("queries", "padded"), [(1, False), (1, True), (7, False), (7, True)])
+def test_cpu_attention_gives_transformers_sdpa_results(queries, padded):
+    torch.manual_seed(0)
+    keys = 7 if queries > 1 else 40  # a prompt sees itself; a step sees the cache and itself
+    query = torch.randn(2, 9, queries, 64)
+    key, value = torch.randn(2, 3, keys, 64), torch.randn(2, 3, keys, 64)
+    mask = None
+    if padded:  # the first row's first three tokens are left padding
+        mask = torch.ones(2, 1, queries, keys, dtype=torch.bool).tril(keys - queries)
+        mask[0, :, :, :3] = False
+        mask[0, :, :3, 0] = True  # as transformers' masks, a padding query attends somewhere
+    expected, _ = sdpa_attention_forward(GroupedAttention(), query, key, value, mask, scaling=0.125)
+    got, _ = cpu_sdpa_attention(GroupedAttention(), query, key, value, mask, scaling=0.125)
+    assert got.shape == expected.shape == (2, queries, 9, 64)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_a_growing_layer_holds_what_a_dynamic_layer_holds_and_steps_write_in_place():
+    torch.manual_seed(0)
+    growing, dynamic = GrowingLayer(), DynamicLayer()
+    prompt = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
+    for layer in (growing, dynamic):
+        layer.update(*prompt)
+    room = growing.keys.data_ptr()
+    for _ in range(CACHE_ROOM + 2):  # past the room kept: the layer moves once, to a larger buffer
+        step = torch.randn(2, 3, 1, 8), torch.randn(2, 3, 1, 8)
+        keys, values = growing.update(*step)
+        expected_keys, expected_values = dynamic.update(*step)
+        assert torch.equal(keys, expected_keys) and torch.equal(values, expected_values)
+        if keys.shape[-2] <= 5 + CACHE_ROOM:
+            assert keys.data_ptr() == room  # written in place, not copied
+    assert growing.get_seq_length() == dynamic.get_seq_length() == 5 + CACHE_ROOM + 2
+    growing.crop(-2)
+    growing.batch_select_indices(torch.tensor([1]))  # a row dropped: new tensors, so a new buffer
+    dynamic.crop(-2)
+    dynamic.batch_select_indices(torch.tensor([1]))
+    step = torch.randn(1, 3, 1, 8), torch.randn(1, 3, 1, 8)
+    assert torch.equal(growing.update(*step)[0], dynamic.update(*step)[0])
+
+
+def test_cpu_attention_is_set_only_on_a_model_using_sdpa():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=32, hidden_size=96, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, attn_implementation="sdpa")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    assert not use_cpu_attention(eager) and eager.config._attn_implementation == "eager"
+    ids = torch.randint(0, 32, (1, 9))
+    with torch.inference_mode():
+        expected = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)
+        assert use_cpu_attention(model) and model.config._attn_implementation == CPU_ATTENTION
+        got = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0,
+                             cache=growing_cache(config))
+    assert torch.equal(got, expected)
+
+
 class ThreadsSeen(torch.nn.Module):
     """A stand-in causal LM that records the thread count its forward pass ran with."""
 
@@ -122,6 +196,7 @@ def test_the_packaged_model_decodes_on_its_4_bit_codes_and_scores_with_float32(m
     packed = load_runtime(None, data_dir=models_data_dir, device="cpu", generation_dtype="bfloat16",
                           packed_decoding=True, decode_threads=1)
     assert packed.model.dtype == torch.float32 and packed.generation_model.dtype == torch.bfloat16
+    assert packed.generation_model.config._attn_implementation == CPU_ATTENTION
     layer, head = packed.generation_model.model.layers[0].mlp.up_proj, packed.generation_model.lm_head
     assert layer.bits == 4 and head.bits == 8  # Q4_1 layers keep their codes; the Q8_0 head goes int8
     step = torch.randn(1, 1, layer.linear.in_features, dtype=torch.bfloat16)
