@@ -21,6 +21,7 @@ from engine.reader import (
     ExtractiveReader,
     ShortAnswer,
     asks_yes_or_no,
+    last_answer,
     reader_question,
     span_answers,
 )
@@ -177,7 +178,7 @@ def prepare_answer(retriever: Retriever, course: str, question: str, *,
         short = options.reader.read(reader_question(question, conversation),
                                     [hit.text for hit in hits[:READ_NOTES]],
                                     rank_penalty=RANK_PENALTY, asked=question,
-                                    key_sentence_bonus=KEY_SENTENCE_BONUS)
+                                    key_sentence_bonus=KEY_SENTENCE_BONUS, not_said=last_answer(conversation))
     shown = (short.text, short.note) if short is not None and options.short_in_prompt else None
     prompt = build_grounded_prompt(question, hits, sentences=options.source_sentences, asked=asked,
                                    around=around, short_answer=shown)

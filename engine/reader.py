@@ -52,6 +52,8 @@ KEY_SENTENCE_BONUS = 2.0
 # A yes or no is said only when the classifier's two scores are this far apart: odds of at least e to 1
 # (about 73%) by its own reckoning; closer calls get no short answer (the model card: accuracy by margin).
 YES_NO_MIN_MARGIN = 1.0
+# Spans of a note tried, best first, for one that is not the answer just given (``ExtractiveReader.read``).
+SPANS_TRIED = 20
 # Of the last answer, the words a follow-up is read with (CoQA's reference answers are a few words long).
 ANSWER_WORDS = 16
 # A section label opening a line ("Section 207", "Chapter 4", "Lecture 3.2", "CHAPTER III.") says where a
@@ -142,10 +144,26 @@ def reader_question(question: str, conversation: Sequence[dict[str, str]] = ()) 
     asked = max((n for n, m in enumerate(turns) if m["role"] == "user"), default=None)
     if asked is None:
         return question.strip()
-    answer = turns[asked + 1]["content"] if asked + 1 < len(turns) else ""
-    answer = "" if answer == NO_CONTEXT_ANSWER else answer.strip().split("\n", 1)[0]
-    answer = " ".join(re.sub(r"\s*" + CITATION_MARK.pattern, "", answer).split()[:ANSWER_WORDS])
+    answer = " ".join(last_answer(conversation).split()[:ANSWER_WORDS])
     return " ".join(" ".join([turns[asked]["content"], answer, question]).split())
+
+
+def last_answer(conversation: Sequence[dict[str, str]]) -> str:
+    """The first line of the answer to the conversation's last question, without citations: the short
+    answer the tutor opened it with, when it had one ("" for none, or a "not covered" answer)."""
+    turns = [m for m in conversation if m.get("role") in ("user", "assistant")]
+    asked = max((n for n, m in enumerate(turns) if m["role"] == "user"), default=None)
+    answer = turns[asked + 1]["content"] if asked is not None and asked + 1 < len(turns) else ""
+    answer = "" if answer == NO_CONTEXT_ANSWER else answer.strip().split("\n", 1)[0]
+    return " ".join(re.sub(r"\s*" + CITATION_MARK.pattern, "", answer).split())
+
+
+def same_answer(first: str, second: str) -> bool:
+    """Whether two answers say the same words, case, punctuation and articles aside ("Two" and "two.")."""
+    def words(text: str) -> list[str]:
+        return [word for word in re.findall(r"\w+", text.lower()) if word not in ("a", "an", "the")]
+
+    return bool(words(first)) and words(first) == words(second)
 
 
 def adapted_linears(model: nn.Module) -> dict[str, nn.Linear]:
@@ -248,7 +266,7 @@ class ExtractiveReader:
 
     @torch.inference_mode()
     def read(self, question: str, notes: Sequence[str], *, rank_penalty: float = 0.0,
-             asked: str = "", key_sentence_bonus: float = 0.0) -> ShortAnswer | None:
+             asked: str = "", key_sentence_bonus: float = 0.0, not_said: str = "") -> ShortAnswer | None:
         """The span that beats its note's "no answer" score by the most, over all notes (None: no notes).
 
         ``rank_penalty`` is taken off that margin per place a note comes after the first, so a later
@@ -256,7 +274,9 @@ class ExtractiveReader:
         the note's sentence sharing the most words with ``asked`` (``key_sentence_span``; "": none) gains
         ``key_sentence_bonus``. Every question gets its best span, however small the margin: on the dev
         split the spans a gate at 0 would drop scored as well as those it kept (the model card,
-        shipped/reader/README.md)."""
+        shipped/reader/README.md). A span saying ``not_said`` (``same_answer``: the answer the tutor just
+        gave) gives way to the note's next best: a follow-up asks something else (4 of 2,897 CoQA turns
+        answered with words, not yes or no, repeat the answer before them)."""
         if not notes or not question.strip():
             return None
         encoded = self.tokenizer([question] * len(notes), list(notes), truncation="only_second",
@@ -270,16 +290,17 @@ class ExtractiveReader:
             stretches = token_stretches(note, sequence_ids, note_offsets)
             # Half the bonus on the start and half on the end of each token inside the key sentence.
             bonus = key_sentence_bonus / 2 * key_sentence_tokens(asked, note, sequence_ids, note_offsets)
-            span = best_span(output.start_logits[row] + bonus, output.end_logits[row] + bonus, stretches,
-                             self.max_answer_tokens)
-            if span is None:
-                continue
-            start, end, margin = span
-            margin -= rank_penalty * row
-            if best is None or margin > best.margin:
+            spans = best_spans(output.start_logits[row] + bonus, output.end_logits[row] + bonus, stretches,
+                               self.max_answer_tokens, SPANS_TRIED if not_said.strip() else 1)
+            for start, end, margin in spans:
                 first, last = whole_numbers(note, int(offsets[row, start, 0]), int(offsets[row, end, 1]))
                 text = " ".join(note[first:last].split())
-                best = ShortAnswer(text, row + 1, margin) if text else best
+                if not text or same_answer(text, not_said):
+                    continue
+                margin -= rank_penalty * row
+                if best is None or margin > best.margin:
+                    best = ShortAnswer(text, row + 1, margin)
+                break
         return best
 
 
@@ -349,10 +370,11 @@ def token_stretches(note: str, sequence_ids: Sequence[int | None],
                          else -1 for sequence, (start, end) in zip(sequence_ids, offsets, strict=True)])
 
 
-def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, stretches: torch.Tensor,
-              max_tokens: int) -> tuple[int, int, float] | None:
-    """(start, end, margin over [CLS], "no answer") of the best span of at most ``max_tokens`` tokens
-    within one stretch (``token_stretches``); None when the note has no token a span may hold."""
+def best_spans(start_logits: torch.Tensor, end_logits: torch.Tensor, stretches: torch.Tensor,
+               max_tokens: int, count: int = 1) -> list[tuple[int, int, float]]:
+    """(start, end, margin over [CLS], "no answer") of the ``count`` best spans of at most ``max_tokens``
+    tokens within one stretch (``token_stretches``), best first; none when the note has no token a span
+    may hold."""
     null = float(start_logits[0] + end_logits[0])
     allowed = stretches >= 0
     starts = start_logits.masked_fill(~allowed, float("-inf"))
@@ -361,9 +383,9 @@ def best_span(start_logits: torch.Tensor, end_logits: torch.Tensor, stretches: t
     length = torch.arange(len(starts))[None, :] - torch.arange(len(starts))[:, None]
     crosses = stretches[None, :] != stretches[:, None]
     scores = scores.masked_fill((length < 0) | (length >= max_tokens) | crosses, float("-inf"))
-    flat = int(torch.argmax(scores))
-    start, end = divmod(flat, scores.shape[1])
-    return None if scores[start, end] == float("-inf") else (start, end, float(scores[start, end]) - null)
+    values, flat = torch.topk(scores.flatten(), min(count, scores.numel()))
+    return [(*divmod(int(index), scores.shape[1]), float(value) - null)
+            for value, index in zip(values, flat, strict=True) if value != float("-inf")]
 
 
 def merge_adapter(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float) -> None:

@@ -10,12 +10,12 @@ weights: their own 4-bit codes where they are 4-bit already (a Q4_1 GGUF file's,
 (``torch._weight_int8pack_mm``); on ``decode_threads`` threads for one to four sequences. The prompt's
 pass keeps the bfloat16 weights and every thread (README, "Generation speed on a CPU").
 
-Attention on a CPU (``CPU_ATTENTION``) is transformers' SDPA attention without ``enable_gqa``, which
-torch's CPU kernel runs 6x slower for one query token (about 580 against 92 us a layer, 600 cached
-tokens) and 1.3x slower for a prompt: a step's query heads are grouped under their key/value heads,
-a prompt's keys and values repeated for each query head, as transformers does on a GPU with a mask.
-And a step's keys and values are written into room kept after the cache's (``GrowingLayer``), where
-transformers' cache copies itself whole into a new tensor every step.
+A decoding step's attention on a CPU (``CPU_ATTENTION``) is transformers' SDPA attention without
+``enable_gqa``, which torch's CPU kernel runs 6x slower for one query token (about 580 against 92 us a
+layer at 600 cached tokens, a third of a step): the query heads are grouped under their key/value heads
+instead, as transformers does when there is a mask. And a step's keys and values are written into room
+kept after the cache's (``GrowingLayer``), where transformers' cache copies itself whole into a new
+tensor every step.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import torch
 from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
-from transformers.integrations.sdpa_attention import pack_gqa, repeat_kv, sdpa_attention_forward
+from transformers.integrations.sdpa_attention import pack_gqa, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 logger = logging.getLogger(__name__)
@@ -170,24 +170,16 @@ def cpu_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.
                        value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float = 0.0,
                        scaling: float | None = None, is_causal: bool | None = None,
                        **kwargs) -> tuple[torch.Tensor, None]:
-    """transformers' ``sdpa_attention_forward`` for grouped-query attention on a CPU, without ``enable_gqa``
-    (the module docstring); same results. Cases it does not speed up go to that function unchanged."""
+    """transformers' ``sdpa_attention_forward``, but a decoding step's grouped-query attention runs without
+    ``enable_gqa`` (the module docstring); same results. A prompt's pass goes to that function unchanged."""
     groups = getattr(module, "num_key_value_groups", 1)
-    q_length, kv_length = query.shape[2], key.shape[2]
-    if is_causal is None:
-        is_causal = getattr(module, "is_causal", True)
-    causal = attention_mask is None and is_causal
-    if groups == 1 or kwargs.get("position_bias") is not None or (q_length > 1 and causal
-                                                                   and kv_length != q_length):
+    if query.shape[2] != 1 or groups == 1 or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
-    if q_length == 1:
-        query, attention_mask, causal = pack_gqa(query, groups), pack_gqa(attention_mask, groups), False
-    else:
-        key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     output = torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=causal)
-    output = output.reshape(output.shape[0], -1, q_length, value.shape[-1])  # undoes pack_gqa
+        pack_gqa(query, groups), key, value, attn_mask=pack_gqa(attention_mask, groups), dropout_p=dropout,
+        scale=scaling)
+    output = output.reshape(output.shape[0], -1, 1, value.shape[-1])  # undoes pack_gqa
     return output.transpose(1, 2).contiguous(), None
 
 

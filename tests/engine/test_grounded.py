@@ -54,10 +54,11 @@ def test_the_short_answer_opens_the_answer_on_its_own_line_whole_and_streamed_fi
     pieces = list(stream_answer(runtime, prepared_answer))
     assert pieces[0] == "inertia [1].\n\n" and "".join(pieces) == whole.text
     # It reads the two best-ranked chunks whole, with the exchange before this question, the second's
-    # span needing a lead, and favours the sentence of each that shares most words with this question.
+    # span needing a lead, and favours the sentence of each that shares most words with this question;
+    # not the answer just given.
     assert reader.read_calls == [("What slows a block? Friction. And what keeps it moving?",
                                   [hit.text for hit in prepared_answer.sources[:2]], RANK_PENALTY,
-                                  "And what keeps it moving?", KEY_SENTENCE_BONUS)]
+                                  "And what keeps it moving?", KEY_SENTENCE_BONUS, "Friction.")]
 
 
 def test_an_answer_opening_with_filler_loses_the_opening_whole_and_streamed():

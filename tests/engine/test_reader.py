@@ -15,14 +15,16 @@ from engine.reader import (
     YES_NO_FILE,
     YES_NO_MIN_MARGIN,
     ExtractiveReader,
-    best_span,
+    best_spans,
     heading_bounds,
+    last_answer,
     load_head,
     load_span_model,
     merge_adapter,
     names_and_numbers,
     names_held,
     reader_question,
+    same_answer,
     section_labels,
     token_stretches,
     whole_numbers,
@@ -43,21 +45,23 @@ def test_the_best_span_lies_in_the_note_within_the_length_with_its_margin_over_n
     start = torch.tensor([0.0, 9.0, 1.0, 3.0, 0.5])
     end = torch.tensor([0.0, 9.0, 0.0, 1.0, 4.0])
     stretches = torch.tensor([-1, -1, 0, 0, 0])  # position 1 is the question's
-    assert best_span(start, end, stretches, 16) == (3, 4, 7.0)
-    assert best_span(start, end, stretches, 1) == (4, 4, 4.5)
+    assert best_spans(start, end, stretches, 16) == [(3, 4, 7.0)]
+    assert best_spans(start, end, stretches, 1) == [(4, 4, 4.5)]
+    assert best_spans(start, end, stretches, 16, count=3) == [(3, 4, 7.0), (2, 4, 5.0), (4, 4, 4.5)]
     start[0] = 8.0  # "no answer" scores above every span: the margin says so
-    assert best_span(start, end, stretches, 16) == (3, 4, -1.0)
-    assert best_span(start, end, torch.full((5,), -1), 16) is None
+    assert best_spans(start, end, stretches, 16) == [(3, 4, -1.0)]
+    assert best_spans(start, end, torch.full((5,), -1), 16) == []
+    assert len(best_spans(start, end, stretches, 16, count=99)) == 6  # only the spans there are
 
 
 def test_a_span_keeps_within_one_stretch_of_the_note():
     start = torch.tensor([0.0, 0.0, 5.0, 9.0, 1.0])
     end = torch.tensor([0.0, 0.0, 2.0, 9.0, 5.0])
     stretches = torch.tensor([-1, -1, 0, -1, 2])  # position 3 is a heading's "1."
-    assert best_span(start, end, stretches, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across it
+    assert best_spans(start, end, stretches, 16) == [(2, 2, 7.0)]  # not (2, 4), worth 10 across it
     start[3] = end[3] = 1.0
     stretches = torch.tensor([-1, -1, 0, 1, 1])  # a heading line ends after position 2
-    assert best_span(start, end, stretches, 16) == (2, 2, 7.0)  # not (2, 4), worth 10 across its end
+    assert best_spans(start, end, stretches, 16) == [(2, 2, 7.0)]  # not (2, 4), worth 10 across its end
 
 
 def test_a_span_never_cuts_a_number_in_two():
@@ -88,6 +92,21 @@ def test_a_follow_up_is_read_after_the_last_question_and_the_first_line_of_its_a
     long_answer = [{"role": "user", "content": "What?"}, {"role": "assistant", "content": "word " * 40}]
     assert reader_question("Why?", long_answer) == "What? " + "word " * ANSWER_WORDS + "Why?"
     assert reader_question("Who came?") == "Who came?"
+    assert last_answer(conversation) == "His aunt." and last_answer(refused) == last_answer([]) == ""
+
+
+def test_answers_are_the_same_whatever_their_case_punctuation_and_articles():
+    assert same_answer("Two", "two.") and same_answer("the Bronx", "Bronx.")
+    assert not same_answer("two dogs", "two") and not same_answer("", "") and not same_answer("1901", "")
+
+
+def test_a_follow_up_is_not_answered_with_the_answer_just_given(shipped_reader):
+    note = "The Nobel Prize was first awarded in 1901. It was founded by Alfred Nobel, a chemist."
+    question = "When was it first given? 1901 Who started it?"
+    first = shipped_reader.read(question, [note])
+    other = shipped_reader.read(question, [note], not_said=first.text)
+    assert other is not None and not same_answer(other.text, first.text) and other.margin <= first.margin
+    assert shipped_reader.read(question, [note], not_said="something else") == first
 
 
 def test_the_adapter_merged_at_load_scores_as_the_model_it_was_trained_on():

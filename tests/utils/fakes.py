@@ -124,8 +124,8 @@ class FakeReader:
         self.short, self.yes_no, self.read_calls = short, yes_no, []
 
     def read(self, question: str, notes: list[str], *, rank_penalty: float = 0.0, asked: str = "",
-             key_sentence_bonus: float = 0.0) -> ShortAnswer | None:
-        self.read_calls.append((question, list(notes), rank_penalty, asked, key_sentence_bonus))
+             key_sentence_bonus: float = 0.0, not_said: str = "") -> ShortAnswer | None:
+        self.read_calls.append((question, list(notes), rank_penalty, asked, key_sentence_bonus, not_said))
         return self.short
 
     def yes_or_no(self, question: str, note: str, *, asked: str = "") -> ShortAnswer | None:
