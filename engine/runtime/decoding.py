@@ -13,9 +13,7 @@ pass keeps the bfloat16 weights and every thread (README, "Generation speed on a
 A decoding step's attention on a CPU (``CPU_ATTENTION``) is transformers' SDPA attention without
 ``enable_gqa``, which torch's CPU kernel runs 6x slower for one query token (about 580 against 92 us a
 layer at 600 cached tokens, a third of a step): the query heads are grouped under their key/value heads
-instead, as transformers does when there is a mask. And a step's keys and values are written into room
-kept after the cache's (``GrowingLayer``), where transformers' cache copies itself whole into a new
-tensor every step.
+instead, as transformers does when there is a mask.
 """
 
 from __future__ import annotations
@@ -25,8 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-from transformers import AttentionInterface, DynamicCache
-from transformers.cache_utils import DynamicLayer
+from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import pack_gqa, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
@@ -44,9 +41,6 @@ GROUP = 32
 
 # The name ``cpu_sdpa_attention`` is registered under with transformers (masks are made as for "sdpa").
 CPU_ATTENTION = "sdpa_cpu"
-# Tokens of room a ``GrowingLayer`` keeps after its keys and values when it (re)allocates them: an answer's
-# length at the tutor's default ``max_new_tokens``.
-CACHE_ROOM = 256
 
 
 def four_bit_codes(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -196,43 +190,3 @@ def use_cpu_attention(model: torch.nn.Module) -> bool:
     base.set_attn_implementation(CPU_ATTENTION)
     return True
 
-
-class GrowingLayer(DynamicLayer):
-    """A ``DynamicLayer`` whose keys and values are the front of a buffer with ``CACHE_ROOM`` tokens to spare:
-    a step writes its token in place. ``DynamicLayer`` concatenates instead, each step into a new tensor a
-    little larger than any freed, which the allocator maps afresh: about 100 us a layer at 600 tokens, a
-    fifth of a decoding step on two cores. A layer whose tensors were replaced (a batch's rows selected)
-    moves them into a new buffer."""
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args,
-               **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            self.key_room = self.value_room = None
-        self.keys, self.key_room = _written(self.keys, self.key_room, key_states)
-        self.values, self.value_room = _written(self.values, self.value_room, value_states)
-        return self.keys, self.values
-
-
-def _written(cached: torch.Tensor, room: torch.Tensor | None,
-             new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``cached`` followed by ``new`` along the sequence, as a view of ``room`` (a new one when it lacks
-    the space or no longer holds ``cached``), and that buffer."""
-    length = cached.shape[-2] if cached.numel() else 0
-    needed = length + new.shape[-2]
-    if (room is None or room.shape[-2] < needed or room.shape[:-2] != new.shape[:-2]
-            or (length and cached.data_ptr() != room.data_ptr())):
-        grown = new.new_empty(*new.shape[:-2], needed + CACHE_ROOM, new.shape[-1])
-        if length:
-            grown[..., :length, :].copy_(cached)
-        room = grown
-    room[..., length:needed, :].copy_(new)
-    return room[..., :needed, :], room
-
-
-def growing_cache(config) -> DynamicCache:
-    """transformers' cache for a model of ``config``, its full-attention layers ``GrowingLayer`` (a sliding
-    window's keep their own)."""
-    cache = DynamicCache(config=config)
-    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache

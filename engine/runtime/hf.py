@@ -104,14 +104,6 @@ class HFRuntime:
                         packed[4], packed[8])
         return None if threads is None else DecodingThreads(self.generation_model, threads)
 
-    def _cache(self) -> dict:
-        """``generate``'s cache: on a CPU, one whose decoding steps write in place (``growing_cache``)."""
-        if self.device.type != "cpu":
-            return {}
-        from engine.runtime.decoding import growing_cache
-
-        return {"cache": growing_cache(self.generation_model.config)}
-
     @contextmanager
     def _generating(self) -> Iterator[None]:
         """The model lock and inference mode around one ``generate`` call, and the prompt's thread count
@@ -187,7 +179,7 @@ class HFRuntime:
             options["stopping_criteria"] = [_StopInAnswer(batch, prompt_length, self.tokenizer)]
         with self._generating():
             output = self.generation_model.generate(**encoded, pad_token_id=self.tokenizer.pad_token_id,
-                                                    **options, **self._cache())
+                                                    **options)
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return [
             self._result(request, row, int(mask.sum()))
@@ -235,7 +227,7 @@ class HFRuntime:
                 with self._generating():
                     self.generation_model.generate(
                         **encoded, pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
-                        stopping_criteria=criteria, **options, **self._cache(),
+                        stopping_criteria=criteria, **options,
                     )
             except BaseException as error:  # re-raised in the consuming thread below
                 failures.append(error)

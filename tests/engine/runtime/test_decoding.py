@@ -1,5 +1,5 @@
 """Decoding on a CPU: packed weights (4-bit codes or int8) for few-token steps, the bf16 ones for the prompt,
-one thread, grouped-query attention without ``enable_gqa``, and a cache written in place."""
+one thread, and grouped-query attention without ``enable_gqa`` in a step."""
 
 from __future__ import annotations
 
@@ -8,21 +8,17 @@ import threading
 
 import pytest
 import torch
-from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from engine.runtime.decoding import (
-    CACHE_ROOM,
     CPU_ATTENTION,
     DECODING_TOKENS,
     FEWER_THREADS_TOKENS,
     GROUP,
     DecodingThreads,
-    GrowingLayer,
     PackedDecodingLinear,
     cpu_sdpa_attention,
     four_bit_codes,
-    growing_cache,
     pack_for_decoding,
     use_cpu_attention,
 )
@@ -105,29 +101,6 @@ def test_cpu_attention_gives_transformers_sdpa_results(queries, padded):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def test_a_growing_layer_holds_what_a_dynamic_layer_holds_and_steps_write_in_place():
-    torch.manual_seed(0)
-    growing, dynamic = GrowingLayer(), DynamicLayer()
-    prompt = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
-    for layer in (growing, dynamic):
-        layer.update(*prompt)
-    room = growing.keys.data_ptr()
-    for _ in range(CACHE_ROOM + 2):  # past the room kept: the layer moves once, to a larger buffer
-        step = torch.randn(2, 3, 1, 8), torch.randn(2, 3, 1, 8)
-        keys, values = growing.update(*step)
-        expected_keys, expected_values = dynamic.update(*step)
-        assert torch.equal(keys, expected_keys) and torch.equal(values, expected_values)
-        if keys.shape[-2] <= 5 + CACHE_ROOM:
-            assert keys.data_ptr() == room  # written in place, not copied
-    assert growing.get_seq_length() == dynamic.get_seq_length() == 5 + CACHE_ROOM + 2
-    growing.crop(-2)
-    growing.batch_select_indices(torch.tensor([1]))  # a row dropped: new tensors, so a new buffer
-    dynamic.crop(-2)
-    dynamic.batch_select_indices(torch.tensor([1]))
-    step = torch.randn(1, 3, 1, 8), torch.randn(1, 3, 1, 8)
-    assert torch.equal(growing.update(*step)[0], dynamic.update(*step)[0])
-
-
 def test_cpu_attention_is_set_only_on_a_model_using_sdpa():
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -142,8 +115,7 @@ def test_cpu_attention_is_set_only_on_a_model_using_sdpa():
     with torch.inference_mode():
         expected = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)
         assert use_cpu_attention(model) and model.config._attn_implementation == CPU_ATTENTION
-        got = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0,
-                             cache=growing_cache(config))
+        got = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0)
     assert torch.equal(got, expected)
 
 
