@@ -212,6 +212,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    from engine.runtime.gptq import defer_torchao
+
+    defer_torchao()  # as `tutor` does: the sample course's ingest loads the embedder, not a GPTQ model
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = parse_args()
