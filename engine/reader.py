@@ -140,22 +140,30 @@ def reader_question(question: str, conversation: Sequence[dict[str, str]] = ()) 
     the answer, its first line without citations (the tutor's answers open with the short answer), at
     most ``ANSWER_WORDS`` words; a "not covered" answer names nothing and is left out.
     """
-    turns = [m for m in conversation if m.get("role") in ("user", "assistant")]
-    asked = max((n for n, m in enumerate(turns) if m["role"] == "user"), default=None)
-    if asked is None:
+    exchange = _last_exchange(conversation)
+    if exchange is None:
         return question.strip()
-    answer = " ".join(last_answer(conversation).split()[:ANSWER_WORDS])
-    return " ".join(" ".join([turns[asked]["content"], answer, question]).split())
+    asked, answer = exchange
+    return " ".join(" ".join([asked, *answer.split()[:ANSWER_WORDS], question]).split())
 
 
 def last_answer(conversation: Sequence[dict[str, str]]) -> str:
     """The first line of the answer to the conversation's last question, without citations: the short
     answer the tutor opened it with, when it had one ("" for none, or a "not covered" answer)."""
+    exchange = _last_exchange(conversation)
+    return "" if exchange is None else exchange[1]
+
+
+def _last_exchange(conversation: Sequence[dict[str, str]]) -> tuple[str, str] | None:
+    """The conversation's last student message and the first line of the answer to it, as ``last_answer``
+    gives it; None without a student message."""
     turns = [m for m in conversation if m.get("role") in ("user", "assistant")]
     asked = max((n for n, m in enumerate(turns) if m["role"] == "user"), default=None)
-    answer = turns[asked + 1]["content"] if asked is not None and asked + 1 < len(turns) else ""
+    if asked is None:
+        return None
+    answer = turns[asked + 1]["content"] if asked + 1 < len(turns) else ""
     answer = "" if answer == NO_CONTEXT_ANSWER else answer.strip().split("\n", 1)[0]
-    return " ".join(re.sub(r"\s*" + CITATION_MARK.pattern, "", answer).split())
+    return turns[asked]["content"], " ".join(re.sub(r"\s*" + CITATION_MARK.pattern, "", answer).split())
 
 
 def same_answer(first: str, second: str) -> bool:
@@ -163,7 +171,8 @@ def same_answer(first: str, second: str) -> bool:
     def words(text: str) -> list[str]:
         return [word for word in re.findall(r"\w+", text.lower()) if word not in ("a", "an", "the")]
 
-    return bool(words(first)) and words(first) == words(second)
+    said = words(first)
+    return bool(said) and said == words(second)
 
 
 def adapted_linears(model: nn.Module) -> dict[str, nn.Linear]:
